@@ -1,0 +1,239 @@
+"""The command line: a thin face over the library. Each command parses its arguments and
+calls one public function."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from terugkeer.config import get_settings
+from terugkeer.db.engine import make_engine
+from terugkeer.db.migrate import upgrade
+from terugkeer.feed.ingest import IngestResult, ProgressCallback, ingest_files
+from terugkeer.logs import configure
+
+app = typer.Typer(
+    help="terugkeer: the return of (ex-)detainees into society.", no_args_is_help=True
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Messages that could not be applied.", no_args_is_help=True)
+periods_app = typer.Typer(help="Detention periods.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(periods_app, name="periods")
+
+console = Console(stderr=True)
+out = Console()
+
+
+@app.callback()
+def _main() -> None:
+    configure(get_settings().log_level)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[ProgressCallback]:
+    """A rich progress bar on standard error; silent when it is not a terminal."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _count_lines(paths: list[Path]) -> int:
+    total = 0
+    for path in paths:
+        with path.open("rb") as fh:
+            total += sum(1 for line in fh if line.strip())
+        if path.suffix.lower() == ".csv":
+            total -= 1  # header
+    return total
+
+
+def _print_result(result: IngestResult, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(result.as_json()))
+        return
+    out.print(
+        f"read {result.read}, applied {result.applied}, duplicates {result.duplicates}, "
+        f"quarantined {result.quarantined}"
+        + (f", earlier parked messages now applied {result.unparked}" if result.unparked else "")
+    )
+    for reason, n in result.reasons.most_common():
+        out.print(f"  quarantined: {reason}: {n}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the schema, or upgrade it to the newest version."""
+    engine = make_engine()
+    upgrade(engine)
+    out.print(f"database at newest schema: {engine.url.render_as_string(hide_password=True)}")
+
+
+@app.command()
+def ingest(
+    files: Annotated[
+        list[Path], typer.Argument(help="JSON Lines (.jsonl) or CSV (.csv) feed files")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="print counts as JSON")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="messages per transaction")] = 5000,
+) -> None:
+    """Apply feed files. Exits 1 when any message was quarantined."""
+    for path in files:
+        if not path.is_file():
+            console.print(f"[red]no such file: {path}[/red]")
+            raise typer.Exit(2)
+    engine = make_engine()
+    upgrade(engine)
+    with progress_bar("ingest", _count_lines(files)) as advance:
+        result = ingest_files(engine, files, batch_size=batch_size, progress=advance)
+    _print_result(result, as_json)
+    raise typer.Exit(1 if result.quarantined else 0)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    status: Annotated[str, typer.Option(help="open, applied or all")] = "open",
+    reason: Annotated[str | None, typer.Option(help="only this reason")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List quarantined messages with their reasons."""
+    from terugkeer.feed.quarantine import list_quarantine
+
+    try:
+        entries = list_quarantine(make_engine(), status=status, reason=reason, limit=limit)
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
+    if as_json:
+        out.print_json(json.dumps([entry.as_json() for entry in entries]))
+        return
+    table = Table("id", "origin:line", "event", "reason", "field", "message", "status")
+    for entry in entries:
+        table.add_row(
+            str(entry.id),
+            f"{entry.origin}:{entry.line_no}",
+            entry.event_id or "",
+            entry.reason,
+            entry.field or "",
+            entry.message,
+            entry.status,
+        )
+    out.print(table)
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="quarantine ids (default: all open)")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="only this reason")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Apply open quarantined messages again, after a fix. Exits 1 when some stay quarantined."""
+    from terugkeer.feed.quarantine import replay
+
+    engine = make_engine()
+    with progress_bar("replay", None) as advance:
+        result = replay(engine, ids=ids, reason=reason, progress=advance)
+    _print_result(result, as_json)
+    raise typer.Exit(1 if result.quarantined else 0)
+
+
+@periods_app.command("check")
+def periods_check() -> None:
+    """Rebuild every period from its events and compare with what is stored."""
+    from terugkeer.detention.store import check_periods
+
+    engine = make_engine()
+    with engine.connect() as conn:
+        problems = check_periods(conn)
+    for p in problems:
+        out.print(p)
+    out.print(f"{len(problems)} differences")
+    raise typer.Exit(1 if problems else 0)
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Option("--out", help="folder to write the feeds to")],
+    releases: Annotated[int, typer.Option(min=1, max=5_000_000)] = 35_000,
+    seed: Annotated[int, typer.Option()] = 1,
+    year: Annotated[int, typer.Option(min=2000, max=2100)] = 2024,
+    messy: Annotated[
+        bool, typer.Option(help="add duplicate, out-of-order and malformed lines")
+    ] = False,
+    messy_duplicates: Annotated[float, typer.Option(min=0, max=1)] = 0.02,
+    messy_out_of_order: Annotated[float, typer.Option(min=0, max=1)] = 0.05,
+    messy_malformed: Annotated[float, typer.Option(min=0, max=1)] = 0.005,
+) -> None:
+    """Simulate a national year of releases and write the feeds its sources would deliver."""
+    from terugkeer.synth import MessyRates, generate
+
+    rates = MessyRates(messy_duplicates, messy_out_of_order, messy_malformed) if messy else None
+    with progress_bar("synth", releases) as advance:
+        summary = generate(
+            out_dir, releases=releases, seed=seed, year=year, messy=rates, progress=advance
+        )
+    out.print(
+        f"{summary.releases} releases, {summary.periods} periods, {summary.events} events, "
+        f"{summary.victims} victims, {summary.reconvictions} reconvictions (seed {summary.seed})"
+    )
+    for name, path in summary.files.items():
+        out.print(f"  {name}: {path}")
+
+
+@app.command()
+def demo(
+    releases: Annotated[int, typer.Option(min=100)] = 35_000,
+    seed: Annotated[int, typer.Option()] = 1,
+    workdir: Annotated[Path, typer.Option(help="where the demo database and feeds go")] = Path(
+        "var/demo"
+    ),
+) -> None:
+    """The main job on a fresh SQLite database: synthesise a national year, ingest it, summarise."""
+    from terugkeer.demo import run_demo
+
+    run_demo(workdir, releases=releases, seed=seed, console=out, progress=progress_bar)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Serve the web application and API."""
+    import uvicorn
+
+    from terugkeer.web.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port)
+
+
+def main() -> None:  # pragma: no cover - entry point
+    sys.exit(app())

@@ -1,0 +1,43 @@
+"""The Dutch citizen service number (BSN) and its 11-proef."""
+
+from __future__ import annotations
+
+import random
+
+_WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2, -1)
+
+
+def normalise_bsn(value: str) -> str:
+    """Strip spaces and dots; an 8-digit number gets its leading zero back."""
+    digits = value.replace(" ", "").replace(".", "")
+    if len(digits) == 8 and digits.isdigit():
+        digits = "0" + digits
+    return digits
+
+
+def is_valid_bsn(value: str) -> bool:
+    """True when ``value`` is 9 digits (or 8 with an implied leading zero) passing the 11-proef.
+
+    Passing the test does not mean the number was ever issued.
+    """
+    digits = normalise_bsn(value)
+    if len(digits) != 9 or not digits.isascii() or not digits.isdigit():
+        return False
+    if digits == "000000000":
+        return False
+    total = sum(w * int(d) for w, d in zip(_WEIGHTS, digits, strict=True))
+    return total % 11 == 0
+
+
+def generate_bsn(rng: random.Random) -> str:
+    """A random number that passes the 11-proef, for synthetic data only.
+
+    Numbers start with 9, the range the RvIG keeps for tests, so they cannot collide
+    with an issued BSN.
+    """
+    while True:
+        head = [9] + [rng.randrange(10) for _ in range(7)]
+        partial = sum(w * d for w, d in zip(_WEIGHTS[:8], head, strict=True))
+        last = partial % 11  # need partial - last ≡ 0 (mod 11)
+        if last < 10:
+            return "".join(map(str, head)) + str(last)

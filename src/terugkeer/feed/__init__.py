@@ -1,0 +1,1 @@
+"""The detention feed, version 1: parsing, validation, ingest and quarantine."""

@@ -1,0 +1,913 @@
+"""Apply feed messages to the store: idempotent, order-tolerant, nothing lost.
+
+Messages are processed in batches; each batch is one transaction in which accepted events,
+the periods, victims and reconvictions they change, and the quarantine rows of rejected
+messages are written together. Every message ends up applied, recognised as a duplicate, or
+quarantined with its raw content and reason. A message that waits for something not yet
+known (an event for a period whose intake has not arrived) is *parked*: quarantined with
+``waits_for`` set, and applied automatically when that intake or person arrives.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+
+from terugkeer.db.tables import (
+    detention_periods,
+    feed_events,
+    period_offences,
+    persons,
+    quarantine,
+    reconvictions,
+    victims,
+)
+from terugkeer.detention.periods import PeriodState, apply_event, fold
+from terugkeer.detention.store import chunks, load_periods
+from terugkeer.domain.codes import DETENTION_KINDS, EventKind, PeriodStatus
+from terugkeer.domain.refdata import RefData, refdata
+from terugkeer.feed.csvfeed import row_to_message
+from terugkeer.feed.parse import FeedError, FeedEvent, parse_line, validate_message
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class Item:
+    """One message as received: a JSON line, or a CSV row kept as a JSON object of its cells."""
+
+    line_no: int
+    origin: str
+    raw: str
+    fmt: str = "json"  # "json" or "csv"
+    quarantine_id: int | None = None
+    woken: bool = False  # a parked message retried because what it waited for arrived
+
+
+@dataclass
+class IngestResult:
+    read: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    unparked: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "read": self.read,
+            "applied": self.applied,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+        }
+
+    def add(self, other: IngestResult) -> None:
+        self.read += other.read
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+        self.unparked += other.unparked
+        self.reasons.update(other.reasons)
+
+
+def parse_item(item: Item, rd: RefData) -> FeedEvent:
+    if item.fmt == "csv":
+        message = row_to_message(json.loads(item.raw))
+        body = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        return validate_message(message, body, item.line_no, item.origin, rd)
+    return parse_line(item.raw, item.line_no, item.origin, rd)
+
+
+def _content(e: FeedEvent) -> tuple[Any, ...]:
+    return (e.source, e.occurred_at, e.kind, e.bsn, e.prison_number, e.period_ref, e.fields)
+
+
+def _stored_event(row: Any, rd: RefData) -> FeedEvent:
+    return parse_line(row.body, 0, "store", rd)
+
+
+@dataclass(slots=True)
+class _Period:
+    id: int | None
+    state: PeriodState
+    person_id: int | None
+    new: bool = False
+    dirty: bool = False
+    offences_dirty: bool = False
+
+
+class _Batch:
+    """The work of one transaction."""
+
+    def __init__(self, conn: Connection, rd: RefData, now: datetime) -> None:
+        self.conn = conn
+        self.rd = rd
+        self.now = now
+        self.periods: dict[str, _Period | None] = {}
+        # canonical person key ("bsn:…", or "pn:…" without a BSN) -> (id, date of death)
+        self.persons: dict[str, tuple[int | None, datetime | None]] = {}
+        self.alias: dict[str, str] = {}  # "pn:…" -> canonical key of a person with a BSN
+        self.new_persons: dict[str, dict[str, Any]] = {}
+        self.died: dict[str, datetime | None] = {}
+        self.accepted: list[FeedEvent] = []
+        self.accepted_ids: dict[str, FeedEvent] = {}
+        self.withdrawn: dict[str, str] = {}  # target event_id -> correction event_id
+        # Final outcome of each message, by id(item): what flush() writes to quarantine.
+        self.outcomes: dict[int, tuple[Item, FeedError | None, str | None]] = {}
+        self.victim_events: list[FeedEvent] = []
+        self.reconviction_events: list[FeedEvent] = []
+        # What this round created or changed ("period:REF", "person:KEY", "event:ID"):
+        # parked messages waiting for one of these are tried again.
+        self.touched: set[str] = set()
+
+    # -- loading -------------------------------------------------------------------------
+    def load(self, events: list[FeedEvent]) -> None:
+        refs = [r for r in {e.period_ref for e in events if e.period_ref} if r not in self.periods]
+        for ref, (period_id, person_id, state) in load_periods(self.conn, refs).items():
+            self.periods[ref] = _Period(period_id, state, person_id)
+        for ref in refs:
+            self.periods.setdefault(ref, None)
+
+        bsns = list({e.bsn for e in events if e.bsn and f"bsn:{e.bsn}" not in self.persons})
+        numbers = list(
+            {
+                e.prison_number
+                for e in events
+                if e.prison_number
+                and f"pn:{e.prison_number}" not in self.persons
+                and f"pn:{e.prison_number}" not in self.alias
+            }
+        )
+        for column, values in ((persons.c.bsn, bsns), (persons.c.prison_number, numbers)):
+            for chunk in chunks(values):
+                for p in self.conn.execute(
+                    select(
+                        persons.c.id, persons.c.bsn, persons.c.prison_number, persons.c.died_at
+                    ).where(column.in_(chunk))
+                ):
+                    self._know_person(p.bsn, p.prison_number, (p.id, p.died_at))
+
+    def _know_person(
+        self, bsn: str | None, number: str | None, value: tuple[int | None, datetime | None]
+    ) -> str:
+        key = f"bsn:{bsn}" if bsn else f"pn:{number}"
+        self.persons[key] = value
+        if bsn and number:
+            self.alias[f"pn:{number}"] = key
+        return key
+
+    def _canonical(self, event: FeedEvent) -> str:
+        """Fill in the BSN of an event that names a known person by prison number only."""
+        key = event.person_key
+        target = self.alias.get(key)
+        if target is not None:
+            event.bsn = target.removeprefix("bsn:")
+            return target
+        return key
+
+    def known_event(self, event_id: str) -> FeedEvent | None:
+        if event_id in self.accepted_ids:
+            return self.accepted_ids[event_id]
+        row = self.conn.execute(
+            select(feed_events.c.body).where(feed_events.c.event_id == event_id)
+        ).first()
+        return None if row is None else _stored_event(row, self.rd)
+
+    # -- applying ------------------------------------------------------------------------
+    def apply(self, event: FeedEvent) -> None:
+        """Apply one new (not duplicate) event or raise FeedError."""
+        try:
+            self._apply(event)
+        except FeedError as error:
+            # A message that does not fit its period now may fit once more of it arrives.
+            if error.waits_for is None and event.period_ref:
+                error.waits_for = f"period:{event.period_ref}"
+            raise
+        self.touched.add(f"event:{event.event_id}")
+        if event.period_ref:
+            self.touched.add(f"period:{event.period_ref}")
+
+    def _apply(self, event: FeedEvent) -> None:
+        kind = event.kind
+        self._canonical(event)
+        if kind is EventKind.INTAKE:
+            self._intake(event)
+        elif kind in DETENTION_KINDS:
+            self._detention(event)
+        elif kind is EventKind.CORRECTION:
+            self._correction(event)
+        elif kind is EventKind.VICTIM_REGISTERED:
+            self._require_period(event)
+            self.victim_events.append(event)
+        elif kind is EventKind.RECONVICTION:
+            if event.person_key not in self.persons and event.person_key not in self.new_persons:
+                raise FeedError(
+                    "unknown_person",
+                    f"reconviction [{event.event_id}] is for a person with no detention on record",
+                    field="person",
+                    waits_for=f"person:{event.person_key}",
+                )
+            self.reconviction_events.append(event)
+        self._accept(event)
+
+    def _accept(self, event: FeedEvent) -> None:
+        self.accepted.append(event)
+        self.accepted_ids[event.event_id] = event
+
+    def _require_period(self, event: FeedEvent) -> _Period:
+        period = self.periods.get(event.period_ref or "")
+        if period is None:
+            raise FeedError(
+                "unknown_period",
+                f"event [{event.event_id}] is for period [{event.period_ref}], which has no intake yet",
+                field="period",
+                value=event.period_ref,
+                waits_for=f"period:{event.period_ref}",
+            )
+        return period
+
+    def _intake(self, event: FeedEvent) -> None:
+        ref = event.period_ref or ""
+        key = event.person_key
+        person = self.persons.get(key)
+        died_at = self.died[key] if key in self.died else (person[1] if person else None)
+        if died_at is not None and event.occurred_at > died_at:
+            raise FeedError(
+                "dead_person",
+                f"intake [{event.event_id}] is for a person whose death is on record",
+                field="person",
+            )
+        existing = self.periods.get(ref)
+        if existing is not None:
+            if existing.state.status != PeriodStatus.WITHDRAWN:
+                raise FeedError(
+                    "sequence", f"period [{ref}] already has an intake", field="period", value=ref
+                )
+            self._rebuild(existing, extra=[event])
+            return
+        if person is None and key not in self.new_persons:
+            self.new_persons[key] = {
+                "bsn": event.bsn,
+                "prison_number": event.prison_number,
+                "birth_date": event.fields.get("birth_date"),
+                "sex": event.fields["sex"].value if "sex" in event.fields else None,
+            }
+            self._know_person(event.bsn, event.prison_number, (None, None))
+            self.touched.add(f"person:{key}")
+            if event.prison_number:
+                self.touched.add(f"person:pn:{event.prison_number}")
+        state = apply_event(None, event)
+        self.periods[ref] = _Period(
+            None, state, person[0] if person else None, new=True, dirty=True, offences_dirty=True
+        )
+
+    def _detention(self, event: FeedEvent) -> None:
+        period = self._require_period(event)
+        state = period.state
+        if state.status == PeriodStatus.WITHDRAWN:
+            raise FeedError(
+                "sequence",
+                f"period [{state.period_ref}] was withdrawn by a correction of its intake",
+                field="period",
+                value=state.period_ref,
+            )
+        if event.occurred_at > state.last_event_at:
+            period.state = apply_event(state, event)
+            period.dirty = True
+            self._track_death(state.status, period)
+        else:
+            self._rebuild(period, extra=[event])
+
+    def _track_death(self, old_status: str, period: _Period) -> None:
+        state = period.state
+        if state.status == PeriodStatus.DECEASED:
+            self.died[state.person_key] = state.ended_at
+        elif old_status == PeriodStatus.DECEASED:
+            self.died[state.person_key] = None  # the death was withdrawn
+
+    def apply_group(self, ref: str, events: list[FeedEvent]) -> set[str]:
+        """Apply the largest subset of several parked events of one period that fits with
+        what is stored. Returns the event ids applied.
+
+        Subsets are tried largest first, and among equals earliest events first, so the
+        outcome depends on which events have arrived, not on the order they arrived in.
+        """
+        period = self.periods.get(ref)
+        if period is None or not events or period.state.status == PeriodStatus.WITHDRAWN:
+            return set()
+        events = sorted(events, key=FeedEvent.sort_key)
+        for e in events:
+            self._canonical(e)
+        for group in _subsets_largest_first(events):
+            try:
+                self._rebuild(period, extra=group)
+            except FeedError:
+                continue
+            for e in group:
+                self._accept(e)
+                self.touched.add(f"event:{e.event_id}")
+            self.touched.add(f"period:{ref}")
+            return {e.event_id for e in group}
+        return set()
+
+    def _period_events(self, ref: str) -> list[FeedEvent]:
+        """All non-withdrawn detention events of a period: stored and accepted in this batch."""
+        out: dict[str, FeedEvent] = {}
+        for row in self.conn.execute(
+            select(feed_events.c.body).where(
+                feed_events.c.period_ref == ref, feed_events.c.withdrawn_by.is_(None)
+            )
+        ):
+            e = _stored_event(row, self.rd)
+            out[e.event_id] = e
+        for e in self.accepted:
+            if e.period_ref == ref:
+                out[e.event_id] = e
+        return [
+            e
+            for e in out.values()
+            if e.kind in DETENTION_KINDS and e.event_id not in self.withdrawn
+        ]
+
+    def _rebuild(
+        self, period: _Period, extra: Sequence[FeedEvent] = (), without: str | None = None
+    ) -> None:
+        """Recompute a period from all its events (for late, out-of-order or withdrawn ones)."""
+        old_status = period.state.status
+        events = [e for e in self._period_events(period.state.period_ref) if e.event_id != without]
+        events.extend(extra)
+        state = fold(events)
+        if state is None:  # its intake was withdrawn
+            state = replace(period.state, status=PeriodStatus.WITHDRAWN.value)
+        if state.offences != period.state.offences:
+            period.offences_dirty = True
+        period.state = state
+        period.dirty = True
+        self._track_death(old_status, period)
+
+    def _correction(self, event: FeedEvent) -> None:
+        target_id = event.fields["withdraws"]
+        if target_id in self.withdrawn:
+            raise FeedError(
+                "sequence",
+                f"event [{target_id}] was already withdrawn by [{self.withdrawn[target_id]}]",
+                field="withdraws",
+                value=target_id,
+            )
+        target = self.known_event(target_id)
+        if target is None:
+            raise FeedError(
+                "unknown_event",
+                f"correction [{event.event_id}] withdraws event [{target_id}], which is not on record",
+                field="withdraws",
+                value=target_id,
+                waits_for=f"event:{target_id}",
+            )
+        stored = self.conn.execute(
+            select(feed_events.c.withdrawn_by).where(feed_events.c.event_id == target_id)
+        ).first()
+        if stored is not None and stored.withdrawn_by is not None:
+            raise FeedError(
+                "sequence",
+                f"event [{target_id}] was already withdrawn by [{stored.withdrawn_by}]",
+                field="withdraws",
+                value=target_id,
+            )
+        if target.kind is EventKind.CORRECTION:
+            raise FeedError(
+                "sequence", "a correction cannot be withdrawn", field="withdraws", value=target_id
+            )
+        if target.period_ref != event.period_ref:
+            raise FeedError(
+                "sequence",
+                f"correction [{event.event_id}] names period [{event.period_ref}] but event [{target_id}] is for [{target.period_ref}]",
+                field="period",
+                value=event.period_ref,
+            )
+        if target.kind in DETENTION_KINDS:
+            period = self._require_period(event)
+            self._rebuild(period, without=target_id)
+        self.withdrawn[target_id] = event.event_id
+        if target.kind is EventKind.VICTIM_REGISTERED:
+            self.victim_events = [v for v in self.victim_events if v.event_id != target_id]
+        if target.kind is EventKind.RECONVICTION:
+            self.reconviction_events = [
+                v for v in self.reconviction_events if v.event_id != target_id
+            ]
+
+    # -- writing -------------------------------------------------------------------------
+    def flush(self) -> None:
+        conn = self.conn
+        if self.new_persons:
+            keys = list(self.new_persons)
+            rows = conn.execute(
+                insert(persons).returning(persons.c.id, sort_by_parameter_order=True),
+                [self.new_persons[k] for k in keys],
+            ).all()
+            for key, row in zip(keys, rows, strict=True):
+                values = self.new_persons[key]
+                self._know_person(values["bsn"], values["prison_number"], (row.id, None))
+        for key, died_at in self.died.items():
+            pid = self.persons[self.alias.get(key, key)][0]
+            conn.execute(update(persons).where(persons.c.id == pid).values(died_at=died_at))
+
+        new_periods = [p for p in self.periods.values() if p is not None and p.new]
+        if new_periods:
+            rows = conn.execute(
+                insert(detention_periods).returning(
+                    detention_periods.c.id, sort_by_parameter_order=True
+                ),
+                [self._period_row(p) for p in new_periods],
+            ).all()
+            for p, row in zip(new_periods, rows, strict=True):
+                p.id = row.id
+        changed = [p for p in self.periods.values() if p is not None and p.dirty and not p.new]
+        if changed:
+            stmt = update(detention_periods).where(detention_periods.c.id == bindparam("b_id"))
+            conn.execute(stmt, [{"b_id": p.id, **self._period_row(p)} for p in changed])
+        redo = [p for p in self.periods.values() if p is not None and p.offences_dirty]
+        if redo:
+            old = [p.id for p in redo if not p.new]
+            for chunk in chunks(old):
+                conn.execute(delete(period_offences).where(period_offences.c.period_id.in_(chunk)))
+            conn.execute(
+                insert(period_offences),
+                [
+                    {
+                        "period_id": p.id,
+                        "position": i,
+                        "category": o.category,
+                        "statutory_max_years": o.statutory_max_years,
+                    }
+                    for p in redo
+                    for i, o in enumerate(p.state.offences)
+                ],
+            )
+        if self.accepted:
+            conn.execute(
+                insert(feed_events),
+                [
+                    {
+                        "event_id": e.event_id,
+                        "source": e.source,
+                        "kind": e.kind.value,
+                        "occurred_at": e.occurred_at,
+                        "received_at": self.now,
+                        "period_ref": e.period_ref,
+                        "body": e.body,
+                        "body_hash": e.body_hash,
+                        "withdrawn_by": self.withdrawn.get(e.event_id),
+                    }
+                    for e in self.accepted
+                ],
+            )
+        stored_withdrawals = [
+            {"b_target": t, "b_by": c}
+            for t, c in self.withdrawn.items()
+            if t not in self.accepted_ids
+        ]
+        if stored_withdrawals:
+            conn.execute(
+                update(feed_events)
+                .where(feed_events.c.event_id == bindparam("b_target"))
+                .values(withdrawn_by=bindparam("b_by")),
+                stored_withdrawals,
+            )
+            self._undo_withdrawn_records([w["b_target"] for w in stored_withdrawals])
+        self._write_victims(self.victim_events)
+        self._write_reconvictions(self.reconviction_events)
+        self._write_quarantine()
+
+    def _write_quarantine(self) -> None:
+        rows: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        done: list[int] = []
+        for item, error, event_id in self.outcomes.values():
+            if error is None:
+                if item.quarantine_id is not None:
+                    done.append(item.quarantine_id)
+            elif item.quarantine_id is None:
+                rows.append(_quarantine_row(item, error, self.now, event_id))
+            else:
+                updates.append(
+                    {
+                        "b_id": item.quarantine_id,
+                        "reason": error.reason,
+                        "field": error.field,
+                        "value": error.value,
+                        "message": error.message,
+                        "waits_for": error.waits_for,
+                    }
+                )
+        if rows:
+            self.conn.execute(insert(quarantine), rows)
+        if updates:
+            self.conn.execute(
+                update(quarantine)
+                .where(quarantine.c.id == bindparam("b_id"))
+                .values(
+                    reason=bindparam("reason"),
+                    field=bindparam("field"),
+                    value=bindparam("value"),
+                    message=bindparam("message"),
+                    waits_for=bindparam("waits_for"),
+                    attempts=quarantine.c.attempts + 1,
+                ),
+                updates,
+            )
+        for chunk in chunks(done):
+            self.conn.execute(
+                update(quarantine)
+                .where(quarantine.c.id.in_(chunk))
+                .values(status="applied", resolved_at=self.now, attempts=quarantine.c.attempts + 1)
+            )
+
+    def _period_row(self, p: _Period) -> dict[str, Any]:
+        s = p.state
+        person_id = p.person_id if p.person_id is not None else self.persons[s.person_key][0]
+        p.person_id = person_id
+        return {
+            "period_ref": s.period_ref,
+            "person_id": person_id,
+            "source": s.source,
+            "institution": s.institution,
+            "title": s.title,
+            "sentence_days": s.sentence_days,
+            "residence_municipality": s.residence_municipality,
+            "return_municipality": s.return_municipality,
+            "planned_release_date": s.planned_release_date,
+            "intake_at": s.intake_at,
+            "status": s.status,
+            "leave_municipality": s.leave_municipality,
+            "release_kind": s.release_kind,
+            "ended_at": s.ended_at,
+            "last_event_at": s.last_event_at,
+            "last_event_id": s.last_event_id,
+            "event_count": s.event_count,
+        }
+
+    def _latest(self, events: Iterable[FeedEvent], key: str) -> dict[str, FeedEvent]:
+        latest: dict[str, FeedEvent] = {}
+        for e in events:
+            ref = e.fields[key]
+            if ref not in latest or e.sort_key() > latest[ref].sort_key():
+                latest[ref] = e
+        return latest
+
+    def _write_victims(self, events: list[FeedEvent]) -> None:
+        for ref, e in self._latest(events, "victim_ref").items():
+            row = self.conn.execute(
+                select(victims.c.id, victims.c.registered_at).where(victims.c.victim_ref == ref)
+            ).first()
+            if row is not None and row.registered_at > e.occurred_at:
+                continue  # an older registration arriving late changes nothing
+            period = self.periods[e.period_ref or ""]
+            assert period is not None  # noqa: S101 - checked in apply()
+            f = e.fields
+            values = {
+                "victim_ref": ref,
+                "period_id": period.id,
+                "relation": f["relation"].value,
+                "spoke_in_court": f["spoke_in_court"],
+                "wants_information": f["wants_information"],
+                "contact": json.dumps(f["contact"], ensure_ascii=False),
+                "registered_at": e.occurred_at,
+                "event_id": e.event_id,
+            }
+            if row is None:
+                self.conn.execute(insert(victims).values(**values))
+            else:
+                self.conn.execute(update(victims).where(victims.c.id == row.id).values(**values))
+
+    def _write_reconvictions(self, events: list[FeedEvent]) -> None:
+        for ref, e in self._latest(events, "case_ref").items():
+            row = self.conn.execute(
+                select(reconvictions.c.id, reconvictions.c.registered_at).where(
+                    reconvictions.c.case_ref == ref
+                )
+            ).first()
+            if row is not None and row.registered_at > e.occurred_at:
+                continue
+            f = e.fields
+            values = {
+                "case_ref": ref,
+                "person_id": self.persons[e.person_key][0],
+                "offence_date": f["offence_date"],
+                "registered_at": e.occurred_at,
+                "category": f["category"].value,
+                "statutory_max_years": f["statutory_max_years"],
+                "decision": f["decision"].value,
+                "custodial": f["custodial"],
+                "event_id": e.event_id,
+            }
+            if row is None:
+                self.conn.execute(insert(reconvictions).values(**values))
+            else:
+                self.conn.execute(
+                    update(reconvictions).where(reconvictions.c.id == row.id).values(**values)
+                )
+
+    def _undo_withdrawn_records(self, event_ids: list[str]) -> None:
+        """A withdrawn victim registration or reconviction gives way to the latest earlier one."""
+        for table, kind, key in (
+            (victims, EventKind.VICTIM_REGISTERED, "victim_ref"),
+            (reconvictions, EventKind.RECONVICTION, "case_ref"),
+        ):
+            refs = self.conn.execute(
+                select(table.c[key], table.c.id).where(table.c.event_id.in_(event_ids))
+            ).all()
+            for ref, row_id in refs:
+                self.conn.execute(delete(table).where(table.c.id == row_id))
+                remaining = [
+                    _stored_event(r, self.rd)
+                    for r in self.conn.execute(
+                        select(feed_events.c.body).where(
+                            feed_events.c.kind == kind.value,
+                            feed_events.c.withdrawn_by.is_(None),
+                            feed_events.c.body.contains(ref),
+                        )
+                    )
+                ]
+                remaining = [e for e in remaining if e.fields[key] == ref]
+                if kind is EventKind.VICTIM_REGISTERED:
+                    self._write_victims(remaining)
+                else:
+                    self._write_reconvictions(remaining)
+
+
+def _quarantine_row(
+    item: Item, error: FeedError, now: datetime, event_id: str | None
+) -> dict[str, Any]:
+    return {
+        "received_at": now,
+        "origin": item.origin[:255],
+        "line_no": item.line_no,
+        "raw": item.raw,
+        "event_id": event_id,
+        "reason": error.reason,
+        "field": error.field,
+        "value": error.value,
+        "message": error.message,
+        "waits_for": error.waits_for,
+        "format": item.fmt,
+        "status": "open",
+        "resolved_at": None,
+        "attempts": 0 if item.quarantine_id is None else 1,
+    }
+
+
+def process_batch(
+    conn: Connection, items: Sequence[Item], rd: RefData | None = None
+) -> IngestResult:
+    """Apply ``items`` inside the caller's transaction ``conn``.
+
+    Events are applied in event-time order. A message that fails while waiting for something
+    (its period's intake, an earlier event of its period, its person) is retried in the same
+    batch whenever that thing changes, and otherwise parked in quarantine for later batches.
+    """
+    rd = rd or refdata()
+    batch = _Batch(conn, rd, datetime.now(UTC))
+    pending: list[tuple[Item, FeedEvent]] = []
+    seen: dict[str, FeedEvent] = {}
+    duplicates: list[Item] = []
+    admitted: set[int] = set()  # quarantine ids of parked messages taken up in this batch
+
+    def admit(work: Iterable[Item]) -> list[tuple[Item, FeedEvent]]:
+        """Parse items and set duplicates aside; return the new events."""
+        fresh: list[tuple[Item, FeedEvent]] = []
+        for item in work:
+            if item.quarantine_id is not None:
+                if item.quarantine_id in admitted:
+                    continue  # a parked message already in play in this batch
+                admitted.add(item.quarantine_id)
+            try:
+                event = parse_item(item, rd)
+            except FeedError as error:
+                batch.outcomes[id(item)] = (item, error, None)
+                continue
+            except ValueError as error:  # a stored CSV row that is not a JSON object
+                batch.outcomes[id(item)] = (item, FeedError("invalid_json", str(error)), None)
+                continue
+            first = seen.get(event.event_id)
+            if first is not None:
+                if _content(first) == _content(event):
+                    duplicates.append(item)
+                    batch.outcomes[id(item)] = (item, None, event.event_id)
+                else:
+                    batch.outcomes[id(item)] = (item, _conflict(event), event.event_id)
+                continue
+            seen[event.event_id] = event
+            fresh.append((item, event))
+        stored: dict[str, tuple[str, str]] = {}
+        for chunk in chunks([e.event_id for _, e in fresh]):
+            for row in conn.execute(
+                select(feed_events.c.event_id, feed_events.c.body_hash, feed_events.c.body).where(
+                    feed_events.c.event_id.in_(chunk)
+                )
+            ):
+                stored[row.event_id] = (row.body_hash, row.body)
+        new: list[tuple[Item, FeedEvent]] = []
+        for item, event in fresh:
+            known = stored.get(event.event_id)
+            if known is None:
+                new.append((item, event))
+            elif known[0] == event.body_hash or _content(parse_line(known[1], rd=rd)) == _content(
+                event
+            ):
+                duplicates.append(item)
+                batch.outcomes[id(item)] = (item, None, event.event_id)
+            else:
+                batch.outcomes[id(item)] = (item, _conflict(event), event.event_id)
+        return new
+
+    pending.extend(admit(items))
+    waiting: dict[str, list[tuple[Item, FeedEvent]]] = {}
+    while pending:
+        work = sorted(pending, key=lambda pair: pair[1].sort_key())
+        pending.clear()
+        batch.load([e for _, e in work])
+        batch.touched.clear()
+        for item, event in work:
+            try:
+                batch.apply(event)
+            except FeedError as error:
+                batch.outcomes[id(item)] = (item, error, event.event_id)
+                if error.waits_for:
+                    waiting.setdefault(error.waits_for, []).append((item, event))
+                continue
+            batch.outcomes[id(item)] = (item, None, event.event_id)
+        # Events of one period that fail one by one may fit together (a leave, an escape
+        # and a recapture arriving after a later transfer): try each such group at once.
+        failed = {
+            event.period_ref
+            for item, event in work
+            if batch.outcomes[id(item)][1] is not None and event.kind in DETENTION_KINDS
+        }
+        for ref in sorted(r for r in failed if r and batch.periods.get(r) is not None):
+            key = f"period:{ref}"
+            parked = admit(_parked(conn, [key]))
+            waiting.setdefault(key, []).extend(parked)
+            group = [p for p in waiting[key] if p[1].kind in DETENTION_KINDS]
+            fitted = batch.apply_group(ref, [e for _, e in group])
+            # What does not fit keeps its outcome: an error now, or its stored quarantine row.
+            for item, event in group:
+                if event.event_id in fitted:
+                    batch.outcomes[id(item)] = (item, None, event.event_id)
+            waiting[key] = [p for p in waiting[key] if p[1].event_id not in fitted]
+        touched = sorted(batch.touched)
+        for key in touched:
+            pending.extend(waiting.pop(key, ()))
+        pending.extend(admit(_parked(conn, touched)))
+    batch.flush()
+
+    result = IngestResult()
+    dup_ids = {id(i) for i in duplicates}
+    for item, outcome, _ in batch.outcomes.values():
+        if item.woken:
+            result.unparked += outcome is None
+            continue
+        result.read += 1
+        if outcome is not None:
+            result.quarantined += 1
+            result.reasons[outcome.reason] += 1
+        elif id(item) in dup_ids:
+            result.duplicates += 1
+        else:
+            result.applied += 1
+    return result
+
+
+MAX_GROUP_SEARCH = 10  # exhaustive subset search up to this many parked events of a period
+
+
+def _subsets_largest_first(events: list[FeedEvent]) -> Iterator[list[FeedEvent]]:
+    """Non-empty subsets, largest first. Beyond MAX_GROUP_SEARCH events only the whole
+    group and the groups missing one event are tried."""
+    n = len(events)
+    if n > MAX_GROUP_SEARCH:
+        yield events
+        for i in range(n):
+            yield events[:i] + events[i + 1 :]
+        return
+    for size in range(n, 0, -1):
+        for combo in itertools.combinations(range(n), size):
+            yield [events[i] for i in combo]
+
+
+def _conflict(event: FeedEvent) -> FeedError:
+    return FeedError(
+        "conflict",
+        f"event_id [{event.event_id}] was received before with different content",
+        field="event_id",
+        value=event.event_id,
+    )
+
+
+def _parked(conn: Connection, keys: Iterable[str]) -> list[Item]:
+    items: list[Item] = []
+    for chunk in chunks(sorted(keys)):
+        for row in conn.execute(
+            select(
+                quarantine.c.id,
+                quarantine.c.origin,
+                quarantine.c.line_no,
+                quarantine.c.raw,
+                quarantine.c.format,
+            )
+            .where(quarantine.c.status == "open", quarantine.c.waits_for.in_(chunk))
+            .order_by(quarantine.c.id)
+        ):
+            items.append(
+                Item(row.line_no, row.origin, row.raw, row.format, quarantine_id=row.id, woken=True)
+            )
+    return items
+
+
+# -- reading files ---------------------------------------------------------------------------
+
+
+def read_items(path: Path) -> Iterator[Item]:
+    """The messages in a JSON Lines or CSV file (by extension), with their line numbers."""
+    origin = path.name
+    if path.suffix.lower() == ".csv":
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            for row in reader:
+                yield Item(reader.line_num, origin, json.dumps(row, ensure_ascii=False), "csv")
+        return
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
+        for n, line in enumerate(fh, start=1):
+            text = line.rstrip("\r\n")
+            if text.strip():
+                yield Item(n, origin, _printable(text))
+
+
+def _printable(text: str) -> str:
+    """Undecodable bytes survive as \\udcXX escapes; store them visibly, never drop a line."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+def ingest_items(
+    engine: Engine,
+    items: Iterable[Item],
+    *,
+    batch_size: int = 5000,
+    progress: ProgressCallback | None = None,
+) -> IngestResult:
+    """Apply messages in batches, one transaction per batch."""
+    rd = refdata()
+    total = IngestResult()
+    batch: list[Item] = []
+
+    def run() -> None:
+        with engine.begin() as conn:
+            total.add(process_batch(conn, batch, rd))
+        if progress:
+            progress(len(batch))
+        batch.clear()
+
+    for item in items:
+        batch.append(item)
+        if len(batch) >= batch_size:
+            run()
+    if batch:
+        run()
+    return total
+
+
+def ingest_files(
+    engine: Engine,
+    paths: Sequence[Path],
+    *,
+    batch_size: int = 5000,
+    progress: ProgressCallback | None = None,
+) -> IngestResult:
+    def items() -> Iterator[Item]:
+        for path in paths:
+            yield from read_items(path)
+
+    return ingest_items(engine, items(), batch_size=batch_size, progress=progress)
+
+
+def ingest_text(engine: Engine, text: str, origin: str = "<text>", **kwargs: Any) -> IngestResult:
+    """Convenience for tests and tools: ingest JSON Lines given as a string."""
+    items = (
+        Item(n, origin, line) for n, line in enumerate(io.StringIO(text), start=1) if line.strip()
+    )
+    return ingest_items(
+        engine, (Item(i.line_no, i.origin, i.raw.rstrip("\n")) for i in items), **kwargs
+    )

@@ -1,0 +1,485 @@
+"""Parse and validate one feed message (JSON Lines or a flat CSV row).
+
+The contract is ``feed-v1.schema.json`` (shipped beside this module, documented in
+``docs/feed.md``). Validation here is hand-written for speed and for precise errors: each
+:class:`FeedError` names the field, the value and the rule broken. A test checks that the
+schema and this module agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from terugkeer.domain.bsn import is_valid_bsn
+from terugkeer.domain.codes import (
+    CaseDecision,
+    DetentionTitle,
+    EventKind,
+    OffenceCategory,
+    ReleaseKind,
+    Sex,
+    VictimRelation,
+)
+from terugkeer.domain.refdata import RefData, refdata
+
+FEED_VERSION = 1
+MAX_ID_LENGTH = 100
+MAX_REF_LENGTH = 64
+
+
+class FeedError(Exception):
+    """A message that cannot be applied. ``reason`` is a stable code (see docs/feed.md)."""
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        field: str | None = None,
+        value: object = None,
+        waits_for: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.field = field
+        self.value = None if value is None else _short(value)
+        self.waits_for = waits_for
+
+
+def _short(value: object, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+@dataclass(slots=True)
+class FeedEvent:
+    """A valid message. ``fields`` holds the kind's own fields, typed and normalised."""
+
+    event_id: str
+    source: str
+    occurred_at: datetime
+    kind: EventKind
+    bsn: str | None
+    prison_number: str | None
+    period_ref: str | None
+    fields: dict[str, Any]
+    body: str
+    body_hash: str
+    line_no: int = 0
+    origin: str = ""
+    sort_rank: int = field(default=0)
+
+    @property
+    def person_key(self) -> str:
+        return f"bsn:{self.bsn}" if self.bsn else f"pn:{self.prison_number}"
+
+    def sort_key(self) -> tuple[datetime, int, str]:
+        return (self.occurred_at, self.sort_rank, self.event_id)
+
+
+# Within one instant, an intake comes first and a death last.
+KIND_RANK: dict[EventKind, int] = {
+    EventKind.INTAKE: 0,
+    EventKind.RELEASE_DATE_SET: 1,
+    EventKind.TITLE_CHANGE: 1,
+    EventKind.TRANSFER: 1,
+    EventKind.LEAVE_GRANTED: 1,
+    EventKind.LEAVE_END: 2,
+    EventKind.RECAPTURE: 2,
+    EventKind.LEAVE_START: 3,
+    EventKind.ESCAPE: 3,
+    EventKind.VICTIM_REGISTERED: 4,
+    EventKind.RECONVICTION: 4,
+    EventKind.RELEASE: 5,
+    EventKind.DEATH: 6,
+    EventKind.CORRECTION: 7,
+}
+
+# ---------------------------------------------------------------------------------------------
+# field checkers: (value, field name, refdata) -> normalised value, or raise FeedError
+
+Checker = Callable[[Any, str, RefData], Any]
+
+
+def _enum(enum: type[Any]) -> Checker:
+    allowed = {e.value for e in enum}
+
+    def check(value: Any, name: str, _rd: RefData) -> Any:
+        if not isinstance(value, str) or value not in allowed:
+            raise FeedError(
+                "invalid_value",
+                f"field [{name}] must be one of {sorted(allowed)}, got {_short(value)}",
+                field=name,
+                value=value,
+            )
+        return enum(value)
+
+    return check
+
+
+def _int(minimum: int, maximum: int) -> Checker:
+    def check(value: Any, name: str, _rd: RefData) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FeedError(
+                "invalid_type", f"field [{name}] must be an integer", field=name, value=value
+            )
+        if not minimum <= value <= maximum:
+            raise FeedError(
+                "invalid_value",
+                f"field [{name}] must be between {minimum} and {maximum}, got {value}",
+                field=name,
+                value=value,
+            )
+        return value
+
+    return check
+
+
+def _bool(value: Any, name: str, _rd: RefData) -> bool:
+    if not isinstance(value, bool):
+        raise FeedError(
+            "invalid_type", f"field [{name}] must be true or false", field=name, value=value
+        )
+    return value
+
+
+def _text(max_length: int) -> Checker:
+    def check(value: Any, name: str, _rd: RefData) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise FeedError(
+                "invalid_type",
+                f"field [{name}] must be a non-empty string",
+                field=name,
+                value=value,
+            )
+        if len(value) > max_length:
+            raise FeedError(
+                "invalid_value",
+                f"field [{name}] is longer than {max_length} characters",
+                field=name,
+                value=value,
+            )
+        return value
+
+    return check
+
+
+def _date(value: Any, name: str, _rd: RefData) -> date:
+    if not isinstance(value, str) or len(value) != 10:
+        raise FeedError(
+            "invalid_type", f"field [{name}] must be a date YYYY-MM-DD", field=name, value=value
+        )
+    try:
+        return date.fromisoformat(value)
+    except ValueError as e:
+        raise FeedError(
+            "invalid_type", f"field [{name}] is not a valid date: {e}", field=name, value=value
+        ) from e
+
+
+def _timestamp(value: Any, name: str, _rd: RefData) -> datetime:
+    if not isinstance(value, str):
+        raise FeedError(
+            "invalid_type",
+            f"field [{name}] must be an RFC 3339 timestamp string",
+            field=name,
+            value=value,
+        )
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise FeedError(
+            "invalid_type", f"field [{name}] is not a valid timestamp: {e}", field=name, value=value
+        ) from e
+    if parsed.tzinfo is None:
+        raise FeedError(
+            "naive_timestamp",
+            f"field [{name}] has no timezone offset; write e.g. {value}+01:00 or {value}Z",
+            field=name,
+            value=value,
+        )
+    return parsed.astimezone(UTC)
+
+
+def _municipality(value: Any, name: str, rd: RefData) -> str:
+    if not isinstance(value, str):
+        raise FeedError(
+            "invalid_type", f"field [{name}] must be a code GMnnnn", field=name, value=value
+        )
+    resolved = rd.resolve_municipality(value)
+    if resolved is None:
+        raise FeedError(
+            "unknown_municipality",
+            f"unknown municipality code [{value}] in field [{name}]",
+            field=name,
+            value=value,
+        )
+    return resolved
+
+
+def _institution(value: Any, name: str, rd: RefData) -> str:
+    if not isinstance(value, str) or value not in rd.institutions:
+        raise FeedError(
+            "unknown_institution",
+            f"unknown institution code [{_short(value)}] in field [{name}]",
+            field=name,
+            value=value,
+        )
+    return value
+
+
+def _offences(value: Any, name: str, rd: RefData) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value:
+        raise FeedError(
+            "invalid_type", f"field [{name}] must be a non-empty list", field=name, value=value
+        )
+    out = []
+    for i, item in enumerate(value):
+        where = f"{name}[{i}]"
+        if not isinstance(item, dict):
+            raise FeedError(
+                "invalid_type", f"field [{where}] must be an object", field=where, value=item
+            )
+        out.append(_object(item, OFFENCE_FIELDS, where, rd))
+    return out
+
+
+def _contact(value: Any, name: str, rd: RefData) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise FeedError("invalid_type", f"field [{name}] must be an object", field=name, value="…")
+    return _object(value, CONTACT_FIELDS, name, rd)
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    check: Checker
+    required: bool = True
+
+
+def _object(
+    obj: Mapping[str, Any], specs: Mapping[str, Spec], prefix: str, rd: RefData
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, spec in specs.items():
+        value = obj.get(name)
+        where = f"{prefix}.{name}" if prefix else name
+        if value is None:
+            if spec.required:
+                raise FeedError(
+                    "missing_field", f"required field [{where}] is missing", field=where
+                )
+            continue
+        out[name] = spec.check(value, where, rd)
+    return out
+
+
+OFFENCE_FIELDS = {
+    "category": Spec(_enum(OffenceCategory)),
+    "statutory_max_years": Spec(_int(0, 99)),
+}
+CONTACT_FIELDS = {
+    "name": Spec(_text(200)),
+    "email": Spec(_text(200), required=False),
+    "phone": Spec(_text(40), required=False),
+    "address": Spec(_text(400), required=False),
+}
+
+KIND_FIELDS: dict[EventKind, dict[str, Spec]] = {
+    EventKind.INTAKE: {
+        "title": Spec(_enum(DetentionTitle)),
+        "offences": Spec(_offences),
+        "sentence_days": Spec(_int(1, 36_500), required=False),
+        "residence_municipality": Spec(_municipality, required=False),
+        "return_municipality": Spec(_municipality, required=False),
+        "planned_release_date": Spec(_date, required=False),
+        "birth_date": Spec(_date, required=False),
+        "sex": Spec(_enum(Sex), required=False),
+    },
+    EventKind.RELEASE_DATE_SET: {
+        "planned_release_date": Spec(_date),
+        "return_municipality": Spec(_municipality, required=False),
+    },
+    EventKind.LEAVE_GRANTED: {
+        "leave_from": Spec(_timestamp),
+        "leave_until": Spec(_timestamp),
+        "leave_municipality": Spec(_municipality),
+    },
+    EventKind.LEAVE_START: {"leave_municipality": Spec(_municipality)},
+    EventKind.LEAVE_END: {},
+    EventKind.ESCAPE: {},
+    EventKind.RECAPTURE: {},
+    EventKind.TRANSFER: {"to_institution": Spec(_institution)},
+    EventKind.TITLE_CHANGE: {
+        "title": Spec(_enum(DetentionTitle)),
+        "sentence_days": Spec(_int(1, 36_500), required=False),
+    },
+    EventKind.RELEASE: {
+        "release_kind": Spec(_enum(ReleaseKind)),
+        "return_municipality": Spec(_municipality, required=False),
+    },
+    EventKind.DEATH: {},
+    EventKind.CORRECTION: {"withdraws": Spec(_text(MAX_ID_LENGTH))},
+    EventKind.VICTIM_REGISTERED: {
+        "victim_ref": Spec(_text(MAX_REF_LENGTH)),
+        "relation": Spec(_enum(VictimRelation)),
+        "spoke_in_court": Spec(_bool),
+        "wants_information": Spec(_bool),
+        "contact": Spec(_contact),
+    },
+    EventKind.RECONVICTION: {
+        "case_ref": Spec(_text(MAX_REF_LENGTH)),
+        "offence_date": Spec(_date),
+        "category": Spec(_enum(OffenceCategory)),
+        "statutory_max_years": Spec(_int(0, 99)),
+        "decision": Spec(_enum(CaseDecision)),
+        "custodial": Spec(_bool),
+    },
+}
+
+# A reconviction is about a person, not a detention period; a correction names the period of
+# the event it withdraws, if that event has one.
+PERIOD_OPTIONAL = frozenset({EventKind.RECONVICTION, EventKind.CORRECTION})
+ENVELOPE = frozenset(
+    {"feed_version", "event_id", "source", "occurred_at", "kind", "person", "period"}
+)
+_KINDS = {k.value: k for k in EventKind}
+
+
+def body_hash(body: str) -> str:
+    return hashlib.blake2b(body.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def parse_line(
+    line: str, line_no: int = 0, origin: str = "", rd: RefData | None = None
+) -> FeedEvent:
+    """Parse one JSON Lines message; raise :class:`FeedError` when it is not valid."""
+    try:
+        obj = json.loads(line)
+    except ValueError as e:
+        raise FeedError("invalid_json", f"not valid JSON: {e}") from e
+    if not isinstance(obj, dict):
+        raise FeedError("invalid_json", "a message must be a JSON object", value=obj)
+    return validate_message(obj, line.strip(), line_no, origin, rd)
+
+
+def validate_message(
+    obj: Mapping[str, Any],
+    body: str,
+    line_no: int = 0,
+    origin: str = "",
+    rd: RefData | None = None,
+) -> FeedEvent:
+    """Validate a decoded message (from JSON or CSV) against feed version 1."""
+    rd = rd or refdata()
+    version = obj.get("feed_version", FEED_VERSION)
+    if version != FEED_VERSION:
+        raise FeedError(
+            "invalid_value",
+            f"field [feed_version] must be {FEED_VERSION}, got {_short(version)}",
+            field="feed_version",
+            value=version,
+        )
+    kind_value = obj.get("kind")
+    if kind_value is None:
+        raise FeedError("missing_field", "required field [kind] is missing", field="kind")
+    kind = _KINDS.get(kind_value) if isinstance(kind_value, str) else None
+    if kind is None:
+        raise FeedError(
+            "unknown_kind",
+            f"unknown event kind [{_short(kind_value)}]; known kinds: {sorted(_KINDS)}",
+            field="kind",
+            value=kind_value,
+        )
+    event_id = obj.get("event_id")
+    if event_id is None:
+        raise FeedError("missing_field", "required field [event_id] is missing", field="event_id")
+    event_id = _text(MAX_ID_LENGTH)(event_id, "event_id", rd)
+    source_value = obj.get("source")
+    if source_value is None:
+        raise FeedError("missing_field", "required field [source] is missing", field="source")
+    source = _institution(source_value, "source", rd)
+    occurred = obj.get("occurred_at")
+    if occurred is None:
+        raise FeedError(
+            "missing_field", "required field [occurred_at] is missing", field="occurred_at"
+        )
+    occurred_at = _timestamp(occurred, "occurred_at", rd)
+
+    person = obj.get("person")
+    if person is None:
+        raise FeedError("missing_field", "required field [person] is missing", field="person")
+    if not isinstance(person, dict):
+        raise FeedError(
+            "invalid_type", "field [person] must be an object", field="person", value="…"
+        )
+    bsn = person.get("bsn")
+    prison_number = person.get("prison_number")
+    if bsn is None and prison_number is None:
+        raise FeedError(
+            "missing_field",
+            "field [person] needs [bsn] or [prison_number]",
+            field="person",
+        )
+    if bsn is not None:
+        if not isinstance(bsn, str) or not is_valid_bsn(bsn):
+            # The value is not echoed: even an invalid BSN may be personal data.
+            raise FeedError(
+                "invalid_bsn",
+                "field [person.bsn] fails the 11-proef or is not 9 digits",
+                field="person.bsn",
+            )
+        if len(bsn) == 8:
+            bsn = "0" + bsn
+    if prison_number is not None:
+        prison_number = _text(32)(prison_number, "person.prison_number", rd)
+
+    period = obj.get("period")
+    if kind in PERIOD_OPTIONAL:
+        period_ref = None if period is None else _text(MAX_REF_LENGTH)(period, "period", rd)
+    else:
+        if period is None:
+            raise FeedError("missing_field", "required field [period] is missing", field="period")
+        period_ref = _text(MAX_REF_LENGTH)(period, "period", rd)
+
+    fields = _object(obj, KIND_FIELDS[kind], "", rd)
+    _cross_checks(kind, fields)
+    return FeedEvent(
+        event_id=event_id,
+        source=source,
+        occurred_at=occurred_at,
+        kind=kind,
+        bsn=bsn,
+        prison_number=prison_number,
+        period_ref=period_ref,
+        fields=fields,
+        body=body,
+        body_hash=body_hash(body),
+        line_no=line_no,
+        origin=origin,
+        sort_rank=KIND_RANK[kind],
+    )
+
+
+def _cross_checks(kind: EventKind, fields: dict[str, Any]) -> None:
+    if kind is EventKind.LEAVE_GRANTED and fields["leave_until"] <= fields["leave_from"]:
+        raise FeedError(
+            "invalid_value",
+            "field [leave_until] must be after [leave_from]",
+            field="leave_until",
+            value=fields["leave_until"].isoformat(),
+        )
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of feed version 1, as shipped in the package."""
+    from importlib import resources
+
+    text = resources.files("terugkeer.feed").joinpath("feed-v1.schema.json").read_text("utf-8")
+    result: dict[str, Any] = json.loads(text)
+    return result

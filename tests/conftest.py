@@ -1,0 +1,128 @@
+"""Test fixtures: every database test runs on SQLite and on PostgreSQL.
+
+PostgreSQL is the local server by default, or ``TERUGKEER_TEST_POSTGRES_URL``. When it cannot
+be reached the PostgreSQL variants are skipped and the summary says so loudly; with
+``TERUGKEER_REQUIRE_POSTGRES=1`` (as in CI) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from terugkeer.db.engine import make_engine
+from terugkeer.db.migrate import upgrade
+from terugkeer.db.tables import metadata
+
+PG_ADMIN_URL = os.environ.get(
+    "TERUGKEER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("TERUGKEER_REQUIRE_POSTGRES") == "1"
+_pg_skip_reason: list[str] = []
+
+
+def _pg_admin() -> Engine | None:
+    url = make_url(PG_ADMIN_URL)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as e:  # any failure to connect means: no server for these tests
+        engine.dispose()
+        _pg_skip_reason.append(f"PostgreSQL at {url.render_as_string()} unreachable: {e}")
+        return None
+    return engine
+
+
+def make_pg_database(admin: Engine) -> str:
+    """A fresh, empty PostgreSQL database; returns its URL."""
+    name = f"terugkeer_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return admin.url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(admin: Engine, url: str) -> None:
+    name = make_url(url).database
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[Engine]:
+    admin = _pg_admin()
+    if admin is None:
+        if REQUIRE_PG:
+            pytest.fail(_pg_skip_reason[-1])
+        pytest.skip(_pg_skip_reason[-1])
+    yield admin
+    admin.dispose()
+
+
+@pytest.fixture
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database of the requested store (for migration tests)."""
+    store = request.param
+    if store == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    admin = request.getfixturevalue("pg_admin")
+    url = make_pg_database(admin)
+    yield url
+    drop_pg_database(admin, url)
+
+
+@pytest.fixture(scope="session")
+def _sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _pg_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    admin = request.getfixturevalue("pg_admin")
+    url = make_pg_database(admin)
+    engine = make_engine(url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+    drop_pg_database(admin, url)
+
+
+def _empty_all(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """A migrated, empty database on each store."""
+    name = "_sqlite_engine" if request.param == "sqlite" else "_pg_engine"
+    eng: Engine = request.getfixturevalue(name)
+    _empty_all(eng)
+    return eng
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _pg_skip_reason:
+        terminalreporter.section("PostgreSQL tests SKIPPED", sep="!", red=True, bold=True)
+        terminalreporter.write_line(_pg_skip_reason[-1], red=True)
+        terminalreporter.write_line(
+            "Start PostgreSQL or set TERUGKEER_TEST_POSTGRES_URL; CI sets TERUGKEER_REQUIRE_POSTGRES=1.",
+            red=True,
+        )
