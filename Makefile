@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH ?=
+BENCH_ARGS ?=
 
 .PHONY: demo test test-postgres bench serve lint lock clean
 
@@ -33,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py $(BENCH)
+	$(BIN)/python bench/run.py $(BENCH) -- $(BENCH_ARGS)
 
 serve: $(STAMP)
 	$(BIN)/terugkeer serve

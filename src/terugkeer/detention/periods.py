@@ -9,7 +9,8 @@ rebuilds the period from all its events; both give the same result because both 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from copy import copy
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -164,12 +165,10 @@ def apply_event(state: PeriodState | None, event: FeedEvent) -> PeriodState:
     allowed = _ALLOWED_FROM[kind]
     if status not in allowed:
         raise _sequence(event, f"cannot follow status [{status}]")
-    new = replace(
-        state,
-        last_event_at=event.occurred_at,
-        last_event_id=event.event_id,
-        event_count=state.event_count + 1,
-    )
+    new = copy(state)  # shallow: every field is immutable
+    new.last_event_at = event.occurred_at
+    new.last_event_id = event.event_id
+    new.event_count = state.event_count + 1
     if kind is EventKind.RELEASE_DATE_SET:
         new.planned_release_date = f["planned_release_date"]
         if "return_municipality" in f:

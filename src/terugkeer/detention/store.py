@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from terugkeer.db.tables import detention_periods, feed_events, period_offences, persons
+from terugkeer.db.bulk import placeholders, read_date, read_datetime, select_rows
+from terugkeer.db.tables import feed_events, period_offences
 from terugkeer.detention.periods import Offence, PeriodState, fold
 from terugkeer.domain.codes import DETENTION_KINDS, PeriodStatus
 from terugkeer.domain.refdata import refdata
@@ -23,55 +24,66 @@ def chunks(seq: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
         yield seq[i : i + size]
 
 
-def _state(row: Any, offences: tuple[Offence, ...]) -> PeriodState:
-    return PeriodState(
-        period_ref=row.period_ref,
-        person_key=f"bsn:{row.bsn}" if row.bsn else f"pn:{row.prison_number}",
-        source=row.source,
-        institution=row.institution,
-        title=row.title,
-        sentence_days=row.sentence_days,
-        offences=offences,
-        residence_municipality=row.residence_municipality,
-        return_municipality=row.return_municipality,
-        planned_release_date=row.planned_release_date,
-        intake_at=row.intake_at,
-        status=row.status,
-        leave_municipality=row.leave_municipality,
-        release_kind=row.release_kind,
-        ended_at=row.ended_at,
-        last_event_at=row.last_event_at,
-        last_event_id=row.last_event_id,
-        event_count=row.event_count,
-    )
+_PERIOD_SQL = (
+    "SELECT p.id, p.person_id, p.period_ref, s.bsn, s.prison_number, p.source, p.institution,"
+    " p.title, p.sentence_days, p.residence_municipality, p.return_municipality,"
+    " p.planned_release_date, p.intake_at, p.status, p.leave_municipality, p.release_kind,"
+    " p.ended_at, p.last_event_at, p.last_event_id, p.event_count"
+    " FROM detention_periods p JOIN persons s ON s.id = p.person_id"
+)
 
 
 def load_periods(
-    conn: Connection, refs: Sequence[str] | None = None
+    conn: Connection, refs: Sequence[str] | None = None, *, with_offences: bool = True
 ) -> dict[str, tuple[int, int, PeriodState]]:
-    """Stored periods by reference: (period id, person id, state). All periods if ``refs`` is None."""
-    base = select(detention_periods, persons.c.bsn, persons.c.prison_number).join(
-        persons, persons.c.id == detention_periods.c.person_id
-    )
-    selects = (
-        [base]
-        if refs is None
-        else [base.where(detention_periods.c.period_ref.in_(c)) for c in chunks(refs)]
-    )
-    out: dict[str, tuple[int, int, PeriodState]] = {}
-    for stmt in selects:
-        rows = conn.execute(stmt).all()
-        offences: dict[int, list[Offence]] = defaultdict(list)
-        ids = [r.id for r in rows]
-        for chunk in chunks(ids):
+    """Stored periods by reference: (period id, person id, state). All periods if ``refs`` is
+    None. Without offences, each state's ``offences`` is empty: for callers that never read
+    them (ingest's fast path). Reads through the driver: this is on the ingest hot path."""
+    if refs is None:
+        rows = select_rows(conn, _PERIOD_SQL, ())
+    else:
+        rows = []
+        for chunk in chunks(refs):
+            sql = f"{_PERIOD_SQL} WHERE p.period_ref IN ({placeholders(conn, len(chunk))})"
+            rows.extend(select_rows(conn, sql, chunk))
+    offences: dict[int, list[Offence]] = defaultdict(list)
+    if with_offences:
+        for chunk in chunks([r[0] for r in rows]):
             for o in conn.execute(
                 select(period_offences)
                 .where(period_offences.c.period_id.in_(chunk))
                 .order_by(period_offences.c.period_id, period_offences.c.position)
             ):
                 offences[o.period_id].append(Offence(o.category, o.statutory_max_years))
-        for r in rows:
-            out[r.period_ref] = (r.id, r.person_id, _state(r, tuple(offences[r.id])))
+    out: dict[str, tuple[int, int, PeriodState]] = {}
+    for r in rows:
+        (pid, person_id, ref, bsn, number, source, institution, title, days, residence,
+         back, planned, intake_at, status, leave, release_kind, ended, last_at, last_id,
+         count) = r  # fmt: skip
+        out[ref] = (
+            pid,
+            person_id,
+            PeriodState(
+                period_ref=ref,
+                person_key=f"bsn:{bsn}" if bsn else f"pn:{number}",
+                source=source,
+                institution=institution,
+                title=title,
+                sentence_days=days,
+                offences=tuple(offences.get(pid, ())),
+                residence_municipality=residence,
+                return_municipality=back,
+                planned_release_date=read_date(planned),
+                intake_at=read_datetime(intake_at),  # type: ignore[arg-type]
+                status=status,
+                leave_municipality=leave,
+                release_kind=release_kind,
+                ended_at=read_datetime(ended),
+                last_event_at=read_datetime(last_at),  # type: ignore[arg-type]
+                last_event_id=last_id,
+                event_count=count,
+            ),
+        )
     return out
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
+from terugkeer.db.bulk import insert_rows, placeholders, reserve_ids, select_rows, update_rows
 from terugkeer.db.tables import (
     detention_periods,
     feed_events,
@@ -96,6 +97,38 @@ def _stored_event(row: Any, rd: RefData) -> FeedEvent:
     return parse_line(row.body, 0, "store", rd)
 
 
+PERIOD_COLUMNS = (
+    "period_ref",
+    "person_id",
+    "source",
+    "institution",
+    "title",
+    "sentence_days",
+    "residence_municipality",
+    "return_municipality",
+    "planned_release_date",
+    "intake_at",
+    "status",
+    "leave_municipality",
+    "release_kind",
+    "ended_at",
+    "last_event_at",
+    "last_event_id",
+    "event_count",
+)
+EVENT_COLUMNS = (
+    "event_id",
+    "source",
+    "kind",
+    "occurred_at",
+    "received_at",
+    "period_ref",
+    "body",
+    "body_hash",
+    "withdrawn_by",
+)
+
+
 @dataclass(slots=True)
 class _Period:
     id: int | None
@@ -104,6 +137,7 @@ class _Period:
     new: bool = False
     dirty: bool = False
     offences_dirty: bool = False
+    offences_loaded: bool = True  # False: state.offences is empty because it was not read
 
 
 class _Batch:
@@ -133,8 +167,10 @@ class _Batch:
     # -- loading -------------------------------------------------------------------------
     def load(self, events: list[FeedEvent]) -> None:
         refs = [r for r in {e.period_ref for e in events if e.period_ref} if r not in self.periods]
-        for ref, (period_id, person_id, state) in load_periods(self.conn, refs).items():
-            self.periods[ref] = _Period(period_id, state, person_id)
+        for ref, (period_id, person_id, state) in load_periods(
+            self.conn, refs, with_offences=False
+        ).items():
+            self.periods[ref] = _Period(period_id, state, person_id, offences_loaded=False)
         for ref in refs:
             self.periods.setdefault(ref, None)
 
@@ -349,8 +385,9 @@ class _Batch:
         state = fold(events)
         if state is None:  # its intake was withdrawn
             state = replace(period.state, status=PeriodStatus.WITHDRAWN.value)
-        if state.offences != period.state.offences:
+        if not period.offences_loaded or state.offences != period.state.offences:
             period.offences_dirty = True
+            period.offences_loaded = True
         period.state = state
         period.dirty = True
         self._track_death(old_status, period)
@@ -410,67 +447,72 @@ class _Batch:
         conn = self.conn
         if self.new_persons:
             keys = list(self.new_persons)
-            rows = conn.execute(
-                insert(persons).returning(persons.c.id, sort_by_parameter_order=True),
-                [self.new_persons[k] for k in keys],
-            ).all()
-            for key, row in zip(keys, rows, strict=True):
-                values = self.new_persons[key]
-                self._know_person(values["bsn"], values["prison_number"], (row.id, None))
+            ids = reserve_ids(conn, persons, len(keys))
+            rows = []
+            for key, person_id in zip(keys, ids, strict=True):
+                v = self.new_persons[key]
+                self._know_person(v["bsn"], v["prison_number"], (person_id, None))
+                rows.append((person_id, v["bsn"], v["prison_number"], v["birth_date"], v["sex"]))
+            insert_rows(conn, persons, ("id", "bsn", "prison_number", "birth_date", "sex"), rows)
         for key, died_at in self.died.items():
             pid = self.persons[self.alias.get(key, key)][0]
             conn.execute(update(persons).where(persons.c.id == pid).values(died_at=died_at))
 
         new_periods = [p for p in self.periods.values() if p is not None and p.new]
-        if new_periods:
-            rows = conn.execute(
-                insert(detention_periods).returning(
-                    detention_periods.c.id, sort_by_parameter_order=True
-                ),
-                [self._period_row(p) for p in new_periods],
-            ).all()
-            for p, row in zip(new_periods, rows, strict=True):
-                p.id = row.id
-        changed = [p for p in self.periods.values() if p is not None and p.dirty and not p.new]
-        if changed:
-            stmt = update(detention_periods).where(detention_periods.c.id == bindparam("b_id"))
-            conn.execute(stmt, [{"b_id": p.id, **self._period_row(p)} for p in changed])
+        for p, period_id in zip(
+            new_periods, reserve_ids(conn, detention_periods, len(new_periods)), strict=True
+        ):
+            p.id = period_id
+        insert_rows(
+            conn,
+            detention_periods,
+            ("id", *PERIOD_COLUMNS),
+            [(p.id, *self._period_row(p)) for p in new_periods],
+        )
+        update_rows(
+            conn,
+            detention_periods,
+            "id",
+            PERIOD_COLUMNS,
+            [
+                (*self._period_row(p), p.id)
+                for p in self.periods.values()
+                if p is not None and p.dirty and not p.new
+            ],
+        )
         redo = [p for p in self.periods.values() if p is not None and p.offences_dirty]
-        if redo:
-            old = [p.id for p in redo if not p.new]
-            for chunk in chunks(old):
-                conn.execute(delete(period_offences).where(period_offences.c.period_id.in_(chunk)))
-            conn.execute(
-                insert(period_offences),
-                [
-                    {
-                        "period_id": p.id,
-                        "position": i,
-                        "category": o.category,
-                        "statutory_max_years": o.statutory_max_years,
-                    }
-                    for p in redo
-                    for i, o in enumerate(p.state.offences)
-                ],
-            )
-        if self.accepted:
-            conn.execute(
-                insert(feed_events),
-                [
-                    {
-                        "event_id": e.event_id,
-                        "source": e.source,
-                        "kind": e.kind.value,
-                        "occurred_at": e.occurred_at,
-                        "received_at": self.now,
-                        "period_ref": e.period_ref,
-                        "body": e.body,
-                        "body_hash": e.body_hash,
-                        "withdrawn_by": self.withdrawn.get(e.event_id),
-                    }
-                    for e in self.accepted
-                ],
-            )
+        old = [p.id for p in redo if not p.new]
+        for chunk in chunks(old):
+            conn.execute(delete(period_offences).where(period_offences.c.period_id.in_(chunk)))
+        insert_rows(
+            conn,
+            period_offences,
+            ("period_id", "position", "category", "statutory_max_years"),
+            [
+                (p.id, i, o.category, o.statutory_max_years)
+                for p in redo
+                for i, o in enumerate(p.state.offences)
+            ],
+        )
+        insert_rows(
+            conn,
+            feed_events,
+            EVENT_COLUMNS,
+            [
+                (
+                    e.event_id,
+                    e.source,
+                    e.kind.value,
+                    e.occurred_at,
+                    self.now,
+                    e.period_ref,
+                    e.body,
+                    e.body_hash,
+                    self.withdrawn.get(e.event_id),
+                )
+                for e in self.accepted
+            ],
+        )
         stored_withdrawals = [
             {"b_target": t, "b_by": c}
             for t, c in self.withdrawn.items()
@@ -532,29 +574,30 @@ class _Batch:
                 .values(status="applied", resolved_at=self.now, attempts=quarantine.c.attempts + 1)
             )
 
-    def _period_row(self, p: _Period) -> dict[str, Any]:
+    def _period_row(self, p: _Period) -> tuple[Any, ...]:
+        """The values of PERIOD_COLUMNS for a period."""
         s = p.state
-        person_id = p.person_id if p.person_id is not None else self.persons[s.person_key][0]
-        p.person_id = person_id
-        return {
-            "period_ref": s.period_ref,
-            "person_id": person_id,
-            "source": s.source,
-            "institution": s.institution,
-            "title": s.title,
-            "sentence_days": s.sentence_days,
-            "residence_municipality": s.residence_municipality,
-            "return_municipality": s.return_municipality,
-            "planned_release_date": s.planned_release_date,
-            "intake_at": s.intake_at,
-            "status": s.status,
-            "leave_municipality": s.leave_municipality,
-            "release_kind": s.release_kind,
-            "ended_at": s.ended_at,
-            "last_event_at": s.last_event_at,
-            "last_event_id": s.last_event_id,
-            "event_count": s.event_count,
-        }
+        if p.person_id is None:
+            p.person_id = self.persons[s.person_key][0]
+        return (
+            s.period_ref,
+            p.person_id,
+            s.source,
+            s.institution,
+            s.title,
+            s.sentence_days,
+            s.residence_municipality,
+            s.return_municipality,
+            s.planned_release_date,
+            s.intake_at,
+            s.status,
+            s.leave_municipality,
+            s.release_kind,
+            s.ended_at,
+            s.last_event_at,
+            s.last_event_id,
+            s.event_count,
+        )
 
     def _latest(self, events: Iterable[FeedEvent], key: str) -> dict[str, FeedEvent]:
         latest: dict[str, FeedEvent] = {}
@@ -710,12 +753,12 @@ def process_batch(
             fresh.append((item, event))
         stored: dict[str, tuple[str, str]] = {}
         for chunk in chunks([e.event_id for _, e in fresh]):
-            for row in conn.execute(
-                select(feed_events.c.event_id, feed_events.c.body_hash, feed_events.c.body).where(
-                    feed_events.c.event_id.in_(chunk)
-                )
-            ):
-                stored[row.event_id] = (row.body_hash, row.body)
+            sql = (
+                "SELECT event_id, body_hash, body FROM feed_events"  # noqa: S608
+                f" WHERE event_id IN ({placeholders(conn, len(chunk))})"
+            )
+            for event_id, hash_, body in select_rows(conn, sql, chunk):
+                stored[event_id] = (hash_, body)
         new: list[tuple[Item, FeedEvent]] = []
         for item, event in fresh:
             known = stored.get(event.event_id)
@@ -814,7 +857,11 @@ def _conflict(event: FeedEvent) -> FeedError:
 
 
 def _parked(conn: Connection, keys: Iterable[str]) -> list[Item]:
+    """Open quarantine rows parked on one of ``keys``."""
     items: list[Item] = []
+    keys = list(keys)
+    if not keys or not _any_parked(conn):
+        return items
     for chunk in chunks(sorted(keys)):
         for row in conn.execute(
             select(
@@ -831,6 +878,17 @@ def _parked(conn: Connection, keys: Iterable[str]) -> list[Item]:
                 Item(row.line_no, row.origin, row.raw, row.format, quarantine_id=row.id, woken=True)
             )
     return items
+
+
+def _any_parked(conn: Connection) -> bool:
+    return (
+        conn.execute(
+            select(quarantine.c.id)
+            .where(quarantine.c.status == "open", quarantine.c.waits_for.is_not(None))
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 # -- reading files ---------------------------------------------------------------------------
