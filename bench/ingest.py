@@ -21,25 +21,27 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import postgres_available, temporary_database  # noqa: E402
-
-from terugkeer.db.engine import make_engine  # noqa: E402
-from terugkeer.db.migrate import upgrade  # noqa: E402
-from terugkeer.feed.ingest import ingest_files  # noqa: E402
-from terugkeer.synth import generate  # noqa: E402
+from common import postgres_available, temporary_database
+from terugkeer.db.engine import make_engine
+from terugkeer.db.migrate import upgrade
+from terugkeer.feed.ingest import ingest_files
+from terugkeer.synth import generate
 
 
 def make_feed(folder: Path, events: int, seed: int) -> Path:
     """The first ``events`` lines (in time order, so every period stays consistent) of a
     synthetic national year large enough to have them."""
     releases = max(1000, events // 3)
+    feed = folder / "feed.jsonl"
     while True:
         summary = generate(folder / "synth", releases=releases, seed=seed)
-        if summary.events >= events:
+        source = summary.files["detention.jsonl"]
+        with source.open() as fh:
+            available = sum(1 for _ in fh)
+        if available >= events:
             break
-        releases = int(releases * events / max(summary.events, 1) * 1.1) + 1000
-    feed = folder / "feed.jsonl"
-    with summary.files["detention"].open() as src, feed.open("w") as dst:
+        releases = int(releases * events / max(available, 1) * 1.1) + 1000
+    with source.open() as src, feed.open("w") as dst:
         for n, line in enumerate(src):
             if n >= events:
                 break

@@ -57,7 +57,7 @@ def run_demo(
         f"messy lines added: {synth.messy} ({time.perf_counter() - started:.1f} s)"
     )
 
-    feeds = [synth.files[name] for name in ("detention", "victims", "reconvictions")]
+    feeds = [synth.files[f"{name}.jsonl"] for name in ("detention", "victims", "reconvictions")]
     total = sum(1 for f in feeds for line in f.open("rb") if line.strip())
     started = time.perf_counter()
     with progress("ingest the feeds", total) as advance:

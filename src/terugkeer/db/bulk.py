@@ -57,7 +57,7 @@ def _adapter(
 
 
 def insert_rows(
-    conn: Connection, table: Table, columns: Sequence[str], rows: list[Sequence[Any]]
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """INSERT ``rows`` (tuples in the order of ``columns``) into ``table``."""
     if not rows:
@@ -71,7 +71,7 @@ def insert_rows(
 
 
 def update_rows(
-    conn: Connection, table: Table, key: str, columns: Sequence[str], rows: list[Sequence[Any]]
+    conn: Connection, table: Table, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """UPDATE ``table`` SET columns WHERE key = last value of each row tuple."""
     if not rows:
@@ -84,7 +84,7 @@ def update_rows(
     _executemany(conn, sql, rows if adapt is None else [adapt(r) for r in rows])
 
 
-def _executemany(conn: Connection, sql: str, rows: list[Sequence[Any]]) -> None:
+def _executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, rows)
