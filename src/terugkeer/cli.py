@@ -25,7 +25,8 @@ from rich.table import Table
 from terugkeer.config import get_settings
 from terugkeer.db.engine import make_engine
 from terugkeer.db.migrate import upgrade
-from terugkeer.feed.ingest import IngestResult, ProgressCallback, ingest_files
+from terugkeer.feed.ingest import IngestResult, ProgressCallback
+from terugkeer.intake import ingest_files, replay_quarantine
 from terugkeer.logs import configure
 
 app = typer.Typer(
@@ -37,6 +38,10 @@ periods_app = typer.Typer(help="Detention periods.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(periods_app, name="periods")
+notify_app = typer.Typer(
+    help="Notifications: obligations, delivery, reconciliation.", no_args_is_help=True
+)
+app.add_typer(notify_app, name="notify")
 
 console = Console(stderr=True)
 out = Console()
@@ -156,11 +161,9 @@ def quarantine_replay(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Apply open quarantined messages again, after a fix. Exits 1 when some stay quarantined."""
-    from terugkeer.feed.quarantine import replay
-
     engine = make_engine()
     with progress_bar("replay", None) as advance:
-        result = replay(engine, ids=ids, reason=reason, progress=advance)
+        result = replay_quarantine(engine, ids=ids, reason=reason, progress=advance)
     _print_result(result, as_json)
     raise typer.Exit(1 if result.quarantined else 0)
 
@@ -233,6 +236,16 @@ def serve(
     from terugkeer.web.app import create_app
 
     uvicorn.run(create_app(), host=host, port=port)
+
+
+def _register_notify() -> None:
+    from terugkeer.notify import dispatch_cli, reconcile_cli, watch_cli
+
+    for module in (dispatch_cli, reconcile_cli, watch_cli):
+        module.register(app, notify_app)
+
+
+_register_notify()
 
 
 def main() -> None:  # pragma: no cover - entry point

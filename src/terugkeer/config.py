@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     var_dir: Path = DEFAULT_VAR_DIR
     ingest_batch_size: int = Field(default=5000, ge=1, le=1_000_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    rules_file: str = Field(default="", description="notification rule file; default: shipped")
 
     @field_validator("database_url")
     @classmethod

@@ -14,7 +14,8 @@ from terugkeer.db.engine import make_engine
 from terugkeer.db.migrate import upgrade
 from terugkeer.detention.store import check_periods
 from terugkeer.detention.summary import summarise
-from terugkeer.feed.ingest import ProgressCallback, ingest_files
+from terugkeer.feed.ingest import ProgressCallback
+from terugkeer.intake import ingest_files
 
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[ProgressCallback]]
 

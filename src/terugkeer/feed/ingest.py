@@ -43,6 +43,18 @@ from terugkeer.feed.parse import FeedError, FeedEvent, parse_line, validate_mess
 ProgressCallback = Callable[[int], None]
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedBatch:
+    """What one batch applied, for hooks that act in the same transaction (notify)."""
+
+    events: list[FeedEvent]  # accepted, in the order applied
+    withdrawn: dict[str, str]  # event id -> id of the correction that withdrew it
+    now: datetime
+
+
+BatchHook = Callable[[Connection, AppliedBatch], None]
+
+
 @dataclass(slots=True)
 class Item:
     """One message as received: a JSON line, or a CSV row kept as a JSON object of its cells."""
@@ -710,7 +722,10 @@ def _quarantine_row(
 
 
 def process_batch(
-    conn: Connection, items: Sequence[Item], rd: RefData | None = None
+    conn: Connection,
+    items: Sequence[Item],
+    rd: RefData | None = None,
+    hooks: Sequence[BatchHook] = (),
 ) -> IngestResult:
     """Apply ``items`` inside the caller's transaction ``conn``.
 
@@ -812,6 +827,9 @@ def process_batch(
             pending.extend(waiting.pop(key, ()))
         pending.extend(admit(_parked(conn, touched)))
     batch.flush()
+    applied = AppliedBatch(list(batch.accepted), dict(batch.withdrawn), batch.now)
+    for hook in hooks:
+        hook(conn, applied)
 
     result = IngestResult()
     dup_ids = {id(i) for i in duplicates}
@@ -925,15 +943,16 @@ def ingest_items(
     *,
     batch_size: int = 5000,
     progress: ProgressCallback | None = None,
+    hooks: Sequence[BatchHook] = (),
 ) -> IngestResult:
-    """Apply messages in batches, one transaction per batch."""
+    """Apply messages in batches, one transaction per batch; ``hooks`` run inside it."""
     rd = refdata()
     total = IngestResult()
     batch: list[Item] = []
 
     def run() -> None:
         with engine.begin() as conn:
-            total.add(process_batch(conn, batch, rd))
+            total.add(process_batch(conn, batch, rd, hooks))
         if progress:
             progress(len(batch))
         batch.clear()
@@ -953,12 +972,13 @@ def ingest_files(
     *,
     batch_size: int = 5000,
     progress: ProgressCallback | None = None,
+    hooks: Sequence[BatchHook] = (),
 ) -> IngestResult:
     def items() -> Iterator[Item]:
         for path in paths:
             yield from read_items(path)
 
-    return ingest_items(engine, items(), batch_size=batch_size, progress=progress)
+    return ingest_items(engine, items(), batch_size=batch_size, progress=progress, hooks=hooks)
 
 
 def ingest_text(engine: Engine, text: str, origin: str = "<text>", **kwargs: Any) -> IngestResult:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from terugkeer.db.tables import quarantine
-from terugkeer.feed.ingest import IngestResult, Item, ProgressCallback, ingest_items
+from terugkeer.feed.ingest import BatchHook, IngestResult, Item, ProgressCallback, ingest_items
 
 STATUSES = ("open", "applied", "all")
 
@@ -97,6 +97,7 @@ def replay(
     reason: str | None = None,
     batch_size: int = 5000,
     progress: ProgressCallback | None = None,
+    hooks: Sequence[BatchHook] = (),
 ) -> IngestResult:
     """Apply open quarantined messages again (after the data or the code was fixed).
 
@@ -106,4 +107,4 @@ def replay(
     with engine.connect() as conn:
         rows = conn.execute(_query("open", reason, ids)).all()
     items = [Item(r.line_no, r.origin, r.raw, r.format, quarantine_id=r.id) for r in rows]
-    return ingest_items(engine, items, batch_size=batch_size, progress=progress)
+    return ingest_items(engine, items, batch_size=batch_size, progress=progress, hooks=hooks)

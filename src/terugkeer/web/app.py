@@ -73,4 +73,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "version": __version__, "database": "ok"})
 
     app.include_router(router)
+
+    from terugkeer.web.api import notices
+
+    app.include_router(notices.router, prefix=BASE)
     return app

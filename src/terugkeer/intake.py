@@ -1,0 +1,23 @@
+"""The orchestration above the capabilities: a feed message is applied to its period and the
+notification rules are evaluated for it in one transaction. The command line, the demo and
+(later) the API ingest through here, so no path applies events without evaluating them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from terugkeer.feed import ingest, quarantine
+from terugkeer.feed.ingest import IngestResult
+from terugkeer.notify.hook import notify_hook
+
+
+def ingest_files(engine: Engine, paths: Sequence[Path], **kwargs: Any) -> IngestResult:
+    return ingest.ingest_files(engine, paths, hooks=[notify_hook()], **kwargs)
+
+
+def replay_quarantine(engine: Engine, **kwargs: Any) -> IngestResult:
+    return quarantine.replay(engine, hooks=[notify_hook()], **kwargs)

@@ -1,0 +1,414 @@
+"""Writing obligations and their first delivery rows, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from terugkeer.db.tables import (
+    deliveries,
+    detention_periods,
+    feed_events,
+    notify_endpoints,
+    obligations,
+    period_offences,
+    persons,
+    victims,
+)
+from terugkeer.detention.store import chunks
+from terugkeer.notify.evaluate import (
+    Evaluation,
+    Grant,
+    PeriodFacts,
+    Required,
+    VictimFacts,
+)
+
+TERMINAL = ("voided",)
+DELIVERED = ("delivered", "acknowledged")
+
+
+@dataclass
+class ApplyCounts:
+    created: int = 0
+    changed: int = 0
+    voided: int = 0
+    unresolved: int = 0
+    notices: int = 0
+    by_rule: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts]:
+    """The facts the rules look at, for the given periods."""
+    out: dict[str, PeriodFacts] = {}
+    ids: dict[int, str] = {}
+    for chunk in chunks(list(refs)):
+        for r in conn.execute(
+            select(detention_periods, persons.c.birth_date)
+            .join(persons, persons.c.id == detention_periods.c.person_id)
+            .where(detention_periods.c.period_ref.in_(chunk))
+        ):
+            ids[r.id] = r.period_ref
+            out[r.period_ref] = PeriodFacts(
+                period_ref=r.period_ref,
+                title=r.title,
+                sentence_days=r.sentence_days,
+                categories=frozenset(),
+                birth_date=r.birth_date,
+                intake_at=r.intake_at,
+                status=r.status,
+                residence_municipality=r.residence_municipality,
+                return_municipality=r.return_municipality,
+                planned_release_date=r.planned_release_date,
+                release_kind=r.release_kind,
+                ended_at=r.ended_at,
+            )
+    categories: dict[str, set[str]] = defaultdict(set)
+    found: dict[str, list[VictimFacts]] = defaultdict(list)
+    for chunk in chunks(list(ids)):
+        for o in conn.execute(
+            select(period_offences.c.period_id, period_offences.c.category).where(
+                period_offences.c.period_id.in_(chunk)
+            )
+        ):
+            categories[ids[o.period_id]].add(o.category)
+        for v in conn.execute(
+            select(
+                victims.c.period_id,
+                victims.c.victim_ref,
+                victims.c.wants_information,
+                victims.c.spoke_in_court,
+            )
+            .where(victims.c.period_id.in_(chunk))
+            .order_by(victims.c.victim_ref)
+        ):
+            found[ids[v.period_id]].append(
+                VictimFacts(v.victim_ref, v.wants_information, v.spoke_in_court)
+            )
+    grants: dict[str, list[Grant]] = defaultdict(list)
+    for chunk in chunks(list(out)):
+        for g in conn.execute(
+            select(
+                feed_events.c.period_ref,
+                feed_events.c.event_id,
+                feed_events.c.occurred_at,
+                feed_events.c.body,
+            )
+            .where(
+                feed_events.c.period_ref.in_(chunk),
+                feed_events.c.kind == "leave_granted",
+                feed_events.c.withdrawn_by.is_(None),
+            )
+            .order_by(feed_events.c.occurred_at)
+        ):
+            body = json.loads(g.body)
+            grants[g.period_ref].append(
+                Grant(
+                    g.event_id,
+                    g.occurred_at,
+                    datetime.fromisoformat(body["leave_from"]),
+                    body["leave_municipality"],
+                )
+            )
+    for ref, f in out.items():
+        f.categories = frozenset(categories.get(ref, ()))
+        f.victims = tuple(found.get(ref, ()))
+        f.grants = tuple(grants.get(ref, ()))
+    return out
+
+
+class Endpoints:
+    """Which channel reaches a recipient first (priority 1) and second (priority 2); the
+    portal when nothing is configured."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._rows: dict[tuple[str, str, int], tuple[str, str | None]] = {
+            (r.recipient_kind, r.recipient_ref, r.priority): (r.channel, r.address)
+            for r in conn.execute(select(notify_endpoints))
+        }
+
+    def channel(self, kind: str, ref: str, priority: int = 1) -> tuple[str, str | None] | None:
+        found = self._rows.get((kind, ref, priority)) or self._rows.get((kind, "*", priority))
+        if found is None and priority == 1:
+            return ("portal", None)
+        return found
+
+
+def add_delivery(
+    conn: Connection,
+    endpoints: Endpoints,
+    obligation_id: int,
+    kind: str,
+    ref: str,
+    notice: str,
+    version: int,
+    now: datetime,
+    *,
+    priority: int = 1,
+    held: bool = False,
+) -> bool:
+    """Queue one notice on the recipient's channel of ``priority``; False if there is none."""
+    found = endpoints.channel(kind, ref, priority)
+    if found is None:
+        return False
+    channel, address = found
+    conn.execute(
+        insert(deliveries).values(
+            obligation_id=obligation_id,
+            notice=notice,
+            obligation_version=version,
+            channel=channel,
+            address=address,
+            idempotency_key=f"{obligation_id}:{notice}:{version}:{channel}",
+            status="held" if held else "pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    return True
+
+
+def apply_evaluation(
+    conn: Connection,
+    evaluation: Evaluation,
+    period_refs: Sequence[str],
+    now: datetime,
+    *,
+    withdrawn: dict[str, str] | None = None,
+    backfilled: bool = False,
+) -> ApplyCounts:
+    """Create, change and void obligations so that they match ``evaluation``."""
+    counts = ApplyCounts()
+    existing: dict[str, Any] = {}
+    for chunk in chunks(list(period_refs)):
+        for found in conn.execute(select(obligations).where(obligations.c.period_ref.in_(chunk))):
+            existing[found.key] = found
+    endpoints = Endpoints(conn)
+    required: dict[str, Required] = {}
+    for req in evaluation.required:
+        required.setdefault(req.key, req)
+
+    for key, req in required.items():
+        row = existing.get(key)
+        if row is None:
+            _create(conn, endpoints, req, now, backfilled, counts)
+            continue
+        if row.status in TERMINAL:
+            _reopen(conn, endpoints, row, req, now, counts)
+        elif row.recipient_ref is None and req.recipient_ref is not None:
+            _resolve(conn, endpoints, row, req, now, counts)
+        elif req.planned and req.planned_for is not None and row.planned_for != req.planned_for:
+            _change(conn, endpoints, row, req, now, counts)
+
+    voids: list[tuple[Any, str]] = []
+    for period_ref, rule_id, occurrence, reason in evaluation.voids:
+        for row in existing.values():
+            if (
+                row.period_ref == period_ref
+                and row.rule_id == rule_id
+                and (occurrence == "*" or row.occurrence == occurrence)
+                and row.key not in required
+                and row.status not in TERMINAL
+            ):
+                voids.append((row, reason))
+    for target, correction in (withdrawn or {}).items():
+        for row in existing.values():
+            if (
+                row.cause_event_id == target
+                and row.key not in required
+                and row.status not in TERMINAL
+            ):
+                voids.append((row, f"event [{target}] withdrawn by correction [{correction}]"))
+    done: set[int] = set()
+    for row, reason in voids:
+        if row.id in done:
+            continue
+        done.add(row.id)
+        _void(conn, endpoints, row, reason, now, counts)
+    return counts
+
+
+def _create(
+    conn: Connection,
+    endpoints: Endpoints,
+    req: Required,
+    now: datetime,
+    backfilled: bool,
+    counts: ApplyCounts,
+) -> None:
+    status = "open" if req.recipient_ref is not None else "unresolved"
+    late, reason = req.late, req.late_reason
+    if backfilled:
+        late, reason = (
+            True,
+            f"alsnog: created by backfill at {now.isoformat()}" + (f"; {reason}" if reason else ""),
+        )
+    result = conn.execute(
+        insert(obligations).values(
+            key=req.key,
+            rule_id=req.rule.id,
+            rule_version=req.rule_version,
+            period_ref=req.period_ref,
+            occurrence=req.occurrence,
+            subject=req.rule.subject,
+            recipient_kind=req.rule.recipient,
+            recipient_ref=req.recipient_ref,
+            cause_event_id=req.cause_event_id,
+            planned_for=req.planned_for,
+            due_at=req.due_at,
+            status=status,
+            late=late,
+            late_reason=reason,
+            facts=json.dumps(req.facts, sort_keys=True),
+            version=1,
+            created_at=now,
+            updated_at=now,
+            escalation=0,
+            backfilled=backfilled,
+        )
+    )
+    counts.created += 1
+    counts.by_rule[req.rule.id] += 1
+    if req.recipient_ref is None:
+        counts.unresolved += 1
+        return
+    obligation_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    counts.notices += add_delivery(
+        conn, endpoints, obligation_id, req.rule.recipient, req.recipient_ref, "notice", 1, now
+    )
+
+
+def _reopen(
+    conn: Connection,
+    endpoints: Endpoints,
+    row: Any,
+    req: Required,
+    now: datetime,
+    counts: ApplyCounts,
+) -> None:
+    version = row.version + 1
+    status = "open" if req.recipient_ref is not None else "unresolved"
+    conn.execute(
+        update(obligations)
+        .where(obligations.c.id == row.id)
+        .values(
+            status=status,
+            version=version,
+            void_reason=None,
+            updated_at=now,
+            planned_for=req.planned_for,
+            due_at=req.due_at,
+            late=req.late,
+            late_reason=req.late_reason,
+            recipient_ref=req.recipient_ref,
+            delivered_at=None,
+            acknowledged_at=None,
+        )
+    )
+    counts.changed += 1
+    if req.recipient_ref is not None:
+        counts.notices += add_delivery(
+            conn, endpoints, row.id, row.recipient_kind, req.recipient_ref, "notice", version, now
+        )
+
+
+def _resolve(
+    conn: Connection,
+    endpoints: Endpoints,
+    row: Any,
+    req: Required,
+    now: datetime,
+    counts: ApplyCounts,
+) -> None:
+    assert req.recipient_ref is not None  # noqa: S101 - checked by the caller
+    conn.execute(
+        update(obligations)
+        .where(obligations.c.id == row.id)
+        .values(status="open", recipient_ref=req.recipient_ref, updated_at=now)
+    )
+    counts.changed += 1
+    counts.notices += add_delivery(
+        conn, endpoints, row.id, row.recipient_kind, req.recipient_ref, "notice", row.version, now
+    )
+
+
+def _change(
+    conn: Connection,
+    endpoints: Endpoints,
+    row: Any,
+    req: Required,
+    now: datetime,
+    counts: ApplyCounts,
+) -> None:
+    """A changed planned moment: update; whoever was told already gets a change notice."""
+    told = row.status in DELIVERED or row.delivered_at is not None
+    version = row.version + 1
+    conn.execute(
+        update(obligations)
+        .where(obligations.c.id == row.id)
+        .values(
+            planned_for=req.planned_for,
+            due_at=req.due_at,
+            late=req.late,
+            late_reason=req.late_reason,
+            version=version,
+            updated_at=now,
+            cause_event_id=req.cause_event_id,
+            status="open" if row.recipient_ref is not None else "unresolved",
+            acknowledged_at=None if told else row.acknowledged_at,
+        )
+    )
+    counts.changed += 1
+    if row.recipient_ref is None:
+        return
+    if told:
+        counts.notices += add_delivery(
+            conn, endpoints, row.id, row.recipient_kind, row.recipient_ref, "change", version, now
+        )
+    else:
+        # not sent yet: the pending notice goes out with the new date
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.obligation_id == row.id, deliveries.c.status == "pending")
+            .values(obligation_version=version)
+        )
+
+
+def _void(
+    conn: Connection,
+    endpoints: Endpoints,
+    row: Any,
+    reason: str,
+    now: datetime,
+    counts: ApplyCounts,
+) -> None:
+    told = row.status in DELIVERED or row.delivered_at is not None
+    conn.execute(
+        update(obligations)
+        .where(obligations.c.id == row.id)
+        .values(status="voided", void_reason=reason, updated_at=now, version=row.version + 1)
+    )
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.obligation_id == row.id, deliveries.c.status.in_(("pending", "held")))
+        .values(status="voided")
+    )
+    counts.voided += 1
+    if told and row.recipient_ref is not None:
+        counts.notices += add_delivery(
+            conn,
+            endpoints,
+            row.id,
+            row.recipient_kind,
+            row.recipient_ref,
+            "correction",
+            row.version + 1,
+            now,
+        )
