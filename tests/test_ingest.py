@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select
@@ -18,7 +19,7 @@ from terugkeer.db.tables import (
 )
 from terugkeer.feed.ingest import ingest_files, ingest_text
 
-from .feedutil import BSN, BSN2, intake, lines, msg
+from .feedutil import BSN, BSN2, T0, intake, lines, msg
 
 
 def count(engine: Engine, table) -> int:  # type: ignore[no-untyped-def]
@@ -278,3 +279,29 @@ def test_files_in_jsonl_and_csv_with_bad_lines_kept(engine: Engine, tmp_path: Pa
     assert "\\xff" in rows[1].raw
     assert rows[2].format == "csv"
     assert period(engine).status == "released"
+
+
+def test_bulk_written_times_compare_like_orm_written_ones(engine: Engine) -> None:
+    """Rows written by the bulk path and parameters bound by SQLAlchemy must use one format,
+    or range queries on SQLite silently miss rows at the boundary."""
+    ingest_text(engine, lines(intake("e1"), release("e2", 400)))
+    exact = T0.astimezone(UTC)
+    with engine.connect() as conn:
+        found = (
+            conn.execute(
+                select(feed_events.c.event_id).where(
+                    feed_events.c.occurred_at >= exact, feed_events.c.occurred_at <= exact
+                )
+            )
+            .scalars()
+            .all()
+        )
+        period_hit = (
+            conn.execute(
+                select(detention_periods.c.period_ref).where(detention_periods.c.intake_at == exact)
+            )
+            .scalars()
+            .all()
+        )
+    assert found == ["e1"]
+    assert period_hit == ["P1"]

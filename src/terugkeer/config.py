@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(default=5000, ge=1, le=1_000_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     rules_file: str = Field(default="", description="notification rule file; default: shipped")
+    # feed watch: silence of a source (in working hours, Mon-Fri) before an alert
+    feed_silence_hours: float = Field(default=24.0, gt=0)
+    # burst brake: releases of one source in one hour above max(multiple x usual rate, minimum)
+    burst_multiple: float = Field(default=10.0, gt=1)
+    burst_minimum: int = Field(default=20, ge=2)
 
     @field_validator("database_url")
     @classmethod

@@ -39,7 +39,9 @@ def _adapter(
         return "%s", None
     converters: list[tuple[int, Callable[[Any], Any]]] = []
     for i, name in enumerate(columns):
-        python_type = table.c[name].type.python_type
+        column_type = table.c[name].type
+        # a TypeDecorator (UTCDateTime) reports `object`; its implementation knows
+        python_type = getattr(column_type, "impl", column_type).python_type
         if python_type is datetime:
             converters.append((i, _sqlite_datetime))
         elif python_type is date:

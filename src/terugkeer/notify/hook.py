@@ -16,6 +16,7 @@ from terugkeer.feed.parse import FeedEvent
 from terugkeer.notify.evaluate import Evaluation, Happening, evaluate_period
 from terugkeer.notify.obligations import ApplyCounts, apply_evaluation, period_facts
 from terugkeer.notify.rules import RuleSet, default_rules
+from terugkeer.notify.watch import brake_bursts
 
 PLANNING_KINDS = (EventKind.INTAKE, EventKind.RELEASE_DATE_SET)
 
@@ -72,5 +73,6 @@ def notify_hook(rules: RuleSet | None = None) -> BatchHook:
         evaluate_events(
             conn, applied.events, applied.withdrawn, applied.now, rules or default_rules()
         )
+        brake_bursts(conn, applied.events, applied.now)
 
     return hook

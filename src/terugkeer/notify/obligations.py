@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from terugkeer.db.bulk import insert_rows, reserve_ids
 from terugkeer.db.tables import (
     deliveries,
     detention_periods,
@@ -195,37 +196,33 @@ def apply_evaluation(
     for req in evaluation.required:
         required.setdefault(req.key, req)
 
+    new: list[Required] = []
     for key, req in required.items():
         row = existing.get(key)
         if row is None:
-            _create(conn, endpoints, req, now, backfilled, counts)
-            continue
-        if row.status in TERMINAL:
+            new.append(req)
+        elif row.status in TERMINAL:
             _reopen(conn, endpoints, row, req, now, counts)
         elif row.recipient_ref is None and req.recipient_ref is not None:
             _resolve(conn, endpoints, row, req, now, counts)
         elif req.planned and req.planned_for is not None and row.planned_for != req.planned_for:
             _change(conn, endpoints, row, req, now, counts)
+    _create_all(conn, endpoints, new, now, backfilled, counts)
 
+    by_rule: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    by_cause: dict[str, list[Any]] = defaultdict(list)
+    for row in existing.values():
+        if row.key not in required and row.status not in TERMINAL:
+            by_rule[(row.period_ref, row.rule_id)].append(row)
+            by_cause[row.cause_event_id].append(row)
     voids: list[tuple[Any, str]] = []
     for period_ref, rule_id, occurrence, reason in evaluation.voids:
-        for row in existing.values():
-            if (
-                row.period_ref == period_ref
-                and row.rule_id == rule_id
-                and (occurrence == "*" or row.occurrence == occurrence)
-                and row.key not in required
-                and row.status not in TERMINAL
-            ):
+        for row in by_rule.get((period_ref, rule_id), ()):
+            if occurrence == "*" or row.occurrence == occurrence:
                 voids.append((row, reason))
     for target, correction in (withdrawn or {}).items():
-        for row in existing.values():
-            if (
-                row.cause_event_id == target
-                and row.key not in required
-                and row.status not in TERMINAL
-            ):
-                voids.append((row, f"event [{target}] withdrawn by correction [{correction}]"))
+        for row in by_cause.get(target, ()):
+            voids.append((row, f"event [{target}] withdrawn by correction [{correction}]"))
     done: set[int] = set()
     for row, reason in voids:
         if row.id in done:
@@ -235,54 +232,113 @@ def apply_evaluation(
     return counts
 
 
-def _create(
+OBLIGATION_COLUMNS = (
+    "id",
+    "key",
+    "rule_id",
+    "rule_version",
+    "period_ref",
+    "occurrence",
+    "subject",
+    "recipient_kind",
+    "recipient_ref",
+    "cause_event_id",
+    "planned_for",
+    "due_at",
+    "status",
+    "late",
+    "late_reason",
+    "facts",
+    "version",
+    "created_at",
+    "updated_at",
+    "escalation",
+    "backfilled",
+)
+DELIVERY_COLUMNS = (
+    "obligation_id",
+    "notice",
+    "obligation_version",
+    "channel",
+    "address",
+    "idempotency_key",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+)
+
+
+def _create_all(
     conn: Connection,
     endpoints: Endpoints,
-    req: Required,
+    new: list[Required],
     now: datetime,
     backfilled: bool,
     counts: ApplyCounts,
 ) -> None:
-    status = "open" if req.recipient_ref is not None else "unresolved"
-    late, reason = req.late, req.late_reason
-    if backfilled:
-        late, reason = (
-            True,
-            f"alsnog: created by backfill at {now.isoformat()}" + (f"; {reason}" if reason else ""),
+    """Insert new obligations and their first notices in bulk."""
+    rows: list[tuple[Any, ...]] = []
+    notices: list[tuple[Any, ...]] = []
+    ids = reserve_ids(conn, obligations, len(new))
+    for obligation_id, req in zip(ids, new, strict=True):
+        late, reason = req.late, req.late_reason
+        if backfilled:
+            late = True
+            reason = f"alsnog: created by backfill at {now.isoformat()}" + (
+                f"; {reason}" if reason else ""
+            )
+        status = "open" if req.recipient_ref is not None else "unresolved"
+        rows.append(
+            (
+                obligation_id,
+                req.key,
+                req.rule.id,
+                req.rule_version,
+                req.period_ref,
+                req.occurrence,
+                req.rule.subject,
+                req.rule.recipient,
+                req.recipient_ref,
+                req.cause_event_id,
+                req.planned_for,
+                req.due_at,
+                status,
+                late,
+                reason,
+                json.dumps(req.facts, sort_keys=True),
+                1,
+                now,
+                now,
+                0,
+                backfilled,
+            )
         )
-    result = conn.execute(
-        insert(obligations).values(
-            key=req.key,
-            rule_id=req.rule.id,
-            rule_version=req.rule_version,
-            period_ref=req.period_ref,
-            occurrence=req.occurrence,
-            subject=req.rule.subject,
-            recipient_kind=req.rule.recipient,
-            recipient_ref=req.recipient_ref,
-            cause_event_id=req.cause_event_id,
-            planned_for=req.planned_for,
-            due_at=req.due_at,
-            status=status,
-            late=late,
-            late_reason=reason,
-            facts=json.dumps(req.facts, sort_keys=True),
-            version=1,
-            created_at=now,
-            updated_at=now,
-            escalation=0,
-            backfilled=backfilled,
-        )
-    )
-    counts.created += 1
-    counts.by_rule[req.rule.id] += 1
-    if req.recipient_ref is None:
-        counts.unresolved += 1
-        return
-    obligation_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-    counts.notices += add_delivery(
-        conn, endpoints, obligation_id, req.rule.recipient, req.recipient_ref, "notice", 1, now
-    )
+        counts.created += 1
+        counts.by_rule[req.rule.id] += 1
+        if req.recipient_ref is None:
+            counts.unresolved += 1
+            continue
+        found = endpoints.channel(req.rule.recipient, req.recipient_ref)
+        if found is not None:
+            channel, address = found
+            notices.append(
+                (
+                    obligation_id,
+                    "notice",
+                    1,
+                    channel,
+                    address,
+                    f"{obligation_id}:notice:1:{channel}",
+                    "pending",
+                    0,
+                    now,
+                    now,
+                )
+            )
+    insert_rows(conn, obligations, OBLIGATION_COLUMNS, rows)
+    insert_rows(conn, deliveries, DELIVERY_COLUMNS, notices)
+    counts.notices += len(notices)
 
 
 def _reopen(
