@@ -248,5 +248,14 @@ def _register_notify() -> None:
 _register_notify()
 
 
+def _register_reintegration() -> None:
+    from terugkeer.reintegration import cli as reintegration_cli
+
+    reintegration_cli.register(app)
+
+
+_register_reintegration()
+
+
 def main() -> None:  # pragma: no cover - entry point
     sys.exit(app())

@@ -74,7 +74,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     app.include_router(router)
 
-    from terugkeer.web.api import notices
+    from terugkeer.web.api import notices, registration
 
     app.include_router(notices.router, prefix=BASE)
+    app.include_router(registration.router, prefix=BASE)
     return app

@@ -1,0 +1,1 @@
+"""Reintegration registration at municipalities: cases, the five basic conditions, activities."""
