@@ -50,6 +50,13 @@ out = Console()
 @app.callback()
 def _main() -> None:
     configure(get_settings().log_level)
+    from terugkeer.security.crypto import KeyConfigError, check_production_settings
+
+    try:
+        check_production_settings()
+    except KeyConfigError as e:
+        console.print(f"[red]refusing to start: {e}[/red]")
+        raise typer.Exit(2) from e
 
 
 @contextmanager
@@ -255,6 +262,15 @@ def _register_reintegration() -> None:
 
 
 _register_reintegration()
+
+
+def _register_security() -> None:
+    from terugkeer.security import cli as security_cli
+
+    security_cli.register(app)
+
+
+_register_security()
 
 
 def main() -> None:  # pragma: no cover - entry point

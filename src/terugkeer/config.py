@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     var_dir: Path = DEFAULT_VAR_DIR
     ingest_batch_size: int = Field(default=5000, ge=1, le=1_000_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # comma-separated id:base64key pairs; the last one encrypts (see security/crypto.py)
+    encryption_keys: str = Field(default="", repr=False)
     rules_file: str = Field(default="", description="notification rule file; default: shipped")
     # feed watch: silence of a source (in working hours, Mon-Fri) before an alert
     feed_silence_hours: float = Field(default=24.0, gt=0)

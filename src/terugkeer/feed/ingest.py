@@ -39,6 +39,7 @@ from terugkeer.domain.codes import DETENTION_KINDS, EventKind, PeriodStatus
 from terugkeer.domain.refdata import RefData, refdata
 from terugkeer.feed.csvfeed import row_to_message
 from terugkeer.feed.parse import FeedError, FeedEvent, parse_line, validate_message
+from terugkeer.security.crypto import contact_context, field_cipher
 
 ProgressCallback = Callable[[int], None]
 
@@ -635,7 +636,9 @@ class _Batch:
                 "relation": f["relation"].value,
                 "spoke_in_court": f["spoke_in_court"],
                 "wants_information": f["wants_information"],
-                "contact": json.dumps(f["contact"], ensure_ascii=False),
+                "contact": field_cipher().encrypt(
+                    json.dumps(f["contact"], ensure_ascii=False), contact_context(ref)
+                ),
                 "registered_at": e.occurred_at,
                 "event_id": e.event_id,
             }

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from terugkeer import __version__
 from terugkeer.db.engine import make_engine
+from terugkeer.security.crypto import check_production_settings
 
 API_VERSION = "1.0.0"
 BASE = "/api/v1"
@@ -33,6 +34,7 @@ def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
+    check_production_settings()  # refuse to start with missing or placeholder keys
     app = FastAPI(
         title="terugkeer API",
         version=API_VERSION,

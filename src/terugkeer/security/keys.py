@@ -1,0 +1,71 @@
+"""Key rotation: re-encrypt every sensitive field to the newest key."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from terugkeer.db.tables import victims
+from terugkeer.security.crypto import FieldCipher, contact_context, field_cipher
+
+
+@dataclass
+class RotationReport:
+    active_key: str
+    rewritten: int
+    already_current: int
+
+
+def rotate(
+    engine: Engine, cipher: FieldCipher | None = None, *, batch: int = 1000
+) -> RotationReport:
+    """Re-encrypt values stored under an older key (or still in plain text) to the active key."""
+    cipher = cipher or field_cipher()
+    rewritten = current = 0
+    last_id = 0
+    while True:
+        with engine.begin() as conn:
+            rows = conn.execute(
+                select(victims.c.id, victims.c.victim_ref, victims.c.contact)
+                .where(victims.c.id > last_id)
+                .order_by(victims.c.id)
+                .limit(batch)
+            ).all()
+            if not rows:
+                break
+            for row in rows:
+                last_id = row.id
+                context = contact_context(row.victim_ref)
+                if cipher.key_id_of(row.contact) == cipher.active_id:
+                    current += 1
+                    continue
+                plain = (
+                    cipher.decrypt(row.contact, context)
+                    if cipher.key_id_of(row.contact) is not None
+                    else row.contact
+                )
+                conn.execute(
+                    update(victims)
+                    .where(victims.c.id == row.id)
+                    .values(contact=cipher.encrypt(plain, context))
+                )
+                rewritten += 1
+    return RotationReport(cipher.active_id, rewritten, current)
+
+
+def victim_contact(
+    engine: Engine, victim_ref: str, cipher: FieldCipher | None = None
+) -> dict[str, Any]:
+    """The decrypted contact details of one victim (callers check the IDV role first)."""
+    cipher = cipher or field_cipher()
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(victims.c.contact).where(victims.c.victim_ref == victim_ref)
+        ).scalar_one_or_none()
+    if stored is None:
+        raise KeyError(f"no victim [{victim_ref}]")
+    result: dict[str, Any] = json.loads(cipher.decrypt(stored, contact_context(victim_ref)))
+    return result
