@@ -1,0 +1,144 @@
+"""The append-only, hash-chained audit log of every read and change of personal data.
+
+Each row's hash is SHA-256 over the previous row's hash and the row's own content, so changing,
+removing or inserting a row breaks the chain from there on; ``verify`` finds the first break.
+Database triggers refuse UPDATE and DELETE on the table (migration 0004); the chain also catches
+whoever bypasses them. Details never hold personal data: they name records, not people.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, text
+
+from terugkeer.security.roles import Principal
+from terugkeer.security.tables import audit_log
+
+GENESIS = "0" * 64
+_PG_LOCK = 0x7465_7275_6B65  # advisory lock id serialising appends on PostgreSQL
+
+
+def _digest(
+    prev: str,
+    at: datetime,
+    actor: str,
+    role: str,
+    action: str,
+    record_type: str,
+    record_id: str,
+    purpose: str,
+    details: str,
+) -> str:
+    content = json.dumps(
+        [
+            prev,
+            at.astimezone(UTC).isoformat(timespec="microseconds"),
+            actor,
+            role,
+            action,
+            record_type,
+            record_id,
+            purpose,
+            details,
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def record(
+    conn: Connection,
+    who: Principal | str,
+    action: str,
+    record_type: str,
+    record_id: str | int,
+    purpose: str,
+    details: dict[str, Any] | None = None,
+    *,
+    at: datetime | None = None,
+) -> str:
+    """Append one entry inside the caller's transaction; returns its hash."""
+    at = (at or datetime.now(UTC)).astimezone(UTC)
+    actor, role = (who.name, who.role.value) if isinstance(who, Principal) else (who, "system")
+    body = json.dumps(details or {}, sort_keys=True, ensure_ascii=False, default=str)
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+    else:  # any write takes SQLite's write lock for the rest of the transaction
+        conn.exec_driver_sql("UPDATE audit_log SET id = id WHERE 0")
+    prev = (
+        conn.execute(
+            select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        or GENESIS
+    )
+    digest = _digest(prev, at, actor, role, action, record_type, str(record_id), purpose, body)
+    conn.execute(
+        insert(audit_log).values(
+            at=at,
+            actor=actor,
+            role=role,
+            action=action,
+            record_type=record_type,
+            record_id=str(record_id),
+            purpose=purpose,
+            details=body,
+            prev_hash=prev,
+            hash=digest,
+        )
+    )
+    return digest
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    entries: int
+    ok: bool
+    first_bad_id: int | None = None
+    problem: str | None = None
+
+
+def _rows(engine: Engine, batch: int = 5000) -> Iterator[Any]:
+    last = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(audit_log).where(audit_log.c.id > last).order_by(audit_log.c.id).limit(batch)
+            ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+
+
+def verify(engine: Engine) -> ChainReport:
+    """Walk the chain from the start; report the first entry that does not fit."""
+    prev = GENESIS
+    n = 0
+    for row in _rows(engine):
+        n += 1
+        if row.prev_hash != prev:
+            return ChainReport(
+                n, False, row.id, "does not follow the entry before it (removed or inserted rows)"
+            )
+        expected = _digest(
+            prev,
+            row.at,
+            row.actor,
+            row.role,
+            row.action,
+            row.record_type,
+            row.record_id,
+            row.purpose,
+            row.details,
+        )
+        if expected != row.hash:
+            return ChainReport(n, False, row.id, "content does not match its hash (changed)")
+        prev = row.hash
+    return ChainReport(n, True)
