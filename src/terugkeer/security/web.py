@@ -1,0 +1,137 @@
+"""Authentication and authorisation for the web application.
+
+- A caller is identified by an API token (``Authorization: Bearer …``) or a session cookie
+  (``terugkeer_session``, HttpOnly, SameSite=Strict, Secure outside development).
+- Every API route declares the one permission it needs with ``Depends(requires(P))``; at start
+  the app checks that every route does (``check_routes``), so a route without a declared
+  permission cannot be served (default deny).
+- A cookie-authenticated request that changes something must carry the session's CSRF token in
+  ``X-CSRF-Token`` (or a form field ``csrf_token``).
+- Scope (municipality, consent) is applied in the queries of the services, not filtered after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.routing import APIRoute
+from sqlalchemy import Engine
+
+from terugkeer.config import get_settings
+from terugkeer.security.accounts import principal_for_session, principal_for_token
+from terugkeer.security.roles import Permission, Principal
+
+SESSION_COOKIE = "terugkeer_session"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PUBLIC = Permission.HEALTH_READ
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'; object-src 'none'"
+)
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def authenticate(request: Request) -> Principal | None:
+    """The caller, or None when anonymous. Raises 403 on a missing CSRF token."""
+    header = request.headers.get("Authorization", "")
+    with _engine(request).begin() as conn:
+        if header.startswith("Bearer "):
+            principal = principal_for_token(conn, header.removeprefix("Bearer ").strip())
+            if principal is None:
+                raise HTTPException(401, "unknown or revoked API token")
+            return principal
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        found = principal_for_session(conn, cookie)
+    if found is None:
+        raise HTTPException(401, "the session has ended; sign in again")
+    principal, csrf = found
+    if request.method in UNSAFE and request.headers.get(CSRF_HEADER) != csrf:
+        raise HTTPException(403, "missing or wrong CSRF token")
+    return principal
+
+
+def requires(permission: Permission) -> Callable[[Request], Principal | None]:
+    """A dependency that lets through only callers holding ``permission``."""
+
+    def dependency(request: Request) -> Principal | None:
+        if permission is PUBLIC:
+            return None
+        principal = authenticate(request)
+        if principal is None:
+            raise HTTPException(401, "sign in or send an API token")
+        if not principal.can(permission):
+            raise HTTPException(403, f"role [{principal.role}] may not do this ({permission})")
+        request.state.principal = principal
+        return principal
+
+    dependency.permission = permission  # type: ignore[attr-defined]
+    return dependency
+
+
+def route_permission(route: APIRoute) -> Permission | None:
+    found = [
+        d.call.permission  # type: ignore[union-attr]
+        for d in route.dependant.dependencies
+        if hasattr(d.call, "permission")
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def check_routes(app: FastAPI) -> None:
+    """Refuse to build an app with an API route that declares no permission."""
+    missing = [
+        f"{sorted(r.methods or ())} {r.path}"
+        for r in app.routes
+        if isinstance(r, APIRoute) and r.include_in_schema and route_permission(r) is None
+    ]
+    if missing:
+        raise RuntimeError(f"API routes without a declared permission: {missing}")
+
+
+def security_headers(app: FastAPI) -> None:
+    production = get_settings().environment != "development"
+
+    @app.middleware("http")
+    async def headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+        if production:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        return response
+
+
+def set_session_cookie(response: Response, token: str, max_age: int) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max_age,
+        httponly=True,
+        secure=get_settings().environment != "development",
+        samesite="strict",
+        path="/",
+    )
+
+
+def principal_of(request: Request) -> Principal:
+    """The principal that ``requires`` put on the request (for handlers)."""
+    principal: Any = getattr(request.state, "principal", None)
+    if principal is None:
+        raise HTTPException(401, "not signed in")
+    return principal  # type: ignore[no-any-return]
