@@ -1,9 +1,182 @@
-"""Commands of this part of notify, registered on the CLI by `register`."""
+"""Commands of delivery: the worker, the dispatcher, the inbox and acknowledgement."""
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from terugkeer.db.engine import make_engine
+
+out = Console()
+err = Console(stderr=True)
 
 
 def register(app: typer.Typer, notify_app: typer.Typer) -> None:
     """Add this module's commands to the top-level app and the `notify` group."""
+
+    @app.command()
+    def worker(
+        once: Annotated[
+            bool, typer.Option(help="one cycle: deliver, check, deliver; then stop")
+        ] = False,
+        interval: Annotated[
+            float,
+            typer.Option(
+                min=1, help="seconds between check cycles (escalation, feed watch, reconciliation)"
+            ),
+        ] = 300.0,
+        poll: Annotated[
+            float, typer.Option(min=0.05, help="seconds between looks for due notices")
+        ] = 1.0,
+        processes: Annotated[
+            int, typer.Option(min=1, max=64, help="worker processes (PostgreSQL only)")
+        ] = 1,
+        limit: Annotated[int, typer.Option(min=1, max=10_000, help="deliveries per claim")] = 100,
+        max_attempts: Annotated[
+            int, typer.Option(min=1, max=100, help="attempts before a notice is a dead letter")
+        ] = 8,
+    ) -> None:
+        """Deliver notices continuously; escalate, watch the feeds and reconcile every cycle."""
+        from terugkeer.notify.dispatch import (
+            RetryPolicy,
+            WorkerError,
+            WorkerOptions,
+            run_worker_process,
+            run_workers,
+        )
+
+        engine = make_engine()
+        options = WorkerOptions(
+            interval_seconds=interval,
+            poll_seconds=poll,
+            limit=limit,
+            policy=RetryPolicy(max_attempts=max_attempts),
+        )
+        if processes > 1:
+            if engine.dialect.name != "postgresql":
+                err.print(
+                    f"[red]--processes {processes}: several workers need PostgreSQL; "
+                    "SQLite runs one worker[/red]"
+                )
+                raise typer.Exit(2)
+            url = engine.url.render_as_string(hide_password=False)
+            engine.dispose()
+            raise typer.Exit(run_workers(url, processes, once=once, options=options))
+        try:
+            counts = run_worker_process(engine, once=once, options=options)
+        except WorkerError as e:
+            err.print(f"[red]{e}[/red]")
+            raise typer.Exit(1) from e
+        if once:
+            out.print_json(json.dumps(counts.as_json()))
+
+    @notify_app.command("dispatch")
+    def dispatch(
+        once: Annotated[bool, typer.Option(help="deliver what is due now, then stop")] = False,
+        poll: Annotated[float, typer.Option(min=0.05)] = 1.0,
+        limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+        max_attempts: Annotated[int, typer.Option(min=1, max=100)] = 8,
+    ) -> None:
+        """Deliver due notices (without the check cycle; `terugkeer worker` runs both)."""
+        from terugkeer.notify.dispatch import RetryPolicy, WorkerOptions, run_worker_process
+
+        options = WorkerOptions(
+            poll_seconds=poll,
+            limit=limit,
+            checks=False,
+            policy=RetryPolicy(max_attempts=max_attempts),
+        )
+        counts = run_worker_process(make_engine(), once=once, options=options)
+        out.print_json(json.dumps(counts.as_json()))
+
+    @notify_app.command("inbox")
+    def inbox_(
+        recipient_kind: Annotated[str, typer.Option(help="mayor, idv or nazorg")],
+        recipient: Annotated[str, typer.Option(help="municipality code (GM0363) or OM-IDV")],
+        unread: Annotated[bool, typer.Option(help="only notices not yet read")] = False,
+        unacknowledged: Annotated[
+            bool, typer.Option(help="only notices awaiting acknowledgement")
+        ] = False,
+        limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+        offset: Annotated[int, typer.Option(min=0)] = 0,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """A recipient organisation's inbox, newest first."""
+        from terugkeer.notify.inbox import InboxError, list_notices
+
+        try:
+            with make_engine().connect() as conn:
+                found = list_notices(
+                    conn,
+                    recipient_kind,
+                    recipient,
+                    unread=unread,
+                    unacknowledged=unacknowledged,
+                    limit=limit,
+                    offset=offset,
+                )
+        except InboxError as e:
+            err.print(f"[red]{e}[/red]")
+            raise typer.Exit(2) from e
+        if as_json:
+            out.print_json(found.model_dump_json())
+            return
+        table = Table(
+            "ref", "rule", "subject", "period", "planned", "due", "status", "late", "read"
+        )
+        for n in found.notices:
+            table.add_row(
+                str(n.id),
+                n.rule_id,
+                n.subject,
+                n.period_ref,
+                n.planned_for.isoformat(timespec="minutes") if n.planned_for else "",
+                n.due_at.isoformat(timespec="minutes"),
+                n.status,
+                "late" if n.late else "",
+                "yes" if n.read else "no",
+            )
+        out.print(table)
+        out.print(f"{found.total} notices ({len(found.notices)} shown)")
+
+    @notify_app.command("ack")
+    def ack(
+        notice_id: Annotated[int, typer.Argument(help="the notice's reference (obligation id)")],
+        by: Annotated[str, typer.Option(help="who acknowledges")],
+        note: Annotated[
+            str | None,
+            typer.Option(help="how the victim was informed (required for victim notices)"),
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Acknowledge a delivered notice."""
+        from terugkeer.notify.inbox import InboxError, NoticeConflict, NoticeNotFound, acknowledge
+
+        try:
+            done = acknowledge(make_engine(), notice_id, by, note)
+        except InboxError as e:
+            err.print(f"[red]{e}[/red]")
+            code = 1 if isinstance(e, NoticeNotFound | NoticeConflict) else 2
+            raise typer.Exit(code) from e
+        if as_json:
+            out.print_json(done.model_dump_json())
+        else:
+            out.print(f"notice {done.id} acknowledged by {done.acknowledged_by}")
+
+    @notify_app.command("retry")
+    def retry(
+        delivery_id: Annotated[int, typer.Argument(help="the id of a dead delivery")],
+    ) -> None:
+        """Send a dead letter again, after its cause (an endpoint, a receiver) is fixed."""
+        from terugkeer.notify.dispatch import RetryError, retry_dead
+
+        try:
+            queued = retry_dead(make_engine(), delivery_id)
+        except RetryError as e:
+            err.print(f"[red]{e}[/red]")
+            raise typer.Exit(2) from e
+        out.print(f"delivery {queued} queued")

@@ -1,0 +1,260 @@
+"""The portal inbox on SQLite and PostgreSQL: services, the JSON API (meldingen) and the
+command line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from typer.testing import CliRunner
+
+from terugkeer.cli import app
+from terugkeer.config import get_settings
+from terugkeer.db.tables import alerts, deliveries
+from terugkeer.notify.dispatch import dispatch_once
+from terugkeer.notify.escalate import escalate
+from terugkeer.notify.inbox import (
+    InvalidRequest,
+    NoticeConflict,
+    NoticeNotFound,
+    acknowledge,
+    get_notice,
+    list_notices,
+    mark_read,
+)
+from terugkeer.web.app import create_app
+
+from .feedutil import intake, msg
+from .test_dispatch import channels, clock, feed, obligation
+
+runner = CliRunner()
+USER = {"X-Terugkeer-User": "j.jansen (OOV GM0363)"}
+
+
+def victim(spoke_in_court: bool = True) -> dict[str, Any]:
+    return msg(
+        "victim_registered", "v1", 2, source="OM-IDV", victim_ref="V1", relation="victim",
+        spoke_in_court=spoke_in_court, wants_information=True,
+        contact={"name": "Slachtoffer Een", "email": "slachtoffer@example.org"},
+    )  # fmt: skip
+
+
+def inbox(engine: Engine, kind: str, ref: str, **kw: Any) -> list[str]:
+    with engine.connect() as conn:
+        return [n.rule_id for n in list_notices(conn, kind, ref, **kw).notices]
+
+
+def test_the_inbox_shows_delivered_notices_of_the_organisation_only(engine: Engine) -> None:
+    feed(engine, intake("e1"), intake("e9", period="P2", bsn="999990019",
+                                     fields={"residence_municipality": "GM0599"}))  # fmt: skip
+    assert inbox(engine, "mayor", "GM0363") == []  # nothing delivered yet
+    dispatch_once(engine, clock(), channels=channels())
+    assert inbox(engine, "mayor", "GM0363") == ["mayor.release"]
+    assert inbox(engine, "mayor", "GM0599") == ["mayor.release"]
+    assert sorted(inbox(engine, "nazorg", "GM0363")) == ["nazorg.intake", "nazorg.release"]
+    assert inbox(engine, "idv", "OM-IDV") == []
+    with engine.connect() as conn:
+        page = list_notices(conn, "nazorg", "GM0363", limit=1)
+    assert (page.total, len(page.notices)) == (2, 1)
+    notice = page.notices[0]
+    assert notice.recipient_ref == "GM0363"
+    assert notice.facts["categories"] == ["zeden"]
+    assert [d.status for d in notice.deliveries] == ["delivered"]
+    with pytest.raises(InvalidRequest, match="unknown recipient kind"):
+        inbox(engine, "police", "GM0363")
+
+
+def test_read_and_acknowledge(engine: Engine) -> None:
+    feed(engine, intake("e1"))
+    dispatch_once(engine, clock(), channels=channels())
+    ref = obligation(engine, "mayor.release").id
+    assert inbox(engine, "mayor", "GM0363", unread=True) == ["mayor.release"]
+    read = mark_read(engine, ref)
+    assert read.read
+    assert read.deliveries[0].read_at is not None
+    assert inbox(engine, "mayor", "GM0363", unread=True) == []
+    assert inbox(engine, "mayor", "GM0363", unacknowledged=True) == ["mayor.release"]
+
+    done = acknowledge(engine, ref, "j.jansen", "gezien")
+    assert (done.status, done.acknowledged_by, done.ack_note) == (
+        "acknowledged", "j.jansen", "gezien",
+    )  # fmt: skip
+    assert done.acknowledged_at is not None
+    assert inbox(engine, "mayor", "GM0363", unacknowledged=True) == []
+    with pytest.raises(NoticeConflict, match=r"already acknowledged by j\.jansen"):
+        acknowledge(engine, ref, "someone else")
+    with pytest.raises(InvalidRequest, match="who acknowledges"):
+        acknowledge(engine, obligation(engine, "nazorg.release").id, "  ")
+
+
+def test_a_notice_is_not_in_the_inbox_before_it_is_delivered(engine: Engine) -> None:
+    feed(engine, intake("e1"))
+    ref = obligation(engine, "mayor.release").id
+    with engine.connect() as conn, pytest.raises(NoticeNotFound):
+        get_notice(conn, ref)
+    with pytest.raises(NoticeNotFound):
+        acknowledge(engine, ref, "j.jansen")
+
+
+def test_a_changed_notice_must_be_acknowledged_in_its_new_version(engine: Engine) -> None:
+    feed(engine, intake("e1"))
+    now = clock()
+    dispatch_once(engine, now, channels=channels())
+    ref = obligation(engine, "mayor.release").id
+    mark_read(engine, ref)
+    feed(engine, msg("release_date_set", "e2", 3, planned_release_date="2026-03-10"))
+    with pytest.raises(NoticeConflict, match="newer version"):
+        acknowledge(engine, ref, "j.jansen")
+    dispatch_once(engine, clock(), channels=channels())
+    notice = acknowledge(engine, ref, "j.jansen")
+    assert (notice.version, notice.planned_for.date().isoformat()) == (2, "2026-03-10")  # type: ignore[union-attr]
+    assert [(d.notice, d.version) for d in notice.deliveries] == [("notice", 1), ("change", 2)]
+
+
+def test_the_idv_inbox_holds_the_victims_and_needs_how_each_was_informed(engine: Engine) -> None:
+    feed(engine, intake("e1"), victim())
+    dispatch_once(engine, clock(), channels=channels())
+    assert sorted(inbox(engine, "idv", "OM-IDV")) == ["idv.release", "victim.release"]
+    ref = obligation(engine, "victim.release").id
+    with pytest.raises(InvalidRequest, match="how the victim was informed"):
+        acknowledge(engine, ref, "IDV-medewerker")
+    done = acknowledge(engine, ref, "IDV-medewerker", "per telefoon op 3 februari")
+    assert done.ack_note == "per telefoon op 3 februari"
+    assert done.recipient_ref == "V1"
+    assert "Slachtoffer" not in done.model_dump_json()  # no contact details in the inbox
+    acknowledge(engine, obligation(engine, "idv.release").id, "IDV-medewerker")  # no note needed
+
+
+# -- the API ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(engine: Engine) -> TestClient:
+    return TestClient(create_app(engine))
+
+
+def test_api_lists_reads_and_acknowledges(engine: Engine, client: TestClient) -> None:
+    feed(engine, intake("e1"), victim())
+    dispatch_once(engine, clock(), channels=channels())
+    listed = client.get(
+        "/api/v1/meldingen", params={"ontvanger_soort": "mayor", "ontvanger": "GM0363"}
+    )
+    assert listed.status_code == 200
+    assert listed.headers["API-Version"]
+    body = listed.json()
+    assert (body["total"], body["notices"][0]["rule_id"]) == (1, "mayor.release")
+    ref = body["notices"][0]["id"]
+
+    one = client.get(f"/api/v1/meldingen/{ref}")
+    assert (one.status_code, one.json()["read"]) == (200, False)
+    assert client.post(f"/api/v1/meldingen/{ref}/lezen", headers=USER).json()["read"] is True
+    unread = client.get(
+        "/api/v1/meldingen",
+        params={"ontvanger_soort": "mayor", "ontvanger": "GM0363", "ongelezen": "true"},
+    )
+    assert unread.json()["total"] == 0
+
+    acked = client.post(f"/api/v1/meldingen/{ref}/bevestigingen", headers=USER, json={})
+    assert acked.status_code == 201
+    assert (acked.json()["status"], acked.json()["acknowledged_by"]) == (
+        "acknowledged", USER["X-Terugkeer-User"],
+    )  # fmt: skip
+    again = client.post(f"/api/v1/meldingen/{ref}/bevestigingen", headers=USER)
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+
+    victim_ref = obligation(engine, "victim.release").id
+    missing_note = client.post(f"/api/v1/meldingen/{victim_ref}/bevestigingen", headers=USER)
+    assert missing_note.status_code == 400
+    assert "how the victim was informed" in missing_note.json()["detail"]
+    noted = client.post(
+        f"/api/v1/meldingen/{victim_ref}/bevestigingen",
+        headers=USER,
+        json={"note": "per brief"},
+    )
+    assert (noted.status_code, noted.json()["ack_note"]) == (201, "per brief")
+
+
+def test_api_errors_are_problem_json(engine: Engine, client: TestClient) -> None:
+    feed(engine, intake("e1"))
+    ref = obligation(engine, "mayor.release").id
+    cases = [
+        (client.get(f"/api/v1/meldingen/{ref}"), 404),  # not delivered yet
+        (client.get("/api/v1/meldingen/999999"), 404),
+        (client.post(f"/api/v1/meldingen/{ref}/lezen"), 401),  # who is asking?
+        (client.post(f"/api/v1/meldingen/{ref}/bevestigingen", json={"note": "x"}), 401),
+        (client.get("/api/v1/meldingen", params={"ontvanger_soort": "x", "ontvanger": "y"}), 400),
+        (client.get("/api/v1/meldingen"), 400),  # the recipient is required
+        (client.get("/api/v1/meldingen/abc"), 400),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["status"] == status
+
+
+def test_api_is_in_the_openapi_document(client: TestClient) -> None:
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    assert {
+        "/api/v1/meldingen",
+        "/api/v1/meldingen/{melding_id}",
+        "/api/v1/meldingen/{melding_id}/lezen",
+        "/api/v1/meldingen/{melding_id}/bevestigingen",
+    } <= set(paths)
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_db(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    monkeypatch.setenv("TERUGKEER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    yield engine
+    get_settings.cache_clear()
+
+
+def test_inbox_and_ack_from_the_command_line(cli_db: Engine) -> None:
+    feed(cli_db, intake("e1"))
+    dispatch_once(cli_db, clock(), channels=channels())
+    args = ["notify", "inbox", "--recipient-kind", "mayor", "--recipient", "GM0363"]
+    listed = runner.invoke(app, [*args, "--json"])
+    assert listed.exit_code == 0, listed.output
+    (notice,) = json.loads(listed.stdout)["notices"]
+    table = runner.invoke(app, args)
+    assert "1 notices (1 shown)" in table.stdout
+
+    acked = runner.invoke(app, ["notify", "ack", str(notice["id"]), "--by", "j.jansen"])
+    assert acked.exit_code == 0, acked.output
+    assert f"notice {notice['id']} acknowledged by j.jansen" in acked.stdout
+    assert runner.invoke(app, ["notify", "ack", str(notice["id"]), "--by", "x"]).exit_code == 1
+    assert runner.invoke(app, ["notify", "ack", "999999", "--by", "x"]).exit_code == 1
+    bad = runner.invoke(app, ["notify", "inbox", "--recipient-kind", "x", "--recipient", "y"])
+    assert bad.exit_code == 2
+
+
+def test_acknowledging_resolves_the_unacknowledged_alert(engine: Engine) -> None:
+    feed(engine, msg("escape", "e2", 20), intake("e1"))
+    dispatch_once(engine, clock(), channels=channels())
+    escape = obligation(engine, "mayor.escape")
+    escalate(engine, escape.delivered_at + timedelta(hours=3))
+    key = f"unacknowledged:{escape.id}"
+    with engine.connect() as conn:
+        assert (
+            conn.execute(select(alerts.c.status).where(alerts.c.key == key)).scalar_one() == "open"
+        )
+    acknowledge(engine, escape.id, "j.jansen")
+    with engine.connect() as conn:
+        assert (
+            conn.execute(select(alerts.c.status).where(alerts.c.key == key)).scalar_one()
+            == "resolved"
+        )
+        assert all(
+            r.read_at is not None
+            for r in conn.execute(select(deliveries).where(deliveries.c.obligation_id == escape.id))
+        )
