@@ -44,7 +44,7 @@ from sqlalchemy.exc import DBAPIError
 from terugkeer.db.tables import deliveries, delivery_attempts, obligations
 from terugkeer.notify.alerts import raise_alert, resolve_alert
 from terugkeer.notify.channels import Channel, DeliveryError, Notice, default_channels
-from terugkeer.notify.obligations import Endpoints, add_delivery
+from terugkeer.notify.obligations import Endpoints, add_delivery, delivery_key
 
 log = structlog.get_logger(__name__)
 
@@ -504,11 +504,6 @@ class Dispatcher:
             closer = getattr(channel, "close", None)
             if callable(closer):
                 closer()
-
-
-def delivery_key(obligation_id: int, notice: str, version: int, channel: str) -> str:
-    """The idempotency key ``obligations.add_delivery`` gives a delivery (unique)."""
-    return f"{obligation_id}:{notice}:{version}:{channel}"
 
 
 def _transient(error: DBAPIError) -> bool:

@@ -29,8 +29,7 @@ from sqlalchemy import Connection, Engine, exists, select, text, update
 from terugkeer.db.tables import alerts, deliveries, obligations
 from terugkeer.detention.store import chunks
 from terugkeer.notify.alerts import raise_alert, resolve_alert
-from terugkeer.notify.dispatch import delivery_key
-from terugkeer.notify.obligations import Endpoints, add_delivery
+from terugkeer.notify.obligations import Endpoints, add_delivery, delivery_key
 from terugkeer.notify.rules import RuleSet, default_rules
 
 log = structlog.get_logger(__name__)

@@ -124,6 +124,11 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
     return out
 
 
+def delivery_key(obligation_id: int, notice: str, version: int, channel: str) -> str:
+    """The idempotency key of a delivery: one per obligation, notice kind, version, channel."""
+    return f"{obligation_id}:{notice}:{version}:{channel}"
+
+
 class Endpoints:
     """Which channel reaches a recipient first (priority 1) and second (priority 2); the
     portal when nothing is configured."""
@@ -166,7 +171,7 @@ def add_delivery(
             obligation_version=version,
             channel=channel,
             address=address,
-            idempotency_key=f"{obligation_id}:{notice}:{version}:{channel}",
+            idempotency_key=delivery_key(obligation_id, notice, version, channel),
             status="held" if held else "pending",
             attempts=0,
             next_attempt_at=now,
@@ -189,7 +194,15 @@ def apply_evaluation(
     counts = ApplyCounts()
     existing: dict[str, Any] = {}
     for chunk in chunks(list(period_refs)):
-        for found in conn.execute(select(obligations).where(obligations.c.period_ref.in_(chunk))):
+        # Locked (PostgreSQL) so a dispatcher recording a delivery cannot slip in between
+        # reading an obligation and changing it; a fixed order keeps lock order consistent.
+        stmt = (
+            select(obligations)
+            .where(obligations.c.period_ref.in_(chunk))
+            .order_by(obligations.c.id)
+            .with_for_update()
+        )
+        for found in conn.execute(stmt):
             existing[found.key] = found
     endpoints = Endpoints(conn)
     required: dict[str, Required] = {}
@@ -329,7 +342,7 @@ def _create_all(
                     1,
                     channel,
                     address,
-                    f"{obligation_id}:notice:1:{channel}",
+                    delivery_key(obligation_id, "notice", 1, channel),
                     "pending",
                     0,
                     now,
