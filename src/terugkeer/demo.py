@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -9,11 +10,14 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine, delete, func, insert, select
 
 from terugkeer.db.engine import make_engine
 from terugkeer.db.migrate import upgrade
+from terugkeer.db.tables import deliveries, notify_endpoints, obligations
 from terugkeer.detention.store import check_periods
 from terugkeer.detention.summary import summarise
+from terugkeer.domain.refdata import refdata
 from terugkeer.feed.ingest import ProgressCallback
 from terugkeer.intake import ingest_files
 
@@ -45,6 +49,7 @@ def run_demo(
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     engine = make_engine(f"sqlite:///{db_path}")
     upgrade(engine)
+    demo_endpoints(engine)
     console.print(f"[bold]terugkeer demo[/bold]: fresh database {db_path}")
 
     started = time.perf_counter()
@@ -87,6 +92,111 @@ def run_demo(
     with engine.connect() as conn:
         problems = check_periods(conn)
     console.print(f"consistency: every period rebuilt from its events: {len(problems)} differences")
+    _notifications(engine, workdir, console, progress)
     console.print(
-        f"inspect with: TERUGKEER_DATABASE_URL=sqlite:///{db_path} terugkeer quarantine list"
+        f"inspect with: TERUGKEER_DATABASE_URL=sqlite:///{db_path} terugkeer quarantine list "
+        "(or: notify obligations, notify alerts, reconcile)"
     )
+
+
+def demo_endpoints(engine: Engine) -> None:
+    """Mayors' offices by e-mail (a local mail folder in the demo), with the portal as second
+    channel; the IDV and the nazorg coordinators in the portal (the default)."""
+    rows: list[dict[str, object]] = [
+        {
+            "recipient_kind": "mayor",
+            "recipient_ref": code,
+            "priority": 1,
+            "channel": "email",
+            "address": f"meldingen.burgemeester@{code.lower()}.gemeente.example",
+        }
+        for code in refdata().municipalities
+    ]
+    rows.append(
+        {
+            "recipient_kind": "mayor",
+            "recipient_ref": "*",
+            "priority": 2,
+            "channel": "portal",
+            "address": None,
+        }
+    )
+    with engine.begin() as conn:
+        conn.execute(delete(notify_endpoints))
+        conn.execute(insert(notify_endpoints), rows)
+
+
+def _notifications(
+    engine: Engine, workdir: Path, console: Console, progress: ProgressFactory
+) -> None:
+    """Deliver the year's notices (portal inboxes and a local mail folder) and reconcile."""
+    from terugkeer.notify.channels import Channel
+    from terugkeer.notify.channels.email import EmailChannel, SmtpSettings
+    from terugkeer.notify.channels.portal import PortalChannel
+    from terugkeer.notify.channels.webhook import WebhookChannel
+    from terugkeer.notify.dispatch import Dispatcher
+    from terugkeer.notify.reconcile import reconcile
+
+    mail = workdir / "mail"
+    shutil.rmtree(mail, ignore_errors=True)
+    with engine.connect() as conn:
+        pending = conn.execute(
+            select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
+        ).scalar_one()
+    channels: dict[str, Channel] = {
+        "portal": PortalChannel(),
+        "email": EmailChannel(SmtpSettings(maildir=str(mail))),
+        "webhook": WebhookChannel(environment="development"),
+    }
+    dispatcher = Dispatcher(engine, channels=channels)
+    started = time.perf_counter()
+    delivered = 0
+    try:
+        with progress("deliver the notices", pending) as advance:
+            while True:
+                counts = dispatcher.run_once(limit=500)
+                advance(counts.delivered + counts.dead)
+                delivered += counts.delivered
+                if counts.claimed == 0:
+                    break
+    finally:
+        dispatcher.close()
+    seconds = time.perf_counter() - started
+    with engine.connect() as conn:
+        by_kind = {
+            f"{kind}: {status}": n
+            for kind, status, n in conn.execute(
+                select(obligations.c.recipient_kind, obligations.c.status, func.count())
+                .group_by(obligations.c.recipient_kind, obligations.c.status)
+                .order_by(obligations.c.recipient_kind, obligations.c.status)
+            )
+        }
+        late = conn.execute(
+            select(func.count()).select_from(obligations).where(obligations.c.late)
+        ).scalar_one()
+    console.print(_table("notification obligations by recipient and status", by_kind))
+    emails = sum(1 for _ in mail.glob("**/*.eml"))
+    console.print(
+        f"delivered {delivered:,} notices in {seconds:.1f} s "
+        f"({delivered / max(seconds, 1e-9):,.0f}/s): to portal inboxes, and {emails:,} e-mails "
+        f"in {mail}; {late:,} obligations are marked late, each with its reason"
+    )
+    report = reconcile(engine)
+    gaps = {
+        "missing": len(report.missing),
+        "past due, not delivered": len(report.overdue),
+        "delivered, not acknowledged in time": len(report.unacknowledged),
+        "recipient unresolved": len(report.unresolved),
+    }
+    console.print(
+        _table(
+            f"reconciliation: {report.required:,} obligations required, "
+            f"{report.obligations_checked:,} stored, checked in {report.seconds:.1f} s",
+            gaps,
+        )
+    )
+    if report.unresolved:
+        console.print(
+            "unresolved recipients (no known municipality) wait in the operator's queue "
+            "with their deadlines: `terugkeer notify alerts`"
+        )
