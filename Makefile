@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r src
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH) -- $(BENCH_ARGS)

@@ -66,7 +66,7 @@ def insert_rows(
         return
     mark, adapt = _adapter(conn, table, columns)
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608  # nosec B608
         f"VALUES ({', '.join([mark] * len(columns))})"
     )
     _executemany(conn, sql, rows if adapt is None else [adapt(r) for r in rows])
@@ -80,7 +80,7 @@ def update_rows(
         return
     mark, adapt = _adapter(conn, table, [*columns, key])
     sql = (
-        f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} "  # noqa: S608
+        f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} "  # noqa: S608  # nosec B608
         f"WHERE {key} = {mark}"
     )
     _executemany(conn, sql, rows if adapt is None else [adapt(r) for r in rows])
@@ -102,12 +102,12 @@ def reserve_ids(conn: Connection, table: Table, n: int) -> list[int]:
     if conn.dialect.name == "postgresql":
         seq = f"{table.name}_id_seq"
         rows = conn.exec_driver_sql(
-            f"SELECT nextval('{seq}') FROM generate_series(1, {int(n)})"  # noqa: S608
+            f"SELECT nextval('{seq}') FROM generate_series(1, {int(n)})"  # noqa: S608  # nosec B608
         ).all()
         return [int(r[0]) for r in rows]
     # Any write statement takes SQLite's RESERVED lock for the rest of the transaction.
-    conn.exec_driver_sql(f"UPDATE {table.name} SET id = id WHERE 0")  # noqa: S608
-    top = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}")  # noqa: S608
+    conn.exec_driver_sql(f"UPDATE {table.name} SET id = id WHERE 0")  # noqa: S608  # nosec B608
+    top = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}")  # noqa: S608  # nosec B608
     start = int(top.scalar_one())
     return list(range(start + 1, start + 1 + n))
 

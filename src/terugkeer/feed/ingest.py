@@ -772,7 +772,7 @@ def process_batch(
         stored: dict[str, tuple[str, str]] = {}
         for chunk in chunks([e.event_id for _, e in fresh]):
             sql = (
-                "SELECT event_id, body_hash, body FROM feed_events"  # noqa: S608
+                "SELECT event_id, body_hash, body FROM feed_events"  # noqa: S608  # nosec B608
                 f" WHERE event_id IN ({placeholders(conn, len(chunk))})"
             )
             for event_id, hash_, body in select_rows(conn, sql, chunk):
