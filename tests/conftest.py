@@ -8,6 +8,7 @@ be reached the PostgreSQL variants are skipped and the summary says so loudly; w
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,9 @@ from sqlalchemy.engine import make_url
 from terugkeer.db.engine import make_engine
 from terugkeer.db.migrate import upgrade
 from terugkeer.db.tables import metadata
+from terugkeer.logs import configure as configure_logging
+
+from .logscan import personal_data_in
 
 PG_ADMIN_URL = os.environ.get(
     "TERUGKEER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -105,8 +109,10 @@ def _empty_all(engine: Engine) -> None:
             names = ", ".join(t.name for t in metadata.sorted_tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
+            # the audit log refuses DELETE (append-only triggers): it carries on across tests
             for table in reversed(metadata.sorted_tables):
-                conn.execute(table.delete())
+                if table.name != "audit_log":
+                    conn.execute(table.delete())
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -118,7 +124,37 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     return eng
 
 
+# -- no personal data in the logs ---------------------------------------------------------------
+
+_LOG_TEE = Path(
+    os.environ.setdefault(
+        "TERUGKEER_LOG_TEE",
+        str(Path(tempfile.gettempdir()) / f"terugkeer-test-log-{os.getpid()}.txt"),
+    )
+)
+_leaks: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _LOG_TEE.write_text("", encoding="utf-8")
+    configure_logging("info")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when anything logged looks like a BSN, a name or contact details."""
+    if not _LOG_TEE.exists():
+        return
+    _leaks.extend(personal_data_in(_LOG_TEE.read_text(encoding="utf-8").splitlines()))
+    _LOG_TEE.unlink(missing_ok=True)
+    if _leaks:
+        session.exitstatus = 1
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _leaks:
+        terminalreporter.section("personal data in the log output", sep="!", red=True, bold=True)
+        for line in _leaks[:20]:
+            terminalreporter.write_line(line, red=True)
     if _pg_skip_reason:
         terminalreporter.section("PostgreSQL tests SKIPPED", sep="!", red=True, bold=True)
         terminalreporter.write_line(_pg_skip_reason[-1], red=True)

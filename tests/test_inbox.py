@@ -27,13 +27,14 @@ from terugkeer.notify.inbox import (
     list_notices,
     mark_read,
 )
+from terugkeer.security.accounts import add_user, create_token
+from terugkeer.security.tables import audit_log
 from terugkeer.web.app import create_app
 
 from .feedutil import intake, msg
 from .test_dispatch import channels, clock, feed, obligation
 
 runner = CliRunner()
-USER = {"X-Terugkeer-User": "j.jansen (OOV GM0363)"}
 
 
 def victim(spoke_in_court: bool = True) -> dict[str, Any]:
@@ -138,64 +139,83 @@ def client(engine: Engine) -> TestClient:
     return TestClient(create_app(engine))
 
 
+PASSWORD = "een heel lang wachtwoord"
+
+
+def bearer(engine: Engine, name: str, role: str, municipality: str | None = None) -> dict[str, str]:
+    """An account with an API token, as the Authorization header."""
+    add_user(engine, name, role, PASSWORD, municipality)
+    return {"Authorization": f"Bearer {create_token(engine, f'{name}-token', name)}"}
+
+
 def test_api_lists_reads_and_acknowledges(engine: Engine, client: TestClient) -> None:
     feed(engine, intake("e1"), victim())
     dispatch_once(engine, clock(), channels=channels())
-    listed = client.get(
-        "/api/v1/meldingen", params={"ontvanger_soort": "mayor", "ontvanger": "GM0363"}
-    )
+    mayor = bearer(engine, "j.jansen", "mayor_office", "GM0363")
+    idv = bearer(engine, "idv.medewerker", "idv_officer")
+    listed = client.get("/api/v1/meldingen", headers=mayor)  # defaults to one's own inbox
     assert listed.status_code == 200
     assert listed.headers["API-Version"]
     body = listed.json()
     assert (body["total"], body["notices"][0]["rule_id"]) == (1, "mayor.release")
     ref = body["notices"][0]["id"]
 
-    one = client.get(f"/api/v1/meldingen/{ref}")
+    one = client.get(f"/api/v1/meldingen/{ref}", headers=mayor)
     assert (one.status_code, one.json()["read"]) == (200, False)
-    assert client.post(f"/api/v1/meldingen/{ref}/lezen", headers=USER).json()["read"] is True
-    unread = client.get(
-        "/api/v1/meldingen",
-        params={"ontvanger_soort": "mayor", "ontvanger": "GM0363", "ongelezen": "true"},
-    )
+    assert client.post(f"/api/v1/meldingen/{ref}/lezen", headers=mayor).json()["read"] is True
+    unread = client.get("/api/v1/meldingen", params={"ongelezen": "true"}, headers=mayor)
     assert unread.json()["total"] == 0
 
-    acked = client.post(f"/api/v1/meldingen/{ref}/bevestigingen", headers=USER, json={})
+    acked = client.post(f"/api/v1/meldingen/{ref}/bevestigingen", headers=mayor, json={})
     assert acked.status_code == 201
-    assert (acked.json()["status"], acked.json()["acknowledged_by"]) == (
-        "acknowledged", USER["X-Terugkeer-User"],
-    )  # fmt: skip
-    again = client.post(f"/api/v1/meldingen/{ref}/bevestigingen", headers=USER)
+    assert (acked.json()["status"], acked.json()["acknowledged_by"]) == ("acknowledged", "j.jansen")
+    again = client.post(f"/api/v1/meldingen/{ref}/bevestigingen", headers=mayor)
     assert again.status_code == 409
     assert again.headers["content-type"] == "application/problem+json"
 
     victim_ref = obligation(engine, "victim.release").id
-    missing_note = client.post(f"/api/v1/meldingen/{victim_ref}/bevestigingen", headers=USER)
+    # the mayor's office cannot see the victim notice at all; the IDV can
+    assert client.get(f"/api/v1/meldingen/{victim_ref}", headers=mayor).status_code == 404
+    missing_note = client.post(f"/api/v1/meldingen/{victim_ref}/bevestigingen", headers=idv)
     assert missing_note.status_code == 400
     assert "how the victim was informed" in missing_note.json()["detail"]
     noted = client.post(
-        f"/api/v1/meldingen/{victim_ref}/bevestigingen",
-        headers=USER,
-        json={"note": "per brief"},
+        f"/api/v1/meldingen/{victim_ref}/bevestigingen", headers=idv, json={"note": "per brief"}
     )
     assert (noted.status_code, noted.json()["ack_note"]) == (201, "per brief")
+    with engine.connect() as conn:
+        actions = conn.execute(
+            select(audit_log.c.actor, audit_log.c.action, audit_log.c.record_type).where(
+                audit_log.c.actor.in_(("j.jansen", "idv.medewerker"))
+            )
+        ).all()
+    assert ("j.jansen", "read", "notice") in actions
+    assert ("idv.medewerker", "update", "notice") in actions
 
 
 def test_api_errors_are_problem_json(engine: Engine, client: TestClient) -> None:
     feed(engine, intake("e1"))
     ref = obligation(engine, "mayor.release").id
+    mayor = bearer(engine, "j.jansen", "mayor_office", "GM0363")
+    other = bearer(engine, "r.rotterdam", "mayor_office", "GM0599")
+    analyst = bearer(engine, "a.analist", "analyst")
     cases = [
-        (client.get(f"/api/v1/meldingen/{ref}"), 404),  # not delivered yet
-        (client.get("/api/v1/meldingen/999999"), 404),
+        (client.get(f"/api/v1/meldingen/{ref}", headers=mayor), 404),  # not delivered yet
+        (client.get("/api/v1/meldingen/999999", headers=mayor), 404),
         (client.post(f"/api/v1/meldingen/{ref}/lezen"), 401),  # who is asking?
         (client.post(f"/api/v1/meldingen/{ref}/bevestigingen", json={"note": "x"}), 401),
-        (client.get("/api/v1/meldingen", params={"ontvanger_soort": "x", "ontvanger": "y"}), 400),
-        (client.get("/api/v1/meldingen"), 400),  # the recipient is required
-        (client.get("/api/v1/meldingen/abc"), 400),
+        (client.get("/api/v1/meldingen", headers={"Authorization": "Bearer nonsense"}), 401),
+        (client.get("/api/v1/meldingen", params={"ontvanger": "GM0599"}, headers=mayor), 403),
+        (client.get("/api/v1/meldingen", headers=analyst), 403),
+        (client.get("/api/v1/meldingen/abc", headers=mayor), 400),
     ]
     for response, status in cases:
         assert response.status_code == status, response.text
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["status"] == status
+    dispatch_once(engine, clock(), channels=channels())
+    assert client.get(f"/api/v1/meldingen/{ref}", headers=mayor).status_code == 200
+    assert client.get(f"/api/v1/meldingen/{ref}", headers=other).status_code == 404
 
 
 def test_api_is_in_the_openapi_document(client: TestClient) -> None:

@@ -246,10 +246,11 @@ def serve(
 
 
 def _register_notify() -> None:
-    from terugkeer.notify import dispatch_cli, reconcile_cli, watch_cli
+    from terugkeer.notify import dispatch_cli, drill_cli, reconcile_cli, watch_cli
 
     for module in (dispatch_cli, reconcile_cli, watch_cli):
         module.register(app, notify_app)
+    drill_cli.register(app)
 
 
 _register_notify()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -93,6 +94,10 @@ def run_demo(
         problems = check_periods(conn)
     console.print(f"consistency: every period rebuilt from its events: {len(problems)} differences")
     _notifications(engine, workdir, console, progress)
+    from terugkeer.reintegration.demo import demo_step
+
+    demo_step(engine, workdir / "feeds", workdir, console, seed=seed)
+    _demo_users(engine, console)
     console.print(
         f"inspect with: TERUGKEER_DATABASE_URL=sqlite:///{db_path} terugkeer quarantine list "
         "(or: notify obligations, notify alerts, reconcile)"
@@ -200,3 +205,23 @@ def _notifications(
             "unresolved recipients (no known municipality) wait in the operator's queue "
             "with their deadlines: `terugkeer notify alerts`"
         )
+
+
+def _demo_users(engine: Engine, console: Console) -> None:
+    """One account per role, with a fresh random password, printed for local use only."""
+    from terugkeer.security.accounts import add_user
+    from terugkeer.security.roles import SCOPED_ROLES, Role
+
+    table = Table(
+        title="demo accounts (local use only; passwords are new each run)", title_justify="left"
+    )
+    for column in ("user", "role", "municipality", "password", "second factor (TOTP URI)"):
+        table.add_column(column)
+    for role in Role:
+        municipality = "GM0363" if role in SCOPED_ROLES else None
+        password = secrets.token_urlsafe(12)
+        created = add_user(engine, f"demo-{role.value}", role.value, password, municipality)
+        table.add_row(
+            created.name, role.value, municipality or "", password, created.totp_uri or ""
+        )
+    console.print(table)

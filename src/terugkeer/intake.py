@@ -11,13 +11,20 @@ from typing import Any
 from sqlalchemy import Engine
 
 from terugkeer.feed import ingest, quarantine
-from terugkeer.feed.ingest import IngestResult
+from terugkeer.feed.ingest import BatchHook, IngestResult
 from terugkeer.notify.hook import notify_hook
+from terugkeer.reintegration.cases import reintegration_hook
+
+
+def hooks() -> list[BatchHook]:
+    """What every applied batch also does: evaluate the notification rules, open and follow
+    reintegration cases."""
+    return [notify_hook(), reintegration_hook()]
 
 
 def ingest_files(engine: Engine, paths: Sequence[Path], **kwargs: Any) -> IngestResult:
-    return ingest.ingest_files(engine, paths, hooks=[notify_hook()], **kwargs)
+    return ingest.ingest_files(engine, paths, hooks=hooks(), **kwargs)
 
 
 def replay_quarantine(engine: Engine, **kwargs: Any) -> IngestResult:
-    return quarantine.replay(engine, hooks=[notify_hook()], **kwargs)
+    return quarantine.replay(engine, hooks=hooks(), **kwargs)

@@ -1,18 +1,61 @@
 """Structured logging. Log lines carry counts, codes and references, never BSNs, names or
-contact details (a test scans the log output of the test run for them)."""
+contact details (a test scans the log output of the whole test run for them).
+
+``TERUGKEER_LOG_TEE=PATH`` also appends every log line (structlog and the standard library)
+to PATH; the test suite uses it to scan what was logged."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from typing import Any, TextIO
 
 import structlog
+
+
+class _TeeLogger:
+    """Writes each rendered line to the current standard error (resolved at each use, so a
+    replaced ``sys.stderr`` in tests and CLI runners is honoured) and to an optional file."""
+
+    def __init__(self, tee: TextIO | None) -> None:
+        self._tee = tee
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+        if self._tee is not None:
+            self._tee.write(message + "\n")
+            self._tee.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+_tee_file: TextIO | None = None
+
+
+def _tee() -> TextIO | None:
+    global _tee_file
+    path = os.environ.get("TERUGKEER_LOG_TEE")
+    if path and (_tee_file is None or _tee_file.name != path):
+        _tee_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the process
+    return _tee_file if path else None
+
+
+class _TeeHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        tee = _tee()
+        if tee is not None:
+            tee.write(self.format(record) + "\n")
+            tee.flush()
 
 
 def configure(level: str = "info", *, json: bool = False) -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    renderer: structlog.types.Processor = (
+    root = logging.getLogger()
+    if not any(isinstance(h, _TeeHandler) for h in root.handlers):
+        root.addHandler(_TeeHandler())
+    renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
@@ -22,7 +65,6 @@ def configure(level: str = "info", *, json: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        # resolved at each use, so a replaced sys.stderr (tests, CLI runners) is honoured
-        logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr),
+        logger_factory=lambda *_args: _TeeLogger(_tee()),
         cache_logger_on_first_use=False,
     )

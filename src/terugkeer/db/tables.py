@@ -255,3 +255,6 @@ alerts = Table(
     Index("ix_alerts_status_kind", "status", "kind"),
     Index("ix_alerts_key", "key"),
 )
+
+import terugkeer.reintegration.tables  # noqa: E402
+import terugkeer.security.tables  # noqa: F401, E402

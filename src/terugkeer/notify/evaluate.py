@@ -30,6 +30,7 @@ class VictimFacts:
     victim_ref: str
     wants_information: bool
     spoke_in_court: bool
+    registered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class PeriodFacts:
     release_kind: str | None
     ended_at: datetime | None
     victims: tuple[VictimFacts, ...] = ()
+    last_event_id: str | None = None
     grants: tuple[Grant, ...] = ()
 
 
@@ -102,14 +104,22 @@ def obligation_key(rule_id: str, period_ref: str, occurrence: str, slot: str) ->
 # -- scope --------------------------------------------------------------------------------------
 
 
-def qualifying_victims(f: PeriodFacts) -> list[VictimFacts]:
+def qualifying_victims(f: PeriodFacts, cutoff: datetime | None = None) -> list[VictimFacts]:
+    """Victims who want information and have the right to it, registered by ``cutoff`` (the
+    moment of the occurrence; None: no limit, the period is open)."""
     period_right = (
         f.sentence_days is not None and f.sentence_days >= VICTIM_RIGHT_SENTENCE_DAYS
     ) or f.title in VICTIM_RIGHT_TITLES
-    return [v for v in f.victims if v.wants_information and (period_right or v.spoke_in_court)]
+    return [
+        v
+        for v in f.victims
+        if v.wants_information
+        and (period_right or v.spoke_in_court)
+        and (cutoff is None or v.registered_at is None or v.registered_at <= cutoff)
+    ]
 
 
-def in_scope(rule: Rule, f: PeriodFacts) -> tuple[bool, str]:
+def in_scope(rule: Rule, f: PeriodFacts, cutoff: datetime | None = None) -> tuple[bool, str]:
     """Whether the rule's persons include this period, and why (for ``notify explain``)."""
     if rule.scope == "serious":
         hits = sorted(f.categories & set(SERIOUS_CATEGORIES))
@@ -122,7 +132,7 @@ def in_scope(rule: Rule, f: PeriodFacts) -> tuple[bool, str]:
             f"{f.title} not in {list(SERIOUS_TITLES)}"
         )
     if rule.scope == "victims":
-        victims = qualifying_victims(f)
+        victims = qualifying_victims(f, cutoff)
         if victims:
             return True, f"{len(victims)} victim(s) who want information and have the right"
         if not f.victims:
@@ -146,13 +156,16 @@ def _age(born: date, on: date) -> int:
 
 
 def recipients(
-    rule: Rule, f: PeriodFacts, leave_municipality: str | None = None
+    rule: Rule,
+    f: PeriodFacts,
+    leave_municipality: str | None = None,
+    cutoff: datetime | None = None,
 ) -> list[tuple[str | None, str]]:
     """(recipient_ref, slot) pairs; a None ref is an unresolved recipient."""
     if rule.recipient == "idv":
         return [("OM-IDV", "-")]
     if rule.recipient == "victim":
-        return [(v.victim_ref, v.victim_ref) for v in qualifying_victims(f)]
+        return [(v.victim_ref, v.victim_ref) for v in qualifying_victims(f, cutoff)]
     if rule.municipality == "leave":
         return [(leave_municipality, "-")]
     if rule.municipality == "return":
@@ -204,24 +217,31 @@ def evaluate_period(
 ) -> Evaluation:
     """Obligations required for a period, given the events just applied (``happenings``) and
     its state after them. ``known_at``/``cause``: when and by which event the planned facts
-    (planned release date, leave grants) became known."""
+    (planned release date, leave grants) became known.
+
+    Victims count for an occurrence when registered by its moment (an escape, recapture, death
+    or unannounced leave: when it happened; a granted leave: its start; a release: the
+    release; any while the period is open), as in the reconciliation (docs/reconciliation.md).
+    """
     out = Evaluation()
     for h in happenings:
         for rule in rules.for_event(h.kind):
             _event_rule(rules, rule, f, h, out)
     _planned_release(rules, f, known_at, cause, out)
+    _released(rules, f, out)
     _planned_leaves(rules, f, out)
-    _intake_signal_still_due(rules, f, out)
+    _adult_stay_ended(rules, f, out)
     return out
 
 
-def _intake_signal_still_due(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
-    """A stay that ended within 10 days needs no intake signal: void it."""
+def _adult_stay_ended(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
+    """A stay that ended within 10 days (or a minor) is out of the nazorg scope: void its
+    intake signal and release notice."""
     for rule in rules.rules:
-        if rule.subject == "intake":
+        if rule.scope == "adult_stay":
             ok, why = in_scope(rule, f)
             if not ok:
-                out.voids.append((f.period_ref, rule.id, "intake", why))
+                out.voids.append((f.period_ref, rule.id, rule.subject, why))
 
 
 def _add(
@@ -239,8 +259,9 @@ def _add(
     leave_municipality: str | None = None,
     *,
     planned: bool = False,
+    cutoff: datetime | None = None,
 ) -> None:
-    for ref, slot in recipients(rule, f, leave_municipality):
+    for ref, slot in recipients(rule, f, leave_municipality, cutoff):
         out.required.append(
             Required(
                 rule,
@@ -271,7 +292,7 @@ def _facts(f: PeriodFacts, why: str, **extra: Any) -> dict[str, Any]:
 
 
 def _event_rule(rules: RuleSet, rule: Rule, f: PeriodFacts, h: Happening, out: Evaluation) -> None:
-    ok, why = in_scope(rule, f)
+    ok, why = in_scope(rule, f, h.occurred_at)
     if rule.subject in ("escape", "recapture", "death"):
         if not ok:
             out.trace.append((h.event_id, rule.id, False, why))
@@ -289,6 +310,7 @@ def _event_rule(rules: RuleSet, rule: Rule, f: PeriodFacts, h: Happening, out: E
             False,
             None,
             _facts(f, why, event=h.kind, occurred_at=h.occurred_at),
+            cutoff=h.occurred_at,
         )
         out.trace.append((h.event_id, rule.id, True, why))
         if rule.subject == "death":
@@ -297,11 +319,8 @@ def _event_rule(rules: RuleSet, rule: Rule, f: PeriodFacts, h: Happening, out: E
                     out.voids.append((f.period_ref, other.id, "*", "the person died"))
         return
     if rule.subject == "intake":
-        if h.kind != "intake":
-            return
         if not ok:
             out.trace.append((h.event_id, rule.id, False, why))
-            out.voids.append((f.period_ref, rule.id, "intake", why))
             return
         due = _immediate(rule, f.intake_at + timedelta(days=MIN_STAY_DAYS))
         _add(
@@ -348,19 +367,12 @@ def _event_rule(rules: RuleSet, rule: Rule, f: PeriodFacts, h: Happening, out: E
             "leave without an advance grant",
             _facts(f, why, leave_start=h.occurred_at),
             h.leave_municipality,
+            cutoff=h.occurred_at,
         )
         out.trace.append((h.event_id, rule.id, True, f"{why}; unplanned leave"))
         return
-    # release: the planned part is handled from the state; here the release itself
-    if h.kind != "release":
-        if ok and f.planned_release_date is None:
-            out.trace.append((h.event_id, rule.id, False, "no planned release date yet"))
-        else:
-            out.trace.append(
-                (h.event_id, rule.id, ok, why if not ok else f"{why}; planned release")
-            )
-        return
-    if f.release_kind not in {k.value for k in RELEASES_INTO_SOCIETY}:
+    # release: the obligations come from the period's state (planned or released)
+    if h.kind == "release" and f.release_kind not in _INTO_SOCIETY:
         out.trace.append(
             (
                 h.event_id,
@@ -369,40 +381,24 @@ def _event_rule(rules: RuleSet, rule: Rule, f: PeriodFacts, h: Happening, out: E
                 f"release kind {f.release_kind} is not a release into society",
             )
         )
-        out.voids.append(
-            (f.period_ref, rule.id, "release", f"release kind {f.release_kind}: not into society")
-        )
-        return
-    if not ok:
+    elif not ok:
         out.trace.append((h.event_id, rule.id, False, why))
-        return
-    # Required whether or not a planned notice exists; if one exists, the key matches it.
-    _add(
-        out,
-        rules,
-        rule,
-        f,
-        "release",
-        h.event_id,
-        h.occurred_at,
-        _immediate(rule, h.occurred_at),
-        True,
-        f"release ({f.release_kind}) without a notice in advance",
-        _facts(f, why, released_at=h.occurred_at, release_kind=f.release_kind),
-    )
-    out.trace.append((h.event_id, rule.id, True, f"{why}; release into society"))
+    elif h.kind == "release":
+        out.trace.append((h.event_id, rule.id, True, f"{why}; release into society"))
+    elif f.planned_release_date is None:
+        out.trace.append((h.event_id, rule.id, False, "no planned release date yet"))
+    else:
+        out.trace.append((h.event_id, rule.id, True, f"{why}; planned release"))
+
+
+_INTO_SOCIETY = frozenset(k.value for k in RELEASES_INTO_SOCIETY)
+_OPEN = frozenset(s.value for s in OPEN_STATUSES)
 
 
 def _planned_release(
     rules: RuleSet, f: PeriodFacts, known_at: datetime, cause: str, out: Evaluation
 ) -> None:
-    if f.status not in {s.value for s in OPEN_STATUSES}:
-        if f.status in (PeriodStatus.DECEASED, PeriodStatus.WITHDRAWN):
-            for rule in rules.rules:
-                if rule.subject == "release":
-                    out.voids.append((f.period_ref, rule.id, "release", f"period {f.status}"))
-        return
-    if f.planned_release_date is None:
+    if f.status not in _OPEN or f.planned_release_date is None:
         return
     for rule in rules.rules:
         if rule.subject != "release" or rule.timing != "planned":
@@ -428,16 +424,63 @@ def _planned_release(
         )
 
 
+def _released(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
+    """A release into society requires its notices, made in advance or not; a release into a
+    tbs clinic, a death or a withdrawn intake voids them."""
+    if f.status == PeriodStatus.RELEASED and f.release_kind not in _INTO_SOCIETY:
+        for rule in rules.rules:
+            if rule.subject == "release":
+                out.voids.append(
+                    (
+                        f.period_ref,
+                        rule.id,
+                        "release",
+                        f"release kind {f.release_kind}: not into society",
+                    )
+                )
+        return
+    if f.status in (PeriodStatus.DECEASED, PeriodStatus.WITHDRAWN):
+        for rule in rules.rules:
+            if rule.subject == "release":
+                out.voids.append((f.period_ref, rule.id, "release", f"period {f.status}"))
+        return
+    if f.status != PeriodStatus.RELEASED or f.ended_at is None:
+        return
+    for rule in rules.rules:
+        if rule.subject != "release":
+            continue
+        ok, why = in_scope(rule, f, f.ended_at)
+        if not ok:
+            continue
+        # An existing notice (made in advance) has the same key and stays as it is.
+        _add(
+            out,
+            rules,
+            rule,
+            f,
+            "release",
+            f.last_event_id or "",
+            f.ended_at,
+            _immediate(rule, f.ended_at),
+            True,
+            f"release ({f.release_kind}) without a notice in advance",
+            _facts(f, why, released_at=f.ended_at, release_kind=f.release_kind),
+            cutoff=f.ended_at,
+        )
+
+
 def _planned_leaves(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
-    if not f.grants or f.status not in {s.value for s in OPEN_STATUSES}:
+    """Every granted leave of a period (also one that has ended since) needs its notices;
+    none once the person died or the intake was withdrawn."""
+    if not f.grants or f.status in (PeriodStatus.DECEASED, PeriodStatus.WITHDRAWN):
         return
     for rule in rules.rules:
         if rule.subject != "leave":
             continue
-        ok, why = in_scope(rule, f)
-        if not ok:
-            continue
         for g in f.grants:
+            ok, why = in_scope(rule, f, g.leave_from)
+            if not ok:
+                continue
             day = g.leave_from.astimezone(AMSTERDAM).date()
             due, late, reason = _planned_due(rule, g.leave_from, g.known_at)
             _add(
@@ -454,4 +497,5 @@ def _planned_leaves(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
                 _facts(f, why, leave_from=g.leave_from),
                 g.leave_municipality,
                 planned=True,
+                cutoff=g.leave_from,
             )

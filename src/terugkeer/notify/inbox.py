@@ -151,23 +151,35 @@ def list_notices(
     )
 
 
-def get_notice(conn: Connection, notice_id: int) -> NoticeRead:
-    """One notice; not found until it is delivered."""
+def _scoped(scope: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
+    return [] if scope is None else [scope]
+
+
+def get_notice(
+    conn: Connection, notice_id: int, scope: ColumnElement[bool] | None = None
+) -> NoticeRead:
+    """One notice; not found until it is delivered, nor outside ``scope`` (the caller's
+    organisations: a notice of another organisation does not exist for them)."""
     row = conn.execute(
-        select(obligations).where(obligations.c.id == notice_id, _delivered())
+        select(obligations).where(obligations.c.id == notice_id, _delivered(), *_scoped(scope))
     ).first()
     if row is None:
         raise NoticeNotFound(f"no delivered notice with reference [{notice_id}]")
     return _render(conn, [row])[0]
 
 
-def mark_read(engine: Engine, notice_id: int, now: datetime | None = None) -> NoticeRead:
+def mark_read(
+    engine: Engine,
+    notice_id: int,
+    now: datetime | None = None,
+    scope: ColumnElement[bool] | None = None,
+) -> NoticeRead:
     """Mark every delivered, unread delivery of the notice as read."""
     now = now or datetime.now(UTC)
     with engine.begin() as conn:
-        get_notice(conn, notice_id)
+        get_notice(conn, notice_id, scope)
         _read(conn, notice_id, now)
-        return get_notice(conn, notice_id)
+        return get_notice(conn, notice_id, scope)
 
 
 def acknowledge(
@@ -176,6 +188,7 @@ def acknowledge(
     by: str,
     note: str | None = None,
     now: datetime | None = None,
+    scope: ColumnElement[bool] | None = None,
 ) -> NoticeRead:
     """Record that the recipient acknowledges the notice. For a victim notice the IDV officer
     says how the victim was informed (``note``, required)."""
@@ -187,7 +200,9 @@ def acknowledge(
     if note is not None and len(note) > MAX_NOTE:
         raise InvalidRequest(f"the note is longer than {MAX_NOTE} characters")
     with engine.begin() as conn:
-        query = select(obligations).where(obligations.c.id == notice_id, _delivered())
+        query = select(obligations).where(
+            obligations.c.id == notice_id, _delivered(), *_scoped(scope)
+        )
         if engine.dialect.name == "postgresql":
             query = query.with_for_update(of=obligations)
         row = conn.execute(query).first()
@@ -222,7 +237,7 @@ def acknowledge(
         )
         _read(conn, notice_id, now)
         resolve_alert(conn, f"unacknowledged:{notice_id}", now)
-        return get_notice(conn, notice_id)
+        return get_notice(conn, notice_id, scope)
 
 
 def _read(conn: Connection, notice_id: int, now: datetime) -> None:

@@ -69,6 +69,7 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
                 planned_release_date=r.planned_release_date,
                 release_kind=r.release_kind,
                 ended_at=r.ended_at,
+                last_event_id=r.last_event_id,
             )
     categories: dict[str, set[str]] = defaultdict(set)
     found: dict[str, list[VictimFacts]] = defaultdict(list)
@@ -85,12 +86,13 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
                 victims.c.victim_ref,
                 victims.c.wants_information,
                 victims.c.spoke_in_court,
+                victims.c.registered_at,
             )
             .where(victims.c.period_id.in_(chunk))
             .order_by(victims.c.victim_ref)
         ):
             found[ids[v.period_id]].append(
-                VictimFacts(v.victim_ref, v.wants_information, v.spoke_in_court)
+                VictimFacts(v.victim_ref, v.wants_information, v.spoke_in_court, v.registered_at)
             )
     grants: dict[str, list[Grant]] = defaultdict(list)
     for chunk in chunks(list(out)):

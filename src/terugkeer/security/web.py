@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -79,21 +79,43 @@ def requires(permission: Permission) -> Callable[[Request], Principal | None]:
     return dependency
 
 
-def route_permission(route: APIRoute) -> Permission | None:
-    found = [
-        d.call.permission  # type: ignore[union-attr]
-        for d in route.dependant.dependencies
-        if hasattr(d.call, "permission")
+def _permissions(dependencies: Sequence[Any]) -> list[Permission]:
+    return [
+        d.dependency.permission if hasattr(d, "dependency") else d.call.permission
+        for d in dependencies
+        if hasattr(getattr(d, "dependency", None) or getattr(d, "call", None), "permission")
     ]
-    return found[0] if len(found) == 1 else None
+
+
+def route_permissions(
+    route: APIRoute, inherited: Sequence[Permission] = ()
+) -> frozenset[Permission]:
+    """The permissions a route declares (on itself or its router); a caller needs all."""
+    return frozenset([*inherited, *_permissions(route.dependant.dependencies)])
+
+
+def api_routes(
+    routes: Sequence[Any], prefix: str = "", inherited: Sequence[Permission] = ()
+) -> Iterator[tuple[str, APIRoute, Sequence[Permission]]]:
+    """Every API route with its full path, through included routers."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield prefix + route.path, route, inherited
+        elif hasattr(route, "original_router"):  # FastAPI's included router
+            context = route.include_context
+            yield from api_routes(
+                route.original_router.routes,
+                prefix + context.prefix,
+                [*inherited, *_permissions(context.dependencies)],
+            )
 
 
 def check_routes(app: FastAPI) -> None:
     """Refuse to build an app with an API route that declares no permission."""
     missing = [
-        f"{sorted(r.methods or ())} {r.path}"
-        for r in app.routes
-        if isinstance(r, APIRoute) and r.include_in_schema and route_permission(r) is None
+        f"{sorted(route.methods or ())} {path}"
+        for path, route, inherited in api_routes(app.routes)
+        if route.include_in_schema and not route_permissions(route, inherited)
     ]
     if missing:
         raise RuntimeError(f"API routes without a declared permission: {missing}")

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from terugkeer import __version__
 from terugkeer.db.engine import make_engine
 from terugkeer.security.crypto import check_production_settings
+from terugkeer.security.roles import Permission
+from terugkeer.security.web import check_routes, requires, security_headers
 
 API_VERSION = "1.0.0"
 BASE = "/api/v1"
@@ -39,7 +41,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         title="terugkeer API",
         version=API_VERSION,
         openapi_url=f"{BASE}/openapi.json",
-        docs_url=f"{BASE}/docs",
+        docs_url=None,  # Swagger UI would load scripts from a CDN: nothing is fetched at run time
         redoc_url=None,
     )
     app.state.engine = engine or make_engine()
@@ -65,7 +67,12 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     router = APIRouter(prefix=BASE)
 
-    @router.get("/health", tags=["beheer"], summary="Is the service and its database up?")
+    @router.get(
+        "/health",
+        tags=["beheer"],
+        summary="Is the service and its database up?",
+        dependencies=[Depends(requires(Permission.HEALTH_READ))],
+    )
     def health() -> JSONResponse:
         try:
             with app.state.engine.connect() as conn:
@@ -76,8 +83,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     app.include_router(router)
 
-    from terugkeer.web.api import notices, registration
+    from terugkeer.web.api import notices, registration, sessions, victims
 
-    app.include_router(notices.router, prefix=BASE)
-    app.include_router(registration.router, prefix=BASE)
+    for module in (sessions, notices, victims, registration):
+        app.include_router(module.router, prefix=BASE)
+    security_headers(app)
+    check_routes(app)  # default deny: every route declares the permission it needs
     return app

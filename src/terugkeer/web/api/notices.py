@@ -1,40 +1,41 @@
 """API of the portal inbox: notices (meldingen) for a recipient organisation, read and
 acknowledge.
 
-Identity: until the security issue brings real authentication, the caller names themself in
-the ``X-Terugkeer-User`` header; it is required for reading and acknowledging and recorded as
-who acknowledged. It is not authentication and does not limit what a caller sees.
+Who may see what: a mayor's office sees its own municipality's mayor notices, a caseworker
+(nazorgcoördinator) its municipality's nazorg notices, the IDV its own notices and the victim
+notices. The scope is part of every query: a notice outside it does not exist for the caller
+(404). Every read and acknowledgement is written to the audit log.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine
+from sqlalchemy import ColumnElement, Engine, false, or_
 
 from terugkeer.notify import inbox
 from terugkeer.notify.inbox import NoticeList, NoticeRead
+from terugkeer.security import audit
+from terugkeer.security.roles import Permission, Principal, Role
+from terugkeer.security.web import requires
 
 router = APIRouter(tags=["meldingen"])
 
 PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, object]] = {
     400: {"description": "the request is not valid", **PROBLEM},
-    401: {"description": "the X-Terugkeer-User header is missing", **PROBLEM},
-    404: {"description": "no delivered notice with this reference", **PROBLEM},
+    401: {"description": "not signed in", **PROBLEM},
+    403: {"description": "not allowed for this role or organisation", **PROBLEM},
+    404: {"description": "no delivered notice with this reference for you", **PROBLEM},
     409: {"description": "the notice cannot be acknowledged now", **PROBLEM},
 }
+PURPOSE = "portal inbox"
 
-User = Annotated[
-    str | None,
-    Header(
-        alias="X-Terugkeer-User",
-        description="who is calling (temporary, until authentication; see docs/operations.md)",
-    ),
-]
 NoticeId = Annotated[int, Path(description="the reference (kenmerk) of the notice", ge=1)]
+Reader = Annotated[Principal, Depends(requires(Permission.NOTICES_READ))]
+Acknowledger = Annotated[Principal, Depends(requires(Permission.NOTICES_ACKNOWLEDGE))]
 
 
 class AcknowledgementCreate(BaseModel):
@@ -45,15 +46,25 @@ class AcknowledgementCreate(BaseModel):
     )
 
 
+def organisations(principal: Principal) -> list[tuple[str, str]]:
+    """The inboxes a principal may open: (recipient kind, recipient reference)."""
+    if principal.role is Role.MAYOR_OFFICE and principal.municipality:
+        return [("mayor", principal.municipality)]
+    if principal.role is Role.CASEWORKER and principal.municipality:
+        return [("nazorg", principal.municipality)]
+    if principal.role is Role.IDV_OFFICER:
+        return [("idv", inbox.IDV_REF)]
+    return []
+
+
+def scope(principal: Principal) -> ColumnElement[bool]:
+    filters = [inbox.organisation_filter(kind, ref) for kind, ref in organisations(principal)]
+    return or_(*filters) if filters else false()
+
+
 def _engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
-
-
-def _user(user: str | None) -> str:
-    if user is None or not user.strip():
-        raise HTTPException(401, "the X-Terugkeer-User header is required")
-    return user.strip()
 
 
 def _fail(error: inbox.InboxError) -> HTTPException:
@@ -67,17 +78,18 @@ def _fail(error: inbox.InboxError) -> HTTPException:
 @router.get(
     "/meldingen",
     response_model=NoticeList,
-    summary="The notices in a recipient organisation's inbox, newest first",
-    responses={400: ERRORS[400]},
+    summary="The notices in your organisation's inbox, newest first",
+    responses={k: ERRORS[k] for k in (400, 401, 403)},
 )
 def list_notices(
     request: Request,
+    principal: Reader,
     ontvanger_soort: Annotated[
-        str, Query(description="recipient kind: mayor, idv or nazorg", max_length=16)
-    ],
+        str | None, Query(description="recipient kind: mayor, idv or nazorg", max_length=16)
+    ] = None,
     ontvanger: Annotated[
-        str, Query(description="recipient: a municipality code (GM0363) or OM-IDV", max_length=64)
-    ],
+        str | None, Query(description="a municipality code (GM0363) or OM-IDV", max_length=64)
+    ] = None,
     ongelezen: Annotated[bool, Query(description="only notices not yet read")] = False,
     onbevestigd: Annotated[
         bool, Query(description="only notices awaiting acknowledgement")
@@ -85,17 +97,33 @@ def list_notices(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> NoticeList:
+    own = organisations(principal)
+    if not own:
+        raise HTTPException(403, "your role has no inbox")
+    kind, ref = own[0]
+    if (ontvanger_soort or kind, ontvanger or ref) not in own:
+        raise HTTPException(403, "this is not your organisation's inbox")
     try:
-        with _engine(request).connect() as conn:
-            return inbox.list_notices(
+        with _engine(request).begin() as conn:
+            result = inbox.list_notices(
                 conn,
-                ontvanger_soort,
-                ontvanger,
+                ontvanger_soort or kind,
+                ontvanger or ref,
                 unread=ongelezen,
                 unacknowledged=onbevestigd,
                 limit=limit,
                 offset=offset,
             )
+            audit.record(
+                conn,
+                principal,
+                "read",
+                "notice_list",
+                f"{kind}:{ref}",
+                PURPOSE,
+                {"notices": [n.id for n in result.notices]},
+            )
+            return result
     except inbox.InboxError as e:
         raise _fail(e) from e
 
@@ -104,12 +132,14 @@ def list_notices(
     "/meldingen/{melding_id}",
     response_model=NoticeRead,
     summary="One notice, with its deliveries",
-    responses={404: ERRORS[404]},
+    responses={k: ERRORS[k] for k in (401, 403, 404)},
 )
-def get_notice(request: Request, melding_id: NoticeId) -> NoticeRead:
+def get_notice(request: Request, melding_id: NoticeId, principal: Reader) -> NoticeRead:
     try:
-        with _engine(request).connect() as conn:
-            return inbox.get_notice(conn, melding_id)
+        with _engine(request).begin() as conn:
+            notice = inbox.get_notice(conn, melding_id, scope(principal))
+            audit.record(conn, principal, "read", "notice", melding_id, PURPOSE)
+            return notice
     except inbox.InboxError as e:
         raise _fail(e) from e
 
@@ -118,14 +148,16 @@ def get_notice(request: Request, melding_id: NoticeId) -> NoticeRead:
     "/meldingen/{melding_id}/lezen",
     response_model=NoticeRead,
     summary="Mark a notice as read",
-    responses={401: ERRORS[401], 404: ERRORS[404]},
+    responses={k: ERRORS[k] for k in (401, 403, 404)},
 )
-def read_notice(request: Request, melding_id: NoticeId, user: User = None) -> NoticeRead:
-    _user(user)
+def read_notice(request: Request, melding_id: NoticeId, principal: Reader) -> NoticeRead:
     try:
-        return inbox.mark_read(_engine(request), melding_id)
+        notice = inbox.mark_read(_engine(request), melding_id, scope=scope(principal))
     except inbox.InboxError as e:
         raise _fail(e) from e
+    with _engine(request).begin() as conn:
+        audit.record(conn, principal, "update", "notice", melding_id, PURPOSE, {"read": True})
+    return notice
 
 
 @router.post(
@@ -138,13 +170,21 @@ def read_notice(request: Request, melding_id: NoticeId, user: User = None) -> No
 def acknowledge_notice(
     request: Request,
     melding_id: NoticeId,
+    principal: Acknowledger,
     body: AcknowledgementCreate | None = None,
-    user: User = None,
 ) -> NoticeRead:
-    by = _user(user)
     try:
-        return inbox.acknowledge(
-            _engine(request), melding_id, by, body.note if body is not None else None
+        notice = inbox.acknowledge(
+            _engine(request),
+            melding_id,
+            principal.name,
+            body.note if body is not None else None,
+            scope=scope(principal),
         )
     except inbox.InboxError as e:
         raise _fail(e) from e
+    with _engine(request).begin() as conn:
+        audit.record(
+            conn, principal, "update", "notice", melding_id, PURPOSE, {"acknowledged": True}
+        )
+    return notice

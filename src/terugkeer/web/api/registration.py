@@ -1,7 +1,491 @@
-"""API of reintegration registration (nazorgdossiers, basisvoorwaarden, activiteiten)."""
+"""API of reintegration registration (nazorgdossiers, basisvoorwaarden, activiteiten) and its
+steering figures (stuurinformatie), under /api/v1.
+
+Who may do what: a caseworker (nazorgcoördinator) reads (``cases:read``) and records
+(``cases:write``) the cases of their own municipality; the municipality comes from their
+account, and a case of another municipality does not exist for them (404). The code lists are
+public. Errors are application/problem+json.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable
+from datetime import date
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from terugkeer.domain.refdata import refdata
+from terugkeer.reintegration import codes, queries, service
+from terugkeer.reintegration.errors import Invalid, NotFound, ReintegrationError
+from terugkeer.reintegration.schemas import (
+    ActivityCreate,
+    ActivityRead,
+    CaseRead,
+    CaseSummary,
+    Completeness,
+    ConditionsCreate,
+    ConsentCreate,
+    ConsentRead,
+    CostLine,
+    FactRead,
+    MomentRead,
+    NotInOrder,
+    RegistrationForm,
+    UpcomingReturn,
+)
+from terugkeer.security.roles import Permission, Principal
+from terugkeer.security.web import authenticate, requires
+from terugkeer.web.app import problem
 
 router = APIRouter(tags=["nazorg"])
+T = TypeVar("T")
+
+READ = Depends(requires(Permission.CASES_READ))
+WRITE = Depends(requires(Permission.CASES_WRITE))
+OPEN = Depends(requires(Permission.HEALTH_READ))
+
+
+def _caller(request: Request) -> Principal:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = authenticate(request)
+    if principal is None:
+        raise HTTPException(401, "sign in or send an API token")
+    return principal
+
+
+def _actor(request: Request) -> str:
+    return _caller(request).name
+
+
+def _own_municipality(
+    request: Request,
+    gemeente: Annotated[
+        str | None,
+        Query(
+            pattern=r"^GM\d{4}$", description="your municipality (the default; another is refused)"
+        ),
+    ] = None,
+) -> str:
+    principal = _caller(request)
+    if principal.municipality is None:
+        raise HTTPException(403, "your role works on no municipality's cases")
+    if gemeente is not None and refdata().resolve_municipality(gemeente) != principal.municipality:
+        raise HTTPException(403, "these are not your municipality's cases")
+    return principal.municipality
+
+
+UserHeader = Annotated[str, Depends(_actor)]
+Gemeente = Annotated[str, Depends(_own_municipality)]
+OptionalGemeente = Annotated[str | None, Depends(_own_municipality)]
+
+
+class _NoUser(Exception):
+    pass
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _user(user: str | None) -> str:
+    if not user or not user.strip():
+        raise _NoUser
+    return user.strip()[:100]
+
+
+def _run(fn: Callable[[], T]) -> T | JSONResponse:
+    try:
+        return fn()
+    except _NoUser:
+        return problem(401, "name the caller in the X-Terugkeer-User header")
+    except ReintegrationError as e:
+        extra = {"invalid_params": [{"field": e.field, "message": e.message}]} if e.field else {}
+        return problem(e.status, e.message, **extra)
+
+
+# --- cases ----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/nazorgdossiers",
+    dependencies=[READ],
+    response_model=list[CaseSummary],
+    summary="Cases of a municipality",
+)
+def list_cases(
+    request: Request,
+    x_user: UserHeader,
+    gemeente: Gemeente,
+    status: Annotated[str | None, Query(description="planned, returned, cancelled")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    def go() -> list[CaseSummary]:
+        actor = _user(x_user)
+        with _engine(request).begin() as conn:
+            return queries.list_cases(
+                conn, gemeente, actor=actor, status=status, limit=limit, offset=offset
+            )
+
+    return _run(go)
+
+
+@router.get(
+    "/nazorgdossiers/{case_id}",
+    dependencies=[READ],
+    response_model=CaseRead,
+    summary="A case: the release signal, and with consent the conditions and activities",
+)
+def get_case(request: Request, case_id: int, gemeente: Gemeente, x_user: UserHeader) -> Any:
+    def go() -> CaseRead:
+        actor = _user(x_user)
+        with _engine(request).begin() as conn:
+            return queries.get_case(conn, case_id, gemeente, actor=actor)
+
+    return _run(go)
+
+
+@router.get(
+    "/nazorgdossiers/{case_id}/toestemmingen",
+    dependencies=[READ],
+    response_model=list[ConsentRead],
+    summary="The consent history of a case",
+)
+def get_consents(request: Request, case_id: int, gemeente: Gemeente, x_user: UserHeader) -> Any:
+    def go() -> list[ConsentRead]:
+        actor = _user(x_user)
+        with _engine(request).begin() as conn:
+            return queries.consent_history(conn, case_id, gemeente, actor=actor)
+
+    return _run(go)
+
+
+@router.post(
+    "/nazorgdossiers/{case_id}/toestemmingen",
+    dependencies=[READ, WRITE],
+    response_model=CaseRead,
+    status_code=201,
+    summary="Record consent given, refused or withdrawn",
+)
+def post_consent(
+    request: Request,
+    x_user: UserHeader,
+    case_id: int,
+    body: ConsentCreate,
+    gemeente: Gemeente,
+) -> Any:
+    def go() -> CaseRead:
+        actor = _user(x_user)
+        consent = service.ConsentIn(body.status, body.date, tuple(body.scope))
+        with _engine(request).begin() as conn:
+            service.record_consent(conn, case_id, consent, actor=actor, municipality=gemeente)
+            return queries.get_case(conn, case_id, gemeente, actor=actor)
+
+    return _run(go)
+
+
+# --- the five conditions --------------------------------------------------------------------
+
+
+@router.get(
+    "/nazorgdossiers/{case_id}/basisvoorwaarden",
+    dependencies=[READ],
+    response_model=list[MomentRead],
+    summary="The current status of each condition per moment, and whether it is in order",
+)
+def get_conditions(request: Request, case_id: int, gemeente: Gemeente, x_user: UserHeader) -> Any:
+    def go() -> list[MomentRead]:
+        actor = _user(x_user)
+        with _engine(request).begin() as conn:
+            return queries.current_conditions(conn, case_id, gemeente, actor=actor)
+
+    return _run(go)
+
+
+@router.get(
+    "/nazorgdossiers/{case_id}/basisvoorwaarden/historie",
+    dependencies=[READ],
+    response_model=list[FactRead],
+    summary="Every recorded status, oldest first",
+)
+def get_condition_history(
+    request: Request, case_id: int, gemeente: Gemeente, x_user: UserHeader
+) -> Any:
+    def go() -> list[FactRead]:
+        actor = _user(x_user)
+        with _engine(request).begin() as conn:
+            return queries.condition_history(conn, case_id, gemeente, actor=actor)
+
+    return _run(go)
+
+
+@router.get(
+    "/nazorgdossiers/{case_id}/basisvoorwaarden/formulier",
+    dependencies=[READ],
+    response_model=RegistrationForm,
+    summary="The registration form of a moment, pre-filled; to_type is what is left to type",
+)
+def get_form(
+    request: Request,
+    x_user: UserHeader,
+    case_id: int,
+    gemeente: Gemeente,
+    moment: Annotated[str, Query()] = "release",
+) -> Any:
+    def go() -> RegistrationForm:
+        _user(x_user)
+        if moment not in {m.value for m in codes.Moment}:
+            raise Invalid(f"unknown moment [{moment}]", field="moment")
+        with _engine(request).connect() as conn:
+            return queries.registration_form(conn, case_id, moment, gemeente)
+
+    return _run(go)
+
+
+@router.post(
+    "/nazorgdossiers/{case_id}/basisvoorwaarden",
+    dependencies=[READ, WRITE],
+    response_model=list[MomentRead],
+    status_code=201,
+    summary="Record statuses of conditions at a moment (needs consent)",
+)
+def post_conditions(
+    request: Request,
+    x_user: UserHeader,
+    case_id: int,
+    body: ConditionsCreate,
+    gemeente: Gemeente,
+) -> Any:
+    def go() -> list[MomentRead]:
+        actor = _user(x_user)
+        c = service.ConditionsIn(body.moment, body.statuses, tuple(body.care_needs), body.as_of)
+        with _engine(request).begin() as conn:
+            service.record_conditions(conn, case_id, c, actor=actor, municipality=gemeente)
+            return queries.current_conditions(conn, case_id, gemeente, actor=actor)
+
+    return _run(go)
+
+
+# --- activities -----------------------------------------------------------------------------
+
+
+def _activity_in(body: ActivityCreate) -> service.ActivityIn:
+    return service.ActivityIn(
+        type=body.type,
+        provider=body.provider,
+        start_date=body.start_date,
+        end_date=body.end_date,
+        hours_x100=None if body.hours is None else int(body.hours * 100),
+        cost_cents=int(body.cost_eur * 100),
+        funder=body.funder,
+        programme=body.programme,
+        municipal_ref=body.municipal_ref,
+    )
+
+
+def _one_activity(
+    request: Request, case_id: int, activity_id: int, gemeente: str, actor: str
+) -> ActivityRead:
+    with _engine(request).begin() as conn:
+        for a in queries.list_activities(conn, case_id, gemeente, actor=actor):
+            if a.id == activity_id:
+                return a
+    raise NotFound(f"no activity [{activity_id}] in case [{case_id}]")
+
+
+@router.get(
+    "/nazorgdossiers/{case_id}/activiteiten",
+    dependencies=[READ],
+    response_model=list[ActivityRead],
+    summary="The activities of a case",
+)
+def get_activities(request: Request, case_id: int, gemeente: Gemeente, x_user: UserHeader) -> Any:
+    def go() -> list[ActivityRead]:
+        actor = _user(x_user)
+        with _engine(request).begin() as conn:
+            return queries.list_activities(conn, case_id, gemeente, actor=actor)
+
+    return _run(go)
+
+
+@router.post(
+    "/nazorgdossiers/{case_id}/activiteiten",
+    dependencies=[READ, WRITE],
+    response_model=ActivityRead,
+    status_code=201,
+    summary="Add an activity (needs consent)",
+)
+def post_activity(
+    request: Request,
+    x_user: UserHeader,
+    case_id: int,
+    body: ActivityCreate,
+    gemeente: Gemeente,
+) -> Any:
+    def go() -> ActivityRead:
+        actor = _user(x_user)
+        new_id = service.add_activity(
+            _engine(request), case_id, _activity_in(body), actor=actor, municipality=gemeente
+        )
+        return _one_activity(request, case_id, new_id, gemeente, actor)
+
+    return _run(go)
+
+
+@router.put(
+    "/nazorgdossiers/{case_id}/activiteiten/{activity_id}",
+    dependencies=[READ, WRITE],
+    response_model=ActivityRead,
+    summary="Replace an activity's values (the old ones go into the audit trail)",
+)
+def put_activity(
+    request: Request,
+    x_user: UserHeader,
+    case_id: int,
+    activity_id: int,
+    body: ActivityCreate,
+    gemeente: Gemeente,
+) -> Any:
+    def go() -> ActivityRead:
+        actor = _user(x_user)
+        service.update_activity(
+            _engine(request),
+            case_id,
+            activity_id,
+            _activity_in(body),
+            actor=actor,
+            municipality=gemeente,
+        )
+        return _one_activity(request, case_id, activity_id, gemeente, actor)
+
+    return _run(go)
+
+
+# --- steering -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/stuurinformatie/verwachte-terugkeer",
+    dependencies=[READ],
+    response_model=list[UpcomingReturn],
+    tags=["stuurinformatie"],
+    summary="Residents whose planned release falls in the coming days",
+)
+def get_upcoming(
+    request: Request,
+    x_user: UserHeader,
+    gemeente: Gemeente,
+    dagen: Annotated[int, Query(ge=1, le=366)] = 30,
+    peildatum: date | None = None,
+) -> Any:
+    def go() -> list[UpcomingReturn]:
+        _user(x_user)
+        with _engine(request).connect() as conn:
+            return queries.upcoming_returns(conn, gemeente, on=peildatum, days=dagen)
+
+    return _run(go)
+
+
+@router.get(
+    "/stuurinformatie/niet-op-orde-bij-ontslag",
+    dependencies=[READ],
+    response_model=list[NotInOrder],
+    tags=["stuurinformatie"],
+    summary="Returned residents whose conditions were not all in order at release",
+)
+def get_not_in_order(request: Request, gemeente: Gemeente, x_user: UserHeader) -> Any:
+    def go() -> list[NotInOrder]:
+        _user(x_user)
+        with _engine(request).connect() as conn:
+            return queries.not_in_order_at_release(conn, gemeente)
+
+    return _run(go)
+
+
+@router.get(
+    "/stuurinformatie/activiteiten-en-kosten",
+    dependencies=[READ],
+    response_model=list[CostLine],
+    tags=["stuurinformatie"],
+    summary="Activities, hours and costs per condition and programme (aggregates)",
+)
+def get_costs(
+    request: Request,
+    x_user: UserHeader,
+    gemeente: OptionalGemeente,
+    van: date | None = None,
+    tot: date | None = None,
+) -> Any:
+    def go() -> list[CostLine]:
+        _user(x_user)
+        with _engine(request).connect() as conn:
+            return queries.activity_costs(conn, gemeente, start=van, end=tot)
+
+    return _run(go)
+
+
+@router.get(
+    "/stuurinformatie/registratievolledigheid",
+    dependencies=[READ],
+    response_model=list[Completeness],
+    tags=["stuurinformatie"],
+    summary="Per municipality and moment: the share of due registrations that are complete",
+)
+def get_completeness(
+    request: Request,
+    x_user: UserHeader,
+    gemeente: OptionalGemeente,
+    peildatum: date | None = None,
+) -> Any:
+    def go() -> list[Completeness]:
+        _user(x_user)
+        with _engine(request).connect() as conn:
+            return queries.completeness(conn, gemeente, on=peildatum)
+
+    return _run(go)
+
+
+# --- code lists -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/codelijsten/basisvoorwaarden",
+    dependencies=[OPEN],
+    tags=["codelijsten"],
+    summary="Statuses and rules",
+)
+def get_condition_codes() -> dict[str, Any]:
+    return {
+        "moments": [m.value for m in codes.MOMENTS],
+        "conditions": {
+            c.value: [
+                {"code": s.code, "label": s.label, "in_order": s.in_order.value}
+                for s in codes.STATUSES[c]
+            ]
+            for c in codes.CONDITIONS
+        },
+        "care_needs": [n.value for n in codes.CareNeed],
+        "consent": [s.value for s in codes.ConsentStatus],
+        "consent_scope": [s.value for s in codes.ConsentScope],
+    }
+
+
+@router.get(
+    "/codelijsten/activiteitsoorten",
+    dependencies=[OPEN],
+    tags=["codelijsten"],
+    summary="Activity types",
+)
+def get_activity_codes() -> dict[str, Any]:
+    return {
+        "types": [
+            {"code": t.code, "label": t.label, "condition": str(t.condition)}
+            for t in codes.ACTIVITY_TYPES
+        ],
+        "funders": [f.value for f in codes.Funder],
+    }

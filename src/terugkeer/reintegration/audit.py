@@ -1,0 +1,64 @@
+"""The append-only audit trail of reintegration data, and the transaction helper every action
+uses. Details carry references and codes, never a BSN or a name."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from terugkeer.db.bulk import insert_rows
+from terugkeer.reintegration.tables import reintegration_audit
+
+ConnOrEngine = Connection | Engine
+
+
+@contextmanager
+def transaction(target: ConnOrEngine) -> Iterator[Connection]:
+    """A connection in a transaction: a new one from an engine (committed on success), or the
+    caller's connection as it is (the caller's transaction decides)."""
+    if isinstance(target, Engine):
+        with target.begin() as conn:
+            yield conn
+    else:
+        yield target
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def audit(
+    conn: Connection,
+    actor: str,
+    action: str,
+    case_id: int | None,
+    details: dict[str, Any] | None = None,
+    *,
+    at: datetime | None = None,
+) -> None:
+    audit_many(conn, actor, action, [(case_id, details or {})], at=at)
+
+
+def audit_many(
+    conn: Connection,
+    actor: str,
+    action: str,
+    entries: Sequence[tuple[int | None, dict[str, Any]]],
+    *,
+    at: datetime | None = None,
+) -> None:
+    when = at or now_utc()
+    insert_rows(
+        conn,
+        reintegration_audit,
+        ("at", "actor", "action", "case_id", "details"),
+        [
+            (when, actor[:100], action, case_id, json.dumps(d, sort_keys=True, default=str))
+            for case_id, d in entries
+        ],
+    )

@@ -1,0 +1,1232 @@
+"""Bulk import from municipal systems (cases with consent and conditions; activities) and from
+the prison administration (intake screenings), as CSV or XLSX.
+
+Every file is all-or-nothing: every row is checked (values, then against the store); with any
+bad row nothing is written and the report lists each bad row with its row number, column,
+value and reason, as text and as ``<file>.errors.csv`` beside the file. A valid file is applied
+in one transaction. Rows are upserted on the municipality's own references (case reference,
+activity reference), so importing the same file again changes nothing. BSNs never appear in
+reports or logs in full (only their last three digits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import gc
+import hashlib
+import operator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from terugkeer.db.bulk import read_date
+from terugkeer.db.tables import detention_periods
+from terugkeer.detention.store import chunks
+from terugkeer.reintegration import codes, values
+from terugkeer.reintegration.audit import audit, audit_many, now_utc
+from terugkeer.reintegration.codes import (
+    ACTIVITY_TYPE,
+    CONDITIONS,
+    Condition,
+    ConsentScope,
+    ConsentStatus,
+)
+from terugkeer.reintegration.errors import ReintegrationError
+from terugkeer.reintegration.scope import today
+from terugkeer.reintegration.service import (
+    MAX_COST_CENTS,
+    MAX_HOURS_X100,
+    CaseRow,
+    ConditionsIn,
+    ConsentIn,
+    case_from_row,
+    case_select,
+    check_conditions,
+    check_consent,
+    current_facts,
+    plan_conditions,
+    prefill_screenings,
+)
+from terugkeer.reintegration.sheets import Sheet, SheetError, open_sheet
+from terugkeer.reintegration.tables import (
+    activities,
+    condition_facts,
+    intake_screenings,
+    reintegration_cases,
+    reintegration_consents,
+    reintegration_imports,
+)
+
+MAX_REPORTED_ERRORS = 100_000  # a file that is wrong throughout: the first this many rows
+
+CASE_ALIASES: dict[str, tuple[str, ...]] = {
+    "case_ref": ("dossiernummer", "dossier", "dossiernr", "zaaknummer", "case_ref"),
+    "period_ref": ("detentiekenmerk", "detentienummer", "period_ref"),
+    "bsn": ("bsn", "burgerservicenummer"),
+    "consent": ("toestemming", "consent"),
+    "consent_date": ("toestemming_datum", "datum_toestemming", "consent_date"),
+    "consent_scope": ("toestemming_reikwijdte", "reikwijdte", "consent_scope"),
+    "moment": ("moment",),
+    "as_of": ("datum", "peildatum", "as_of"),
+    "id": ("identiteitsbewijs", "id", "identiteit"),
+    "housing": ("onderdak", "huisvesting", "housing"),
+    "income": ("werk_en_inkomen", "werk_inkomen", "inkomen", "income"),
+    "debts": ("schulden", "debts"),
+    "care": ("zorg", "care"),
+    "care_needs": ("zorgbehoefte", "care_needs"),
+    "recorded_by": ("geregistreerd_door", "medewerker", "recorded_by"),
+}
+ACTIVITY_ALIASES: dict[str, tuple[str, ...]] = {
+    "case_ref": ("dossiernummer", "dossier", "dossiernr", "zaaknummer", "case_ref"),
+    "activity_ref": ("activiteitnummer", "activiteit_id", "activiteitnr", "activity_ref"),
+    "type": ("soort", "soort_activiteit", "activiteit", "type"),
+    "provider": ("aanbieder", "uitvoerder", "provider"),
+    "start_date": ("startdatum", "begindatum", "start", "start_date"),
+    "end_date": ("einddatum", "eind", "end_date"),
+    "hours": ("uren", "aantal_uren", "hours"),
+    "cost": ("kosten", "kosten_euro", "bedrag", "cost", "cost_eur"),
+    "funder": ("financier", "bekostiging", "funder"),
+    "programme": ("programma", "aanpak", "programme"),
+}
+SCREENING_ALIASES: dict[str, tuple[str, ...]] = {
+    "period_ref": ("detentiekenmerk", "detentienummer", "period_ref"),
+    "screened_on": ("screeningsdatum", "datum", "screened_on"),
+    "id": ("identiteitsbewijs", "id"),
+    "housing": ("onderdak", "huisvesting", "housing"),
+    "income": ("werk_en_inkomen", "werk_inkomen", "inkomen", "income"),
+    "debts": ("schulden", "debts"),
+    "care": ("zorg", "care"),
+    "care_needs": ("zorgbehoefte", "care_needs"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    row: int
+    column: str
+    value: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    path: Path
+    municipality: str | None = None
+    dry_run: bool = False
+    rows: int = 0
+    applied: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    import_id: int | None = None
+    error_file: Path | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    more_errors: int = 0  # bad rows beyond MAX_REPORTED_ERRORS
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "rows": self.rows,
+            "applied": self.applied,
+            "unchanged": self.unchanged,
+            "errors": len(self.errors) + self.more_errors,
+        }
+
+    def text(self, limit: int = 50) -> str:
+        name = self.path.name
+        if self.ok:
+            verb = "would apply" if self.dry_run else "applied"
+            return (
+                f"{name}: {self.rows} rows, {verb} {self.applied}, unchanged {self.unchanged}"
+                + (" (dry run: nothing written)" if self.dry_run else "")
+            )
+        n = len(self.errors) + self.more_errors
+        bad_rows = len({e.row for e in self.errors})
+        lines = [
+            f"{name}: rejected, nothing written: {n} errors in {bad_rows} rows "
+            f"(of {self.rows} rows read)"
+        ]
+        for e in self.errors[:limit]:
+            where = f"row {e.row}" + (f", column {e.column}" if e.column else "")
+            shown = f" [{e.value}]" if e.value else ""
+            lines.append(f"  {where}:{shown} {e.reason}")
+        if n > limit:
+            lines.append(f"  ... and {n - limit} more")
+        if self.error_file is not None:
+            lines.append(f"every error is listed in {self.error_file}")
+        return "\n".join(lines)
+
+
+def error_file_for(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.errors.csv")
+
+
+def write_error_report(report: ImportReport) -> Path:
+    """The errors as a CSV a Dutch spreadsheet opens as it is (``;``, UTF-8 with BOM)."""
+    target = error_file_for(report.path)
+    with target.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh, delimiter=";", lineterminator="\r\n")
+        w.writerow(["row", "column", "value", "reason"])
+        for e in report.errors:
+            w.writerow([e.row, e.column, e.value, e.reason])
+    return target
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _Collector:
+    def __init__(self, report: ImportReport, sheet: Sheet | None) -> None:
+        self.report = report
+        self.sheet = sheet
+
+    def add(self, row: int, column: str, value: Any, reason: str) -> None:
+        if len(self.report.errors) >= MAX_REPORTED_ERRORS:
+            self.report.more_errors += 1
+            return
+        name = self.sheet.name_of(column) if self.sheet is not None and column else column
+        text = values.cell_text(value)
+        if column == "bsn" and text:
+            text = values.mask(text)
+        if len(text) > 80:
+            text = text[:77] + "..."
+        self.report.errors.append(RowError(row, name, text, reason))
+
+
+def _finish(report: ImportReport, *, write_report: bool) -> ImportReport:
+    stale = error_file_for(report.path)
+    if report.errors and write_report:
+        report.error_file = write_error_report(report)
+    elif not report.errors and not report.dry_run and stale.is_file():
+        stale.unlink()  # an earlier attempt's report no longer applies
+    return report
+
+
+def _open(
+    report: ImportReport, aliases: dict[str, tuple[str, ...]], required: tuple[str, ...]
+) -> Sheet | None:
+    try:
+        sheet = open_sheet(report.path, aliases, required)
+    except SheetError as e:
+        report.errors.append(RowError(e.row, e.column, e.value, e.message))
+        return None
+    report.encoding, report.delimiter = sheet.encoding, sheet.delimiter
+    return sheet
+
+
+def _rows(sheet: Sheet, errors: _Collector) -> Iterator[tuple[int, list[Any]]]:
+    """The sheet's rows; a damage found halfway (a bad byte) becomes an error of the file."""
+    try:
+        yield from sheet.rows
+    except SheetError as e:
+        errors.add(e.row, e.column, e.value, e.message)
+
+
+def _start_import(
+    conn: Connection, report: ImportReport, actor: str, sha: str, now: datetime
+) -> int:
+    new_id = conn.execute(
+        reintegration_imports.insert().values(
+            kind=report.kind,
+            municipality=report.municipality,
+            filename=report.path.name[:255],
+            sha256=sha,
+            imported_by=actor[:100],
+            imported_at=now,
+            rows=0,
+            applied=0,
+            unchanged=0,
+        )
+    ).inserted_primary_key
+    assert new_id is not None  # noqa: S101
+    return int(new_id[0])
+
+
+def _end_import(conn: Connection, report: ImportReport) -> None:
+    conn.execute(
+        update(reintegration_imports)
+        .where(reintegration_imports.c.id == report.import_id)
+        .values(rows=report.rows, applied=report.applied, unchanged=report.unchanged)
+    )
+
+
+def _check_municipality(code: str) -> str:
+    from terugkeer.domain.refdata import refdata
+
+    resolved = refdata().resolve_municipality(code)
+    if resolved is None:
+        raise ReintegrationError(f"unknown municipality code [{code}]", field="municipality")
+    return resolved
+
+
+# --- cases ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _CaseLine:
+    row: int
+    case_ref: str
+    period_ref: str | None
+    bsn: str | None
+    consent: ConsentIn | None
+    conditions: ConditionsIn | None
+    recorded_by: str | None
+
+
+def _cell(cells: list[Any], sheet: Sheet, name: str) -> Any:
+    i = sheet.columns.get(name)
+    return None if i is None else cells[i]
+
+
+def _parse_case_line(n: int, cells: list[Any], sheet: Sheet, err: _Collector) -> _CaseLine | None:
+    before = len(err.report.errors) + err.report.more_errors
+
+    def text(name: str) -> str:
+        return values.cell_text(_cell(cells, sheet, name))
+
+    def parse(name: str, fn: Callable[[Any], Any]) -> Any:
+        raw = _cell(cells, sheet, name)
+        if values.cell_text(raw) == "":
+            return None
+        try:
+            return fn(raw)
+        except ValueError as e:
+            err.add(n, name, raw, str(e))
+            return None
+
+    case_ref = text("case_ref")
+    if not case_ref:
+        err.add(n, "case_ref", "", "the municipality's case reference is required")
+    elif len(case_ref) > 64:
+        err.add(n, "case_ref", case_ref, "longer than 64 characters")
+    period_ref = text("period_ref") or None
+    bsn = parse("bsn", values.parse_bsn)
+    if period_ref is None and bsn is None and not text("bsn"):
+        err.add(n, "period_ref", "", "give the detention reference (detentiekenmerk) or the BSN")
+    consent_status = parse("consent", lambda v: values.parse_code("consent", v))
+    consent_date = parse("consent_date", values.parse_date)
+    scope = parse("consent_scope", lambda v: values.parse_codes("scope", v))
+    consent: ConsentIn | None = None
+    if consent_status is not None and consent_status != ConsentStatus.NONE:
+        if consent_date is None:
+            if not text("consent_date"):
+                err.add(n, "consent_date", "", "the date of the consent is required")
+        else:
+            consent = ConsentIn(
+                consent_status,
+                consent_date,
+                tuple(scope) if scope else (ConsentScope.REGISTRATION.value,),
+            )
+            for column, reason in check_consent(consent):
+                err.add(n, "consent_date" if column == "date" else "consent", consent_date, reason)
+    statuses: dict[str, str] = {}
+    for c in CONDITIONS:
+        code = parse(c.value, functools.partial(values.parse_code, c.value))
+        if code is not None:
+            statuses[c.value] = code
+    needs = parse("care_needs", functools.partial(values.parse_codes, "care_need")) or []
+    moment = parse("moment", lambda v: values.parse_code("moment", v))
+    as_of = parse("as_of", values.parse_date)
+    conditions: ConditionsIn | None = None
+    if statuses or needs:
+        if moment is None:
+            if not text("moment"):
+                err.add(n, "moment", "", "a moment is required with condition statuses")
+        else:
+            conditions = ConditionsIn(moment, statuses, tuple(needs), as_of)
+            for column, value, reason in check_conditions(conditions):
+                err.add(n, column, value, reason)
+    elif moment is not None:
+        err.add(n, "moment", text("moment"), "a moment without any condition status")
+    recorded_by = text("recorded_by")[:100] or None
+    if len(err.report.errors) + err.report.more_errors > before:
+        return None
+    return _CaseLine(n, case_ref, period_ref, bsn, consent, conditions, recorded_by)
+
+
+def import_cases(
+    engine: Engine,
+    path: Path,
+    *,
+    municipality: str,
+    actor: str,
+    dry_run: bool = False,
+    write_report: bool = True,
+    now: datetime | None = None,
+) -> ImportReport:
+    """Import a municipality's cases: their own case reference, consent, and condition statuses
+    per moment (one row per case and moment)."""
+    now = now or now_utc()
+    municipality = _check_municipality(municipality)
+    report = ImportReport("cases", path, municipality, dry_run)
+    sheet = _open(report, CASE_ALIASES, ("case_ref",))
+    if sheet is None:
+        return _finish(report, write_report=write_report)
+    err = _Collector(report, sheet)
+    if "period_ref" not in sheet.columns and "bsn" not in sheet.columns:
+        err.add(1, "", "", "the file needs a column detentiekenmerk or bsn")
+        return _finish(report, write_report=write_report)
+    lines: list[_CaseLine] = []
+    for n, cells in _rows(sheet, err):
+        report.rows += 1
+        line = _parse_case_line(n, cells, sheet, err)
+        if line is not None:
+            lines.append(line)
+    with engine.begin() as conn:
+        plan = _plan_cases(conn, lines, municipality, err)
+        if report.errors or report.more_errors:
+            return _finish(report, write_report=write_report)
+        report.applied = sum(1 for p in plan if p.changes)
+        report.unchanged = len(plan) - report.applied
+        if dry_run:
+            return _finish(report, write_report=write_report)
+        report.import_id = _start_import(conn, report, actor, _sha256(path), now)
+        _apply_cases(conn, plan, report.import_id, actor, now)
+        _end_import(conn, report)
+    return _finish(report, write_report=write_report)
+
+
+@dataclass
+class _CasePlan:
+    line: _CaseLine
+    case: CaseRow
+    set_ref: bool = False
+    consent: ConsentIn | None = None
+    as_of: date | None = None
+    facts: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    @property
+    def changes(self) -> bool:
+        return self.set_ref or self.consent is not None or bool(self.facts)
+
+
+def _plan_cases(
+    conn: Connection, lines: list[_CaseLine], municipality: str, err: _Collector
+) -> list[_CasePlan]:
+    cases = [
+        case_from_row(r)
+        for r in conn.execute(
+            case_select().where(reintegration_cases.c.municipality == municipality)
+        )
+    ]
+    by_period = {c.period_ref: c for c in cases}
+    by_ref = {c.municipal_ref: c for c in cases if c.municipal_ref}
+    by_bsn: dict[str, list[CaseRow]] = {}
+    for c in cases:
+        if c.bsn:
+            by_bsn.setdefault(c.bsn, []).append(c)
+    # the current consent (with its date) and facts of the cases the file names
+    latest_consent: dict[int, tuple[str, date | None, str]] = {}
+    for chunk in chunks([c.id for c in cases]):
+        for rc in conn.execute(
+            select(reintegration_consents)
+            .where(reintegration_consents.c.case_id.in_(chunk))
+            .order_by(reintegration_consents.c.id)
+        ):
+            latest_consent[rc.case_id] = (rc.status, read_date(rc.on_date), rc.scope)
+    facts = current_facts(conn, [c.id for c in cases])
+    ref_of: dict[int, str] = {}  # case id -> case reference given in this file
+    ref_set: set[int] = set()  # cases that get their reference from this file
+    seen_moment: dict[tuple[int, str], int] = {}
+    state: dict[int, tuple[str, tuple[str, ...]]] = {
+        c.id: (c.consent, c.consent_scope) for c in cases
+    }
+    plans: list[_CasePlan] = []
+    for line in lines:
+        n = line.row
+        case = None
+        if line.period_ref is not None:
+            case = by_period.get(line.period_ref)
+            if case is None:
+                err.add(
+                    n,
+                    "period_ref",
+                    line.period_ref,
+                    f"no case for this detention period in {municipality}",
+                )
+                continue
+            if line.bsn is not None and case.bsn != line.bsn:
+                err.add(n, "bsn", line.bsn, "does not match the person of the detention period")
+                continue
+        elif line.bsn is not None:
+            found = by_bsn.get(line.bsn, [])
+            if len(found) != 1:
+                reason = (
+                    f"no case for this person in {municipality}"
+                    if not found
+                    else f"the person has {len(found)} cases in {municipality}: "
+                    "give the detention reference (detentiekenmerk)"
+                )
+                err.add(n, "bsn", line.bsn, reason)
+                continue
+            case = found[0]
+        if case is None:
+            continue
+        owner = by_ref.get(line.case_ref)
+        if owner is not None and owner.id != case.id:
+            err.add(
+                n, "case_ref", line.case_ref, f"is already the reference of case {owner.period_ref}"
+            )
+            continue
+        if case.municipal_ref and case.municipal_ref != line.case_ref:
+            err.add(
+                n,
+                "case_ref",
+                line.case_ref,
+                f"this case already has the reference [{case.municipal_ref}]",
+            )
+            continue
+        if ref_of.setdefault(case.id, line.case_ref) != line.case_ref:
+            err.add(
+                n,
+                "case_ref",
+                line.case_ref,
+                f"the same case has reference [{ref_of[case.id]}] above",
+            )
+            continue
+        plan = _CasePlan(line, case, set_ref=case.municipal_ref is None and case.id not in ref_set)
+        if plan.set_ref:
+            ref_set.add(case.id)
+        if line.consent is not None:
+            given = line.consent
+            scope = ",".join(sorted(given.scope)) if given.status == ConsentStatus.GIVEN else ""
+            if latest_consent.get(case.id) != (given.status, given.on_date, scope):
+                if (
+                    given.status == ConsentStatus.WITHDRAWN
+                    and state[case.id][0] != ConsentStatus.GIVEN
+                ):
+                    err.add(n, "consent", "withdrawn", "no consent given to withdraw")
+                    continue
+                plan.consent = given
+                latest_consent[case.id] = (given.status, given.on_date, scope)
+                state[case.id] = (given.status, tuple(sorted(given.scope)) if scope else ())
+        if line.conditions is not None:
+            status, scope_now = state[case.id]
+            if status != ConsentStatus.GIVEN or ConsentScope.REGISTRATION not in scope_now:
+                err.add(
+                    n,
+                    "consent",
+                    status,
+                    "condition statuses need consent given for registration "
+                    "(give it in this row or an earlier one)",
+                )
+                continue
+            key = (case.id, line.conditions.moment)
+            if key in seen_moment:
+                err.add(
+                    n,
+                    "moment",
+                    line.conditions.moment,
+                    f"this case and moment are already on row {seen_moment[key]}",
+                )
+                continue
+            seen_moment[key] = n
+            try:
+                as_of, new = plan_conditions(case, line.conditions, facts.get(case.id, {}))
+            except ReintegrationError as e:
+                err.add(n, e.field or "moment", line.conditions.moment, e.message)
+                continue
+            plan.as_of, plan.facts = as_of, new
+        plans.append(plan)
+    return plans
+
+
+def _apply_cases(
+    conn: Connection, plans: list[_CasePlan], import_id: int, actor: str, now: datetime
+) -> None:
+    """Write a checked plan with set-based statements (a municipality's file has thousands
+    of rows): references, consent records and the cases' current consent, prefill from the
+    screening, facts, audit."""
+    source = f"import:{import_id}"
+    touched: Counter[int] = Counter()
+    refs = []
+    consents = []
+    current: dict[int, tuple[str, str | None]] = {}
+    audits: dict[str, list[tuple[int | None, dict[str, Any]]]] = {}
+    prefill: dict[int, int] = {}
+    facts: list[dict[str, Any]] = []
+    for p in plans:
+        who = (p.line.recorded_by or actor)[:100]
+        if p.set_ref:
+            refs.append({"b_id": p.case.id, "b_ref": p.line.case_ref})
+            touched[p.case.id] += 1
+        if p.consent is not None:
+            c = p.consent
+            given = c.status == ConsentStatus.GIVEN
+            scope = ",".join(sorted(c.scope)) if given else ""
+            consents.append(
+                {
+                    "case_id": p.case.id,
+                    "status": c.status,
+                    "on_date": c.on_date,
+                    "scope": scope,
+                    "recorded_at": now,
+                    "recorded_by": who,
+                    "source": source,
+                }
+            )
+            current[p.case.id] = (c.status, scope or None)
+            audits.setdefault(f"consent_{c.status}", []).append(
+                (p.case.id, {"on": c.on_date.isoformat(), "scope": scope, "source": source})
+            )
+            if given and ConsentScope.REGISTRATION in c.scope:
+                prefill[p.case.id] = p.case.period_id
+            touched[p.case.id] += 1
+        if p.facts and p.line.conditions is not None:
+            facts.extend(
+                {
+                    "case_id": p.case.id,
+                    "condition": name,
+                    "moment": p.line.conditions.moment,
+                    "status": status,
+                    "detail": detail,
+                    "as_of": p.as_of,
+                    "recorded_at": now,
+                    "recorded_by": who,
+                    "source": source,
+                }
+                for name, status, detail in p.facts
+            )
+            touched[p.case.id] += len(p.facts)
+    t = reintegration_cases
+    if refs:
+        conn.execute(
+            update(t)
+            .where(t.c.id == bindparam("b_id"))
+            .values(municipal_ref=bindparam("b_ref"), updated_at=now),
+            refs,
+        )
+    if consents:
+        conn.execute(reintegration_consents.insert(), consents)
+        conn.execute(
+            update(t)
+            .where(t.c.id == bindparam("b_id"))
+            .values(
+                consent=bindparam("b_consent"), consent_scope=bindparam("b_scope"), updated_at=now
+            ),
+            [
+                {"b_id": case_id, "b_consent": status, "b_scope": scope}
+                for case_id, (status, scope) in current.items()
+            ],
+        )
+        for action, entries in audits.items():
+            audit_many(conn, actor, action, entries, at=now)
+    if prefill:
+        prefill_screenings(conn, list(prefill.items()), now=now)
+    if facts:
+        conn.execute(condition_facts.insert(), facts)
+    audit_many(
+        conn,
+        actor,
+        "case_imported",
+        [
+            (case_id, {"import_id": import_id, "changes": n})
+            for case_id, n in sorted(touched.items())
+        ],
+        at=now,
+    )
+
+
+# --- activities: the fast path --------------------------------------------------------------
+
+_ACTIVITY_COLUMNS = (
+    "case_id",
+    "key",
+    "municipal_ref",
+    "type",
+    "condition",
+    "provider",
+    "start_date",
+    "end_date",
+    "hours_x100",
+    "cost_cents",
+    "funder",
+    "programme",
+    "recorded_at",
+    "recorded_by",
+    "source",
+    "updated_at",
+)
+FLUSH_ROWS = 20_000
+
+
+def import_activities(
+    engine: Engine,
+    path: Path,
+    *,
+    municipality: str,
+    actor: str,
+    dry_run: bool = False,
+    write_report: bool = True,
+    now: datetime | None = None,
+) -> ImportReport:
+    """Import a municipality's activities: one row per activity of a case (named by the
+    municipality's case reference). Streams: rows are checked and inserted in chunks inside
+    one transaction, which is rolled back when any row is bad."""
+    now = now or now_utc()
+    municipality = _check_municipality(municipality)
+    report = ImportReport("activities", path, municipality, dry_run)
+    sheet = _open(report, ACTIVITY_ALIASES, ("case_ref", "type", "provider", "start_date"))
+    if sheet is None:
+        return _finish(report, write_report=write_report)
+    err = _Collector(report, sheet)
+    conn = engine.connect()
+    try:
+        with conn.begin() as trans:
+            _activities(conn, sheet, err, report, municipality, actor, now)
+            if report.errors or report.more_errors or dry_run:
+                trans.rollback()
+                report.import_id = None
+    finally:
+        if conn.dialect.name == "sqlite":
+            with contextlib.suppress(SQLAlchemyError):  # never hide the error that got us here
+                conn.exec_driver_sql("PRAGMA cache_size=-2000")  # back to SQLite's default
+        conn.close()
+    return _finish(report, write_report=write_report)
+
+
+def _fast_cents(text: str) -> int | None:
+    """``1234,56``, ``12,5`` or ``1234`` as cents, quickly; None: let the full parser decide."""
+    head, sep, tail = text.partition(",")
+    if not (head.isdigit() and head.isascii()):
+        return None
+    if not sep:
+        return int(head) * 100
+    if 0 < len(tail) <= 2 and tail.isdigit() and tail.isascii():
+        return int(head) * 100 + int(tail) * (10 if len(tail) == 1 else 1)
+    return None
+
+
+def _activities(
+    conn: Connection,
+    sheet: Sheet,
+    err: _Collector,
+    report: ImportReport,
+    municipality: str,
+    actor: str,
+    now: datetime,
+) -> None:
+    from terugkeer.db.bulk import _executemany, _sqlite_datetime, placeholders
+
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        # room for the unique index of a large import (the default cache is 2 MB)
+        conn.exec_driver_sql("PRAGMA cache_size=-131072")
+    cases: dict[str, tuple[int, bool]] = {}
+    for r in conn.execute(
+        select(
+            reintegration_cases.c.id,
+            reintegration_cases.c.municipal_ref,
+            reintegration_cases.c.consent,
+            reintegration_cases.c.consent_scope,
+        ).where(
+            reintegration_cases.c.municipality == municipality,
+            reintegration_cases.c.municipal_ref.is_not(None),
+        )
+    ):
+        ok = r.consent == ConsentStatus.GIVEN and ConsentScope.REGISTRATION in (
+            r.consent_scope or ""
+        ).split(",")
+        cases[r.municipal_ref] = (r.id, ok)
+    existing: dict[tuple[int, str], tuple[int, tuple[Any, ...]]] = {}
+    for a in conn.execute(
+        select(
+            activities.c.id,
+            activities.c.case_id,
+            activities.c.key,
+            activities.c.type,
+            activities.c.provider,
+            activities.c.start_date,
+            activities.c.end_date,
+            activities.c.hours_x100,
+            activities.c.cost_cents,
+            activities.c.funder,
+            activities.c.programme,
+        )
+        .join(reintegration_cases, reintegration_cases.c.id == activities.c.case_id)
+        .where(reintegration_cases.c.municipality == municipality)
+    ):
+        existing[(a.case_id, a.key)] = (
+            a.id,
+            (
+                a.type,
+                a.provider,
+                read_date(a.start_date),
+                read_date(a.end_date),
+                a.hours_x100,
+                a.cost_cents,
+                a.funder,
+                a.programme,
+            ),
+        )
+    report.import_id = _start_import(conn, report, actor, sheet.sha256 or _sha256(sheet.path), now)
+    source = f"import:{report.import_id}"
+    stamp: Any = _sqlite_datetime(now) if sqlite else now
+    who = actor[:100]
+    insert_sql = (
+        f"INSERT INTO activities ({', '.join(_ACTIVITY_COLUMNS)}) "  # noqa: S608  # nosec B608
+        f"VALUES ({placeholders(conn, len(_ACTIVITY_COLUMNS))})"
+    )
+    mark = "?" if sqlite else "%s"
+    update_names = (*_ACTIVITY_COLUMNS[2:12], "updated_at", "source")
+    update_sql = (
+        f"UPDATE activities SET {', '.join(f'{c} = {mark}' for c in update_names)} "  # noqa: S608  # nosec B608
+        f"WHERE id = {mark}"
+    )
+    col = sheet.columns
+    i_case, i_type, i_prov, i_start = (
+        col["case_ref"],
+        col["type"],
+        col["provider"],
+        col["start_date"],
+    )
+    i_ref, i_end, i_hours = col.get("activity_ref"), col.get("end_date"), col.get("hours")
+    i_cost, i_funder, i_prog = col.get("cost"), col.get("funder"), col.get("programme")
+    dates: dict[Any, tuple[date, Any, bool]] = {}
+    numbers: dict[Any, int] = {}
+    types: dict[Any, tuple[str, str]] = {}
+    funders: dict[Any, str] = {}
+    seen: dict[tuple[int, str], int] = {}
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    last_day = today()
+    add = err.add
+    cell_text = values.cell_text
+    errors = report.errors
+
+    providers: set[str] = set()
+    programmes: set[str] = set()
+
+    def get_date(raw: Any) -> tuple[date, Any, bool]:
+        d = values.parse_date(raw)
+        hit = (d, d.isoformat() if sqlite else d, d > last_day)
+        if isinstance(raw, str):
+            dates[raw] = hit
+        return hit
+
+    def get_number(raw: Any, maximum: int) -> int:
+        hit = _fast_cents(raw) if isinstance(raw, str) else None
+        if hit is None:
+            hit = values.parse_scaled(raw, 2)
+        if isinstance(raw, str) and len(numbers) < 10_000 and hit <= maximum:
+            numbers[raw] = hit
+        if hit > maximum:
+            raise ValueError(f"more than the maximum of {maximum // 100:,}")
+        return hit
+
+    def check(n: int, cells: list[Any]) -> tuple[Any, ...] | None:
+        """Every check of one row, with an error for each problem; None when it is bad."""
+        bad = False
+        raw: Any = cells[i_case]
+        case_ref = raw.strip() if isinstance(raw, str) else cell_text(raw)
+        found = cases.get(case_ref)
+        case_id = 0
+        if found is None:
+            reason = (
+                f"no case with this reference in {municipality}"
+                if case_ref
+                else "the case reference is required"
+            )
+            add(n, "case_ref", case_ref, reason)
+            bad = True
+        elif not found[1]:
+            add(n, "case_ref", case_ref, "the case has no consent for registration")
+            bad = True
+        else:
+            case_id = found[0]
+        raw = cells[i_type]
+        t = types.get(raw)
+        if t is None:
+            code = codes.lookup("activity_type", cell_text(raw))
+            if code is None:
+                add(
+                    n,
+                    "type",
+                    raw,
+                    "unknown activity type; allowed: " + ", ".join(ACTIVITY_TYPE),
+                )
+                bad = True
+                t = ("", "")
+            else:
+                t = (code, str(ACTIVITY_TYPE[code].condition))
+                types[raw] = t
+        raw = cells[i_prov]
+        provider = raw.strip() if isinstance(raw, str) else cell_text(raw)
+        if not provider:
+            add(n, "provider", "", "a provider is required")
+            bad = True
+        elif len(provider) > 120:
+            add(n, "provider", provider, "longer than 120 characters")
+            bad = True
+        raw = cells[i_start]
+        start = dates.get(raw)
+        if start is None:
+            try:
+                start = get_date(raw)
+            except ValueError as e:
+                add(
+                    n,
+                    "start_date",
+                    raw,
+                    str(e) if cell_text(raw) else "a start date is required",
+                )
+                bad = True
+        if start is not None and start[0] > last_day:
+            add(n, "start_date", raw, "lies in the future")
+            bad = True
+        end = None
+        if i_end is not None and (raw := cells[i_end]) not in ("", None):
+            end = dates.get(raw)
+            try:
+                if end is None:
+                    end = get_date(raw)
+                if start is not None and end[0] < start[0]:
+                    add(n, "end_date", raw, "before the start date")
+                    bad = True
+            except ValueError as e:
+                add(n, "end_date", raw, str(e))
+                bad = True
+        hours = None
+        if i_hours is not None and (raw := cells[i_hours]) not in ("", None):
+            hours = numbers.get(raw)
+            if hours is None or hours > MAX_HOURS_X100:
+                try:
+                    hours = get_number(raw, MAX_HOURS_X100)
+                except ValueError as e:
+                    add(n, "hours", raw, str(e))
+                    bad = True
+        cost = 0
+        if i_cost is not None and (raw := cells[i_cost]) not in ("", None):
+            hit = numbers.get(raw)
+            if hit is None:
+                try:
+                    hit = get_number(raw, MAX_COST_CENTS)
+                except ValueError as e:
+                    add(n, "cost", raw, str(e))
+                    bad = True
+            cost = hit or 0
+            if cost > MAX_COST_CENTS:
+                add(n, "cost", raw, "more than the maximum of 10,000,000")
+                bad = True
+        funder = None
+        if i_funder is not None and (raw := cells[i_funder]) not in ("", None):
+            funder = funders.get(raw)
+            if funder is None:
+                funder = codes.lookup("funder", cell_text(raw))
+                if funder is None:
+                    add(n, "funder", raw, "unknown funder; allowed: gemeente, rijk, overig")
+                    bad = True
+                else:
+                    funders[raw] = funder
+        if cost and funder is None and not bad:
+            add(n, "funder", "", "a cost needs its funder (gemeente, rijk, overig)")
+            bad = True
+        programme = None
+        if i_prog is not None and (raw := cells[i_prog]) not in ("", None):
+            programme = raw.strip() if isinstance(raw, str) else cell_text(raw)
+            if len(programme) > 100:
+                add(n, "programme", programme, "longer than 100 characters")
+                bad = True
+            programme = programme or None
+        ref = None
+        if i_ref is not None and (raw := cells[i_ref]) not in ("", None):
+            ref = raw.strip() if isinstance(raw, str) else cell_text(raw)
+            if len(ref) > 64:
+                add(n, "activity_ref", ref, "longer than 64 characters")
+                bad = True
+            ref = ref or None
+        if bad or start is None:
+            return None
+        if provider == cells[i_prov]:
+            providers.add(provider)
+        if programme is not None and i_prog is not None and programme == cells[i_prog]:
+            programmes.add(programme)
+        return (case_id, t, provider, start, end, hours, cost, funder, programme, ref)
+
+    # CSV cells are text; XLSX cells may be numbers and dates: those take the full path
+    fast_ok = sheet.delimiter is not None and None not in (
+        i_ref,
+        i_end,
+        i_hours,
+        i_cost,
+        i_funder,
+        i_prog,
+    )
+    pick = operator.itemgetter(
+        i_case, i_ref or 0, i_type, i_prov, i_start, i_end or 0, i_hours or 0, i_cost or 0,
+        i_funder or 0, i_prog or 0,
+    )  # fmt: skip
+    cases_get, types_get, dates_get, numbers_get = cases.get, types.get, dates.get, numbers.get
+    funders_get = funders.get
+    collecting = gc.isenabled()
+    gc.disable()  # hundreds of thousands of new tuples: the collector would rescan them all
+    try:
+        n_rows = pending = 0
+        for n, cells in _rows(sheet, err):
+            n_rows += 1
+            row = None
+            if fast_ok:
+                # the common case, with known values only: lookups and comparisons
+                (c_case, c_ref, c_type, c_prov, c_start, c_end, c_hours, c_cost, c_funder,
+                 c_prog) = pick(cells)  # fmt: skip
+                found = cases_get(c_case)
+                t = types_get(c_type)
+                start = dates_get(c_start)
+                end = dates_get(c_end) if c_end else None
+                hours = numbers_get(c_hours) if c_hours else None
+                funder = funders_get(c_funder) if c_funder else None
+                cost = None
+                if c_cost == "":
+                    cost = 0
+                elif c_cost.isascii():
+                    whole, sep, cents = c_cost.partition(",")
+                    if whole.isdigit() and len(cents) == 2 and cents.isdigit():
+                        cost = int(whole) * 100 + int(cents)
+                    elif whole.isdigit() and not sep:
+                        cost = int(whole) * 100
+                if (
+                    found is not None
+                    and found[1]
+                    and t is not None
+                    and start is not None
+                    and not start[2]
+                    and c_prov in providers
+                    and (not c_prog or c_prog in programmes)
+                    and (end is not None or not c_end)
+                    and (end is None or end[0] >= start[0])
+                    and (hours is not None or not c_hours)
+                    and (hours is None or hours <= MAX_HOURS_X100)
+                    and (funder is not None or not c_funder)
+                    and cost is not None
+                    and cost <= MAX_COST_CENTS
+                    and (funder is not None or not cost)
+                    and len(c_ref) <= 64
+                    and (not c_ref or (c_ref[0] != " " and c_ref[-1] != " "))
+                ):
+                    row = (found[0], t, c_prov, start, end, hours, cost, funder,
+                           c_prog or None, c_ref or None)  # fmt: skip
+            if row is None:
+                row = check(n, cells)
+                if row is None:
+                    continue
+            case_id, t, provider, start, end, hours, cost, funder, programme, ref = row
+            key = f"ref:{ref}" if ref else f"{t[0]}|{start[0].isoformat()}|{provider}"[:200]
+            k = (case_id, key)
+            first = seen.get(k)
+            if first is not None:
+                where = "activity_ref" if ref else "type"
+                add(n, where, ref or t[0], f"the same activity is on row {first}")
+                continue
+            seen[k] = n
+            if errors:
+                continue  # nothing will be written: only look for more errors
+            old = existing.get(k) if existing else None
+            if old is not None:
+                vals = (t[0], provider, start[0], end and end[0], hours, cost, funder, programme)
+                if old[1] == vals:
+                    report.unchanged += 1
+                    continue
+                updates.append(
+                    (ref, t[0], t[1], provider, start[1], end and end[1], hours, cost, funder,
+                     programme, stamp, source, old[0])
+                )  # fmt: skip
+            else:
+                inserts.append(
+                    (case_id, key, ref, t[0], t[1], provider, start[1], end and end[1], hours,
+                     cost, funder, programme, stamp, who, source, stamp)
+                )  # fmt: skip
+            report.applied += 1
+            pending += 1
+            if pending >= FLUSH_ROWS:
+                if inserts:
+                    _executemany(conn, insert_sql, inserts)
+                if updates:
+                    _executemany(conn, update_sql, updates)
+                inserts, updates, pending = [], [], 0
+        report.rows = n_rows
+        if not errors and not report.more_errors:
+            if inserts:
+                _executemany(conn, insert_sql, inserts)
+            if updates:
+                _executemany(conn, update_sql, updates)
+    finally:
+        if collecting:
+            gc.enable()
+    if report.errors or report.more_errors:
+        return
+    _end_import(conn, report)
+    audit(
+        conn,
+        actor,
+        "activities_imported",
+        None,
+        {
+            "import_id": report.import_id,
+            "municipality": municipality,
+            "applied": report.applied,
+            "unchanged": report.unchanged,
+            "cases": len({k[0] for k in seen}),
+        },
+        at=now,
+    )
+
+
+# --- intake screenings (the prison administration) ------------------------------------------
+
+
+def import_screenings(
+    engine: Engine,
+    path: Path,
+    *,
+    actor: str,
+    dry_run: bool = False,
+    write_report: bool = True,
+    now: datetime | None = None,
+) -> ImportReport:
+    """Import the prison administration's intake screenings of the five conditions, one row per
+    detention period (upsert on the period). Cases that already have consent get them as
+    intake facts at once; the others when consent is given."""
+    now = now or now_utc()
+    report = ImportReport("screenings", path, None, dry_run)
+    sheet = _open(report, SCREENING_ALIASES, ("period_ref", "screened_on"))
+    if sheet is None:
+        return _finish(report, write_report=write_report)
+    err = _Collector(report, sheet)
+    parsed: list[tuple[int, str, date, dict[str, str | None]]] = []
+    for n, cells in _rows(sheet, err):
+        report.rows += 1
+        before = len(report.errors)
+        ref = values.cell_text(_cell(cells, sheet, "period_ref"))
+        if not ref:
+            err.add(n, "period_ref", "", "the detention reference is required")
+        raw_day = _cell(cells, sheet, "screened_on")
+        day = None
+        try:
+            day = values.parse_date(raw_day)
+            if day > today():
+                err.add(n, "screened_on", raw_day, "lies in the future")
+        except ValueError as e:
+            err.add(n, "screened_on", raw_day, str(e))
+        found: dict[str, str | None] = {}
+        for c in CONDITIONS:
+            raw = _cell(cells, sheet, c.value)
+            if values.cell_text(raw) == "":
+                found[c.value] = None
+                continue
+            try:
+                found[c.value] = values.parse_code(c.value, raw)
+            except ValueError as e:
+                err.add(n, c.value, raw, str(e))
+        raw_needs = _cell(cells, sheet, "care_needs")
+        needs: list[str] = []
+        if values.cell_text(raw_needs):
+            try:
+                needs = values.parse_codes("care_need", raw_needs)
+            except ValueError as e:
+                err.add(n, "care_needs", raw_needs, str(e))
+            if found.get(Condition.CARE.value) in (None, "not_needed"):
+                err.add(n, "care_needs", raw_needs, "care needs without care needed")
+        found["care_needs"] = ",".join(needs) or None
+        if len(report.errors) == before and day is not None:
+            parsed.append((n, ref, day, found))
+    with engine.begin() as conn:
+        periods: dict[str, int] = {}
+        for chunk in chunks(sorted({p[1] for p in parsed})):
+            for r in conn.execute(
+                select(detention_periods.c.id, detention_periods.c.period_ref).where(
+                    detention_periods.c.period_ref.in_(chunk)
+                )
+            ):
+                periods[r.period_ref] = r.id
+        stored: dict[int, Any] = {}
+        for chunk in chunks(list(periods.values())):
+            for r in conn.execute(
+                select(intake_screenings).where(intake_screenings.c.period_id.in_(chunk))
+            ):
+                stored[r.period_id] = r
+        seen: dict[str, int] = {}
+        writes: list[tuple[int, date, dict[str, str | None], Any]] = []
+        for n, ref, day, found in parsed:
+            period_id = periods.get(ref)
+            if period_id is None:
+                err.add(n, "period_ref", ref, "no detention period with this reference")
+                continue
+            if ref in seen:
+                err.add(n, "period_ref", ref, f"this period is already on row {seen[ref]}")
+                continue
+            seen[ref] = n
+            old = stored.get(period_id)
+            same = (
+                old is not None
+                and read_date(old.screened_on) == day
+                and all(getattr(old, f"{c.value}_status") == found[c.value] for c in CONDITIONS)
+                and old.care_needs == found["care_needs"]
+            )
+            if same:
+                report.unchanged += 1
+            else:
+                writes.append((period_id, day, found, old))
+        if report.errors or report.more_errors:
+            return _finish(report, write_report=write_report)
+        report.applied = len(writes)
+        if dry_run:
+            return _finish(report, write_report=write_report)
+        report.import_id = _start_import(conn, report, actor, _sha256(path), now)
+        new_rows, changed = [], []
+        for period_id, day, found, old in writes:
+            row = {
+                "screened_on": day,
+                **{f"{c.value}_status": found[c.value] for c in CONDITIONS},
+                "care_needs": found["care_needs"],
+                "imported_at": now,
+                "import_id": report.import_id,
+            }
+            if old is None:
+                new_rows.append({"period_id": period_id, **row})
+            else:
+                changed.append({"b_id": old.id, **{f"b_{k}": v for k, v in row.items()}})
+        if new_rows:
+            conn.execute(intake_screenings.insert(), new_rows)
+        if changed:
+            columns = [k for k in changed[0] if k != "b_id"]
+            conn.execute(
+                update(intake_screenings)
+                .where(intake_screenings.c.id == bindparam("b_id"))
+                .values({k.removeprefix("b_"): bindparam(k) for k in columns}),
+                changed,
+            )
+        # cases with consent already given get the screening now
+        consenting: list[tuple[int, int]] = []
+        for chunk in chunks([w[0] for w in writes]):
+            for rc in conn.execute(
+                select(
+                    reintegration_cases.c.id,
+                    reintegration_cases.c.period_id,
+                    reintegration_cases.c.consent_scope,
+                ).where(
+                    reintegration_cases.c.period_id.in_(chunk),
+                    reintegration_cases.c.consent == ConsentStatus.GIVEN.value,
+                )
+            ):
+                if ConsentScope.REGISTRATION in (rc.consent_scope or "").split(","):
+                    consenting.append((rc.id, rc.period_id))
+        prefill_screenings(conn, consenting, now=now)
+        _end_import(conn, report)
+    return _finish(report, write_report=write_report)

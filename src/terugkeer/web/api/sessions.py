@@ -1,0 +1,53 @@
+"""Sign in and out (sessies). OpenID Connect is a later step: it will add a route here that
+ends in the same ``set_session_cookie``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from pydantic import BaseModel, Field
+
+from terugkeer.security.accounts import SESSION_HOURS, SignInError, sign_in, sign_out
+from terugkeer.security.roles import Permission
+from terugkeer.security.web import SESSION_COOKIE, requires, set_session_cookie
+
+router = APIRouter(tags=["sessies"])
+Public = Annotated[None, Depends(requires(Permission.HEALTH_READ))]
+
+
+class SignIn(BaseModel):
+    naam: str = Field(min_length=1, max_length=100)
+    wachtwoord: str = Field(min_length=1, max_length=1000)
+    code: str | None = Field(default=None, max_length=10, description="one-time code (TOTP)")
+
+
+class SessionRead(BaseModel):
+    naam: str
+    rol: str
+    gemeente: str | None
+    csrf_token: str
+
+
+@router.post("/sessies", response_model=SessionRead, status_code=201, summary="Sign in")
+def create_session(request: Request, response: Response, body: SignIn, _: Public) -> SessionRead:
+    address = request.client.host if request.client else "unknown"
+    try:
+        session = sign_in(request.app.state.engine, body.naam, body.wachtwoord, address, body.code)
+    except SignInError as e:
+        raise HTTPException(429 if e.reason == "throttled" else 401, str(e)) from e
+    set_session_cookie(response, session.token, SESSION_HOURS * 3600)
+    p = session.principal
+    return SessionRead(
+        naam=p.name, rol=p.role.value, gemeente=p.municipality, csrf_token=session.csrf_token
+    )
+
+
+@router.delete("/sessies/huidige", status_code=204, summary="Sign out")
+def delete_session(request: Request, response: Response, _: Public) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        sign_out(request.app.state.engine, token)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.status_code = 204
+    return response
