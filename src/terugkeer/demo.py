@@ -212,16 +212,12 @@ def _demo_users(engine: Engine, console: Console) -> None:
     from terugkeer.security.accounts import add_user
     from terugkeer.security.roles import SCOPED_ROLES, Role
 
-    table = Table(
-        title="demo accounts (local use only; passwords are new each run)", title_justify="left"
-    )
-    for column in ("user", "role", "municipality", "password", "second factor (TOTP URI)"):
-        table.add_column(column)
+    console.print("[bold]demo accounts[/bold] (local use only; new passwords each run):")
     for role in Role:
         municipality = "GM0363" if role in SCOPED_ROLES else None
         password = secrets.token_urlsafe(12)
         created = add_user(engine, f"demo-{role.value}", role.value, password, municipality)
-        table.add_row(
-            created.name, role.value, municipality or "", password, created.totp_uri or ""
-        )
-    console.print(table)
+        where = f" {municipality}" if municipality else ""
+        console.print(f"  {created.name}{where}  password: {password}", soft_wrap=True)
+        if created.totp_uri:
+            console.print(f"    second factor: {created.totp_uri}", soft_wrap=True)
