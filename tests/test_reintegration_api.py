@@ -224,3 +224,21 @@ def test_code_lists_and_openapi(client: TestClient) -> None:
         "/api/v1/stuurinformatie/registratievolledigheid",
     ):
         assert path in paths
+
+
+def test_registration_is_in_the_hash_chained_audit_log(client: TestClient, engine: Engine) -> None:
+    from terugkeer.security.audit import verify
+    from terugkeer.security.tables import audit_log
+
+    cid = case_id(client)
+    consent = {"status": "given", "date": "2025-02-20"}
+    given = client.post(f"/api/v1/nazorgdossiers/{cid}/toestemmingen", json=consent, headers=WHO)
+    assert given.status_code == 201, given.text
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_log.c.actor, audit_log.c.record_type, audit_log.c.record_id).where(
+                audit_log.c.record_type == "reintegration_case"
+            )
+        ).all()
+    assert ("caseworker:ams-1", "reintegration_case", str(cid)) in rows
+    assert verify(engine).ok

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine
 
 from terugkeer.db.bulk import insert_rows
 from terugkeer.reintegration.tables import reintegration_audit
+from terugkeer.security import audit as security_audit
 
 ConnOrEngine = Connection | Engine
 
@@ -61,4 +62,15 @@ def audit_many(
             (when, actor[:100], action, case_id, json.dumps(d, sort_keys=True, default=str))
             for case_id, d in entries
         ],
+    )
+    # ...and in the hash-chained audit log of all personal data (security/audit.py)
+    security_audit.record_many(
+        conn,
+        actor[:100],
+        "caseworker",
+        action,
+        "reintegration_case",
+        "reintegration registration",
+        [(str(case_id), d) for case_id, d in entries],
+        at=when,
     )

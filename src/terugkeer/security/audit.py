@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +53,57 @@ def _digest(
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
+def _lock_and_head(conn: Connection) -> str:
+    """Serialise appends (advisory lock on PostgreSQL, the write lock on SQLite) and return
+    the hash of the newest entry."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+    else:  # any write takes SQLite's write lock for the rest of the transaction
+        conn.exec_driver_sql("UPDATE audit_log SET id = id WHERE 0")
+    head = conn.execute(
+        select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    return head or GENESIS
+
+
+def record_many(
+    conn: Connection,
+    actor: str,
+    role: str,
+    action: str,
+    record_type: str,
+    purpose: str,
+    entries: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    at: datetime | None = None,
+) -> None:
+    """Append several entries (record id, details) at once, chained in order."""
+    if not entries:
+        return
+    at = (at or datetime.now(UTC)).astimezone(UTC)
+    prev = _lock_and_head(conn)
+    rows = []
+    for record_id, details in entries:
+        body = json.dumps(details, sort_keys=True, ensure_ascii=False, default=str)
+        digest = _digest(prev, at, actor, role, action, record_type, record_id, purpose, body)
+        rows.append(
+            {
+                "at": at,
+                "actor": actor,
+                "role": role,
+                "action": action,
+                "record_type": record_type,
+                "record_id": record_id,
+                "purpose": purpose,
+                "details": body,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    conn.execute(insert(audit_log), rows)
+
+
 def record(
     conn: Connection,
     who: Principal | str,
@@ -68,16 +119,7 @@ def record(
     at = (at or datetime.now(UTC)).astimezone(UTC)
     actor, role = (who.name, who.role.value) if isinstance(who, Principal) else (who, "system")
     body = json.dumps(details or {}, sort_keys=True, ensure_ascii=False, default=str)
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
-    else:  # any write takes SQLite's write lock for the rest of the transaction
-        conn.exec_driver_sql("UPDATE audit_log SET id = id WHERE 0")
-    prev = (
-        conn.execute(
-            select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
-        ).scalar_one_or_none()
-        or GENESIS
-    )
+    prev = _lock_and_head(conn)
     digest = _digest(prev, at, actor, role, action, record_type, str(record_id), purpose, body)
     conn.execute(
         insert(audit_log).values(
