@@ -159,6 +159,8 @@ ROUTES: dict[
     ("GET", "/api/v1/stuurinformatie/registratievolledigheid"): (NONE, None, None),
     ("GET", "/api/v1/codelijsten/basisvoorwaarden"): (NONE, None, None),
     ("GET", "/api/v1/codelijsten/activiteitsoorten"): (NONE, None, None),
+    ("GET", "/api/v1/auditlog"): (NONE, None, None),
+    ("GET", "/api/v1/auditlog/verificatie"): (NONE, None, None),
 }
 
 
