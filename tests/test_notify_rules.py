@@ -256,3 +256,34 @@ def test_rule_file_errors_say_where() -> None:
     assert len(parse_rules(text + rule).rules) == 1
     with pytest.raises(RuleError, match="duplicate id"):
         parse_rules(text + rule + rule)
+
+
+def test_a_victim_registration_arriving_after_an_escape_still_gets_its_notice(
+    engine: Engine,
+) -> None:
+    feed(engine, intake("e1"), msg("escape", "e2", 20), msg("recapture", "e3", 21))
+    assert rows(engine, "idv.escape") == []
+    registered_before = msg(
+        "victim_registered", "v1", 2, source="OM-IDV", victim_ref="V1", relation="victim",
+        spoke_in_court=True, wants_information=True, contact={"name": "Slachtoffer 1"},
+    )  # fmt: skip
+    feed(engine, registered_before)  # arrives late, but was registered before the escape
+    assert one(engine, "idv.escape").occurrence == "escape:e2"
+    assert one(engine, "victim.escape").recipient_ref == "V1"
+    registered_after = msg(
+        "victim_registered", "v2", 30, source="OM-IDV", victim_ref="V2", relation="victim",
+        spoke_in_court=True, wants_information=True, contact={"name": "Slachtoffer 2"},
+    )  # fmt: skip
+    feed(engine, registered_after)  # registered after the escape: not told of it
+    assert [r.recipient_ref for r in rows(engine, "victim.escape")] == ["V1"]
+
+
+def test_a_return_municipality_named_later_redirects_the_notice(engine: Engine) -> None:
+    feed(engine, intake("e1"))
+    first = one(engine, "mayor.release")
+    assert first.recipient_ref == "GM0363"
+    feed(engine, msg("release_date_set", "e2", 5, planned_release_date="2026-02-10",
+                     return_municipality="GM0599"))  # fmt: skip
+    moved = one(engine, "mayor.release")
+    assert (moved.recipient_ref, moved.version) == ("GM0599", 2)
+    assert notices(engine, first.id) == [("notice", 1, "voided"), ("notice", 2, "pending")]

@@ -43,6 +43,16 @@ class Grant:
     leave_municipality: str
 
 
+@dataclass(frozen=True, slots=True)
+class Happening:
+    """One event as the rules see it."""
+
+    event_id: str
+    kind: str
+    occurred_at: datetime
+    leave_municipality: str | None = None
+
+
 @dataclass(slots=True)
 class PeriodFacts:
     """What the rules look at for one period."""
@@ -61,17 +71,10 @@ class PeriodFacts:
     ended_at: datetime | None
     victims: tuple[VictimFacts, ...] = ()
     last_event_id: str | None = None
+    # escapes, recaptures and deaths on record: a victim registration that arrives late still
+    # gets its notices of them (the victim counts from when they registered)
+    occurrences: tuple[Happening, ...] = ()
     grants: tuple[Grant, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Happening:
-    """One event as the rules see it."""
-
-    event_id: str
-    kind: str
-    occurred_at: datetime
-    leave_municipality: str | None = None
 
 
 @dataclass(slots=True)
@@ -224,7 +227,8 @@ def evaluate_period(
     release; any while the period is open), as in the reconciliation (docs/reconciliation.md).
     """
     out = Evaluation()
-    for h in happenings:
+    seen = {h.event_id for h in happenings}
+    for h in [*happenings, *(o for o in f.occurrences if o.event_id not in seen)]:
         for rule in rules.for_event(h.kind):
             _event_rule(rules, rule, f, h, out)
     _planned_release(rules, f, known_at, cause, out)

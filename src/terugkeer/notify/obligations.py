@@ -23,9 +23,11 @@ from terugkeer.db.tables import (
     victims,
 )
 from terugkeer.detention.store import chunks
+from terugkeer.domain.refdata import refdata
 from terugkeer.notify.evaluate import (
     Evaluation,
     Grant,
+    Happening,
     PeriodFacts,
     Required,
     VictimFacts,
@@ -95,6 +97,7 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
                 VictimFacts(v.victim_ref, v.wants_information, v.spoke_in_court, v.registered_at)
             )
     grants: dict[str, list[Grant]] = defaultdict(list)
+    occurrences: dict[str, list[Happening]] = defaultdict(list)
     for chunk in chunks(list(out)):
         for g in conn.execute(
             select(
@@ -111,18 +114,35 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
             .order_by(feed_events.c.occurred_at)
         ):
             body = json.loads(g.body)
+            where = body["leave_municipality"]
             grants[g.period_ref].append(
                 Grant(
                     g.event_id,
                     g.occurred_at,
                     datetime.fromisoformat(body["leave_from"]),
-                    body["leave_municipality"],
+                    refdata().resolve_municipality(where) or where,  # after mergers
                 )
             )
+        for occ in conn.execute(
+            select(
+                feed_events.c.period_ref,
+                feed_events.c.event_id,
+                feed_events.c.kind,
+                feed_events.c.occurred_at,
+            )
+            .where(
+                feed_events.c.period_ref.in_(chunk),
+                feed_events.c.kind.in_(("escape", "recapture", "death")),
+                feed_events.c.withdrawn_by.is_(None),
+            )
+            .order_by(feed_events.c.occurred_at)
+        ):
+            occurrences[occ.period_ref].append(Happening(occ.event_id, occ.kind, occ.occurred_at))
     for ref, f in out.items():
         f.categories = frozenset(categories.get(ref, ()))
         f.victims = tuple(found.get(ref, ()))
         f.grants = tuple(grants.get(ref, ()))
+        f.occurrences = tuple(occurrences.get(ref, ()))
     return out
 
 
@@ -220,6 +240,8 @@ def apply_evaluation(
             _reopen(conn, endpoints, row, req, now, counts)
         elif row.recipient_ref is None and req.recipient_ref is not None:
             _resolve(conn, endpoints, row, req, now, counts)
+        elif req.recipient_ref is not None and row.recipient_ref != req.recipient_ref:
+            _redirect(conn, endpoints, row, req, now, counts)
         elif req.planned and req.planned_for is not None and row.planned_for != req.planned_for:
             _change(conn, endpoints, row, req, now, counts)
     _create_all(conn, endpoints, new, now, backfilled, counts)
@@ -407,6 +429,41 @@ def _resolve(
     counts.changed += 1
     counts.notices += add_delivery(
         conn, endpoints, row.id, row.recipient_kind, req.recipient_ref, "notice", row.version, now
+    )
+
+
+def _redirect(
+    conn: Connection,
+    endpoints: Endpoints,
+    row: Any,
+    req: Required,
+    now: datetime,
+    counts: ApplyCounts,
+) -> None:
+    """Another recipient now (a return municipality named later): the new one gets the notice;
+    an unsent notice to the old one is voided."""
+    assert req.recipient_ref is not None  # noqa: S101 - checked by the caller
+    version = row.version + 1
+    conn.execute(
+        update(obligations)
+        .where(obligations.c.id == row.id)
+        .values(
+            recipient_ref=req.recipient_ref,
+            version=version,
+            status="open",
+            updated_at=now,
+            delivered_at=None,
+            acknowledged_at=None,
+        )
+    )
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.obligation_id == row.id, deliveries.c.status.in_(("pending", "held")))
+        .values(status="voided")
+    )
+    counts.changed += 1
+    counts.notices += add_delivery(
+        conn, endpoints, row.id, row.recipient_kind, req.recipient_ref, "notice", version, now
     )
 
 
