@@ -55,6 +55,8 @@ feed_events = Table(
     Column("body_hash", String(32), nullable=False),
     Column("withdrawn_by", String(100)),
     Index("ix_feed_events_period_ref", "period_ref"),
+    # the burst brake and the reconciliation read events by kind, source and time
+    Index("ix_feed_events_kind_source_occurred_at", "kind", "source", "occurred_at"),
 )
 
 detention_periods = Table(

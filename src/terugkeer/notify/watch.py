@@ -108,13 +108,20 @@ def brake_bursts(conn: Connection, events: Sequence[FeedEvent], now: datetime) -
     """Hold the notices of release bursts among ``events`` (just applied); the ids of the
     ``burst`` alerts raised. Runs in the ingest transaction, after obligations are written."""
     settings = get_settings()
-    buckets: dict[tuple[str, datetime], list[str]] = defaultdict(list)
+    hours_by_source: dict[str, set[datetime]] = defaultdict(set)
     for e in events:
         if e.kind == "release":
-            buckets[(e.source, _hour(e.occurred_at))].append(e.event_id)
+            hours_by_source[e.source].add(_hour(e.occurred_at))
+    # One range query per source over the hours this batch touched; bucketed here.
+    buckets: dict[tuple[str, datetime], list[str]] = {}
+    for source, hours in hours_by_source.items():
+        stored = _releases_with_time(conn, source, min(hours), max(hours) + timedelta(hours=1))
+        for at, event_id in stored:
+            hour = _hour(at)
+            if hour in hours:
+                buckets.setdefault((source, hour), []).append(event_id)
     raised: list[int] = []
-    for (source, hour), _ in buckets.items():
-        ids = _releases(conn, source, hour, hour + timedelta(hours=1))
+    for (source, hour), ids in buckets.items():
         if len(ids) < settings.burst_minimum:
             continue
         before = len(_releases(conn, source, hour - timedelta(days=USUAL_RATE_DAYS), hour))
@@ -140,6 +147,23 @@ def brake_bursts(conn: Connection, events: Sequence[FeedEvent], now: datetime) -
         log.warning("burst of releases held", source=source, releases=len(ids), held=held)
         raised.append(alert_id)
     return raised
+
+
+def _releases_with_time(
+    conn: Connection, source: str, start: datetime, end: datetime
+) -> list[tuple[datetime, str]]:
+    return [
+        (r.occurred_at, r.event_id)
+        for r in conn.execute(
+            select(feed_events.c.occurred_at, feed_events.c.event_id).where(
+                feed_events.c.kind == "release",
+                feed_events.c.source == source,
+                feed_events.c.withdrawn_by.is_(None),
+                feed_events.c.occurred_at >= start,
+                feed_events.c.occurred_at < end,
+            )
+        )
+    ]
 
 
 def _releases(conn: Connection, source: str, start: datetime, end: datetime) -> list[str]:
