@@ -378,6 +378,40 @@ def _create_all(
     counts.notices += len(notices)
 
 
+def _renotify(
+    conn: Connection,
+    endpoints: Endpoints,
+    row: Any,
+    to: str | None,
+    notice_version: int,
+    now: datetime,
+    counts: ApplyCounts,
+    /,
+    **values: Any,
+) -> None:
+    """Update the obligation with ``values`` and queue a fresh notice to ``to`` (when known)."""
+    conn.execute(
+        update(obligations).where(obligations.c.id == row.id).values(updated_at=now, **values)
+    )
+    counts.changed += 1
+    if to is not None:
+        counts.notices += add_delivery(
+            conn, endpoints, row.id, row.recipient_kind, to, "notice", notice_version, now
+        )
+
+
+def _void_unsent(conn: Connection, obligation_id: int) -> None:
+    """Notices of the obligation not yet sent are not sent any more."""
+    conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.obligation_id == obligation_id,
+            deliveries.c.status.in_(("pending", "held")),
+        )
+        .values(status="voided")
+    )
+
+
 def _reopen(
     conn: Connection,
     endpoints: Endpoints,
@@ -386,30 +420,27 @@ def _reopen(
     now: datetime,
     counts: ApplyCounts,
 ) -> None:
+    """A voided obligation that is required again."""
     version = row.version + 1
-    status = "open" if req.recipient_ref is not None else "unresolved"
-    conn.execute(
-        update(obligations)
-        .where(obligations.c.id == row.id)
-        .values(
-            status=status,
-            version=version,
-            void_reason=None,
-            updated_at=now,
-            planned_for=req.planned_for,
-            due_at=req.due_at,
-            late=req.late,
-            late_reason=req.late_reason,
-            recipient_ref=req.recipient_ref,
-            delivered_at=None,
-            acknowledged_at=None,
-        )
+    _renotify(
+        conn,
+        endpoints,
+        row,
+        req.recipient_ref,
+        version,
+        now,
+        counts,
+        status="open" if req.recipient_ref is not None else "unresolved",
+        version=version,
+        void_reason=None,
+        planned_for=req.planned_for,
+        due_at=req.due_at,
+        late=req.late,
+        late_reason=req.late_reason,
+        recipient_ref=req.recipient_ref,
+        delivered_at=None,
+        acknowledged_at=None,
     )
-    counts.changed += 1
-    if req.recipient_ref is not None:
-        counts.notices += add_delivery(
-            conn, endpoints, row.id, row.recipient_kind, req.recipient_ref, "notice", version, now
-        )
 
 
 def _resolve(
@@ -420,15 +451,17 @@ def _resolve(
     now: datetime,
     counts: ApplyCounts,
 ) -> None:
-    assert req.recipient_ref is not None  # noqa: S101 - checked by the caller
-    conn.execute(
-        update(obligations)
-        .where(obligations.c.id == row.id)
-        .values(status="open", recipient_ref=req.recipient_ref, updated_at=now)
-    )
-    counts.changed += 1
-    counts.notices += add_delivery(
-        conn, endpoints, row.id, row.recipient_kind, req.recipient_ref, "notice", row.version, now
+    """An unresolved recipient became known."""
+    _renotify(
+        conn,
+        endpoints,
+        row,
+        req.recipient_ref,
+        row.version,
+        now,
+        counts,
+        status="open",
+        recipient_ref=req.recipient_ref,
     )
 
 
@@ -442,28 +475,21 @@ def _redirect(
 ) -> None:
     """Another recipient now (a return municipality named later): the new one gets the notice;
     an unsent notice to the old one is voided."""
-    assert req.recipient_ref is not None  # noqa: S101 - checked by the caller
+    _void_unsent(conn, row.id)
     version = row.version + 1
-    conn.execute(
-        update(obligations)
-        .where(obligations.c.id == row.id)
-        .values(
-            recipient_ref=req.recipient_ref,
-            version=version,
-            status="open",
-            updated_at=now,
-            delivered_at=None,
-            acknowledged_at=None,
-        )
-    )
-    conn.execute(
-        update(deliveries)
-        .where(deliveries.c.obligation_id == row.id, deliveries.c.status.in_(("pending", "held")))
-        .values(status="voided")
-    )
-    counts.changed += 1
-    counts.notices += add_delivery(
-        conn, endpoints, row.id, row.recipient_kind, req.recipient_ref, "notice", version, now
+    _renotify(
+        conn,
+        endpoints,
+        row,
+        req.recipient_ref,
+        version,
+        now,
+        counts,
+        recipient_ref=req.recipient_ref,
+        version=version,
+        status="open",
+        delivered_at=None,
+        acknowledged_at=None,
     )
 
 
@@ -523,11 +549,7 @@ def _void(
         .where(obligations.c.id == row.id)
         .values(status="voided", void_reason=reason, updated_at=now, version=row.version + 1)
     )
-    conn.execute(
-        update(deliveries)
-        .where(deliveries.c.obligation_id == row.id, deliveries.c.status.in_(("pending", "held")))
-        .values(status="voided")
-    )
+    _void_unsent(conn, row.id)
     counts.voided += 1
     if told and row.recipient_ref is not None:
         counts.notices += add_delivery(
