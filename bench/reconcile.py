@@ -47,6 +47,7 @@ from terugkeer.db.tables import (
 )
 from terugkeer.domain.bsn import generate_bsn
 from terugkeer.domain.refdata import refdata
+from terugkeer.feed.ingest import EVENT_COLUMNS, PERIOD_COLUMNS
 from terugkeer.notify.backfill import dispatcher_view
 from terugkeer.notify.reconcile import reconcile
 from terugkeer.notify.rules import default_rules
@@ -179,29 +180,7 @@ class Shape:
 
 COLUMNS: dict[str, tuple[Table, tuple[str, ...]]] = {
     "persons": (persons, ("id", "bsn", "prison_number", "birth_date", "sex", "died_at")),
-    "detention_periods": (
-        detention_periods,
-        (
-            "id",
-            "period_ref",
-            "person_id",
-            "source",
-            "institution",
-            "title",
-            "sentence_days",
-            "residence_municipality",
-            "return_municipality",
-            "planned_release_date",
-            "intake_at",
-            "status",
-            "leave_municipality",
-            "release_kind",
-            "ended_at",
-            "last_event_at",
-            "last_event_id",
-            "event_count",
-        ),
-    ),
+    "detention_periods": (detention_periods, ("id", *PERIOD_COLUMNS)),
     "period_offences": (
         period_offences,
         ("id", "period_id", "position", "category", "statutory_max_years"),
@@ -220,21 +199,7 @@ COLUMNS: dict[str, tuple[Table, tuple[str, ...]]] = {
             "event_id",
         ),
     ),
-    "feed_events": (
-        feed_events,
-        (
-            "id",
-            "event_id",
-            "source",
-            "kind",
-            "occurred_at",
-            "received_at",
-            "period_ref",
-            "body",
-            "body_hash",
-            "withdrawn_by",
-        ),
-    ),
+    "feed_events": (feed_events, ("id", *EVENT_COLUMNS)),
 }
 
 
