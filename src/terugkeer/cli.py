@@ -28,6 +28,7 @@ from terugkeer.db.migrate import upgrade
 from terugkeer.feed.ingest import IngestResult, ProgressCallback
 from terugkeer.intake import ingest_files, replay_quarantine
 from terugkeer.logs import configure
+from terugkeer.security.audit_cli import AsOpt, CliAudit, PurposeOpt
 
 app = typer.Typer(
     help="terugkeer: the return of (ex-)detainees into society.", no_args_is_help=True
@@ -113,16 +114,25 @@ def ingest(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="print counts as JSON")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="messages per transaction")] = 5000,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "feed intake",
 ) -> None:
-    """Apply feed files. Exits 1 when any message was quarantined."""
+    """Apply feed files. Exits 1 when any message was quarantined.
+
+    A bulk job: one audit row per run (the files and the counts), not one per message."""
+    trail = CliAudit.of("ingest", who, purpose)
     for path in files:
         if not path.is_file():
             console.print(f"[red]no such file: {path}[/red]")
             raise typer.Exit(2)
     engine = make_engine()
     upgrade(engine)
-    with progress_bar("ingest", _count_lines(files)) as advance:
+    with (
+        trail.running(engine, {"files": [p.name for p in files]}) as job,
+        progress_bar("ingest", _count_lines(files)) as advance,
+    ):
         result = ingest_files(engine, files, batch_size=batch_size, progress=advance)
+        job.update(result.as_json())
     _print_result(result, as_json)
     raise typer.Exit(1 if result.quarantined else 0)
 
@@ -133,15 +143,22 @@ def quarantine_list(
     reason: Annotated[str | None, typer.Option(help="only this reason")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 100,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "feed quarantine handling",
 ) -> None:
-    """List quarantined messages with their reasons."""
+    """List quarantined messages with their reasons (the raw line with --json).
+
+    Each entry shown is a `read` of record type `quarantine` in the audit log."""
     from terugkeer.feed.quarantine import list_quarantine
 
+    trail = CliAudit.of("quarantine list", who, purpose)
+    engine = make_engine()
     try:
-        entries = list_quarantine(make_engine(), status=status, reason=reason, limit=limit)
+        entries = list_quarantine(engine, status=status, reason=reason, limit=limit)
     except ValueError as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from e
+    trail.records(engine, "read", "quarantine", (e.id for e in entries))
     if as_json:
         out.print_json(json.dumps([entry.as_json() for entry in entries]))
         return
@@ -166,23 +183,50 @@ def quarantine_replay(
     ] = None,
     reason: Annotated[str | None, typer.Option(help="only this reason")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "feed quarantine handling",
 ) -> None:
-    """Apply open quarantined messages again, after a fix. Exits 1 when some stay quarantined."""
+    """Apply open quarantined messages again, after a fix. Exits 1 when some stay quarantined.
+
+    Each message replayed is an `update` of record type `quarantine` in the audit log."""
+    from sqlalchemy import select
+
+    from terugkeer.db.tables import quarantine
+
+    trail = CliAudit.of("quarantine replay", who, purpose)
     engine = make_engine()
-    with progress_bar("replay", None) as advance:
-        result = replay_quarantine(engine, ids=ids, reason=reason, progress=advance)
+    chosen = select(quarantine.c.id).where(quarantine.c.status == "open").order_by(quarantine.c.id)
+    if reason:
+        chosen = chosen.where(quarantine.c.reason == reason)
+    if ids:
+        chosen = chosen.where(quarantine.c.id.in_(ids))
+    with engine.connect() as conn:
+        replayed = list(conn.execute(chosen).scalars())
+    try:
+        with progress_bar("replay", None) as advance:
+            result = replay_quarantine(engine, ids=ids, reason=reason, progress=advance)
+    finally:  # also after a failure halfway: what was applied until then stays applied
+        trail.records(engine, "update", "quarantine", replayed)
     _print_result(result, as_json)
     raise typer.Exit(1 if result.quarantined else 0)
 
 
 @periods_app.command("check")
-def periods_check() -> None:
-    """Rebuild every period from its events and compare with what is stored."""
+def periods_check(who: AsOpt = None, purpose: PurposeOpt = "consistency check") -> None:
+    """Rebuild every period from its events and compare with what is stored.
+
+    Each period shown (one that differs) is a `read` of record type `detention_period` in the
+    audit log; a clean check shows only a count and writes nothing."""
+    import re
+
     from terugkeer.detention.store import check_periods
 
+    trail = CliAudit.of("periods check", who, purpose)
     engine = make_engine()
     with engine.connect() as conn:
         problems = check_periods(conn)
+    shown = (re.match(r"period \[(.*?)\]", p) for p in problems)
+    trail.records(engine, "read", "detention_period", (m.group(1) for m in shown if m))
     for p in problems:
         out.print(p)
     out.print(f"{len(problems)} differences")
@@ -225,11 +269,21 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="where the demo database and feeds go")] = Path(
         "var/demo"
     ),
+    who: AsOpt = None,
+    purpose: PurposeOpt = "demonstration",
 ) -> None:
-    """The main job on a fresh SQLite database: synthesise a national year, ingest it, summarise."""
+    """The main job on a fresh SQLite database: synthesise a national year, ingest it, summarise.
+
+    One audit row for the run, in the demo database."""
     from terugkeer.demo import run_demo
 
+    trail = CliAudit.of("demo", who, purpose)
     run_demo(workdir, releases=releases, seed=seed, console=out, progress=progress_bar)
+    engine = make_engine(f"sqlite:///{workdir / 'demo.db'}")
+    try:
+        trail.job(engine, details={"releases": releases, "seed": seed})
+    finally:
+        engine.dispose()
 
 
 @app.command()

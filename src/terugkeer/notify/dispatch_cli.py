@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from terugkeer.db.engine import make_engine
+from terugkeer.security.audit_cli import AsOpt, CliAudit, PurposeOpt
 
 out = Console()
 err = Console(stderr=True)
@@ -39,8 +40,12 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
         max_attempts: Annotated[
             int, typer.Option(min=1, max=100, help="attempts before a notice is a dead letter")
         ] = 8,
+        who: AsOpt = None,
+        purpose: PurposeOpt = "notification delivery",
     ) -> None:
-        """Deliver notices continuously; escalate, watch the feeds and reconcile every cycle."""
+        """Deliver notices continuously; escalate, watch the feeds and reconcile every cycle.
+
+        A machine job: one audit row when it starts, not one per notice it delivers."""
         from terugkeer.notify.dispatch import (
             RetryPolicy,
             WorkerError,
@@ -49,6 +54,7 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
             run_workers,
         )
 
+        trail = CliAudit.of("worker", who, purpose)
         engine = make_engine()
         options = WorkerOptions(
             interval_seconds=interval,
@@ -56,13 +62,14 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
             limit=limit,
             policy=RetryPolicy(max_attempts=max_attempts),
         )
+        if processes > 1 and engine.dialect.name != "postgresql":
+            err.print(
+                f"[red]--processes {processes}: several workers need PostgreSQL; "
+                "SQLite runs one worker[/red]"
+            )
+            raise typer.Exit(2)
+        trail.job(engine, "start", {"processes": processes, "once": once})
         if processes > 1:
-            if engine.dialect.name != "postgresql":
-                err.print(
-                    f"[red]--processes {processes}: several workers need PostgreSQL; "
-                    "SQLite runs one worker[/red]"
-                )
-                raise typer.Exit(2)
             url = engine.url.render_as_string(hide_password=False)
             engine.dispose()
             raise typer.Exit(run_workers(url, processes, once=once, options=options))
@@ -80,17 +87,24 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
         poll: Annotated[float, typer.Option(min=0.05)] = 1.0,
         limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
         max_attempts: Annotated[int, typer.Option(min=1, max=100)] = 8,
+        who: AsOpt = None,
+        purpose: PurposeOpt = "notification delivery",
     ) -> None:
-        """Deliver due notices (without the check cycle; `terugkeer worker` runs both)."""
+        """Deliver due notices (without the check cycle; `terugkeer worker` runs both).
+
+        A machine job: one audit row when it starts, not one per notice it delivers."""
         from terugkeer.notify.dispatch import RetryPolicy, WorkerOptions, run_worker_process
 
+        trail = CliAudit.of("notify dispatch", who, purpose)
+        engine = make_engine()
+        trail.job(engine, "start", {"once": once})
         options = WorkerOptions(
             poll_seconds=poll,
             limit=limit,
             checks=False,
             policy=RetryPolicy(max_attempts=max_attempts),
         )
-        counts = run_worker_process(make_engine(), once=once, options=options)
+        counts = run_worker_process(engine, once=once, options=options)
         out.print_json(json.dumps(counts.as_json()))
 
     @notify_app.command("inbox")
@@ -104,12 +118,18 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
         offset: Annotated[int, typer.Option(min=0)] = 0,
         as_json: Annotated[bool, typer.Option("--json")] = False,
+        who: AsOpt = None,
+        purpose: PurposeOpt = "notice inbox",
     ) -> None:
-        """A recipient organisation's inbox, newest first."""
+        """A recipient organisation's inbox, newest first.
+
+        Each notice shown is a `read` of record type `notice` in the audit log."""
         from terugkeer.notify.inbox import InboxError, list_notices
 
+        trail = CliAudit.of("notify inbox", who, purpose)
+        engine = make_engine()
         try:
-            with make_engine().connect() as conn:
+            with engine.connect() as conn:
                 found = list_notices(
                     conn,
                     recipient_kind,
@@ -122,6 +142,13 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
         except InboxError as e:
             err.print(f"[red]{e}[/red]")
             raise typer.Exit(2) from e
+        trail.records(
+            engine,
+            "read",
+            "notice",
+            (n.id for n in found.notices),
+            {"inbox": f"{recipient_kind}:{recipient}"},
+        )
         if as_json:
             out.print_json(found.model_dump_json())
             return
@@ -152,16 +179,21 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
             typer.Option(help="how the victim was informed (required for victim notices)"),
         ] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
+        who: AsOpt = None,
+        purpose: PurposeOpt = "notice inbox",
     ) -> None:
-        """Acknowledge a delivered notice."""
+        """Acknowledge a delivered notice (an `update` of the notice in the audit log)."""
         from terugkeer.notify.inbox import InboxError, NoticeConflict, NoticeNotFound, acknowledge
 
+        trail = CliAudit.of("notify ack", who, purpose)
+        engine = make_engine()
         try:
-            done = acknowledge(make_engine(), notice_id, by, note)
+            done = acknowledge(engine, notice_id, by, note)
         except InboxError as e:
             err.print(f"[red]{e}[/red]")
             code = 1 if isinstance(e, NoticeNotFound | NoticeConflict) else 2
             raise typer.Exit(code) from e
+        trail.records(engine, "update", "notice", [done.id], {"acknowledged": True})
         if as_json:
             out.print_json(done.model_dump_json())
         else:
@@ -170,13 +202,20 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
     @notify_app.command("retry")
     def retry(
         delivery_id: Annotated[int, typer.Argument(help="the id of a dead delivery")],
+        who: AsOpt = None,
+        purpose: PurposeOpt = "delivery repair",
     ) -> None:
-        """Send a dead letter again, after its cause (an endpoint, a receiver) is fixed."""
+        """Send a dead letter again, after its cause (an endpoint, a receiver) is fixed.
+
+        An `update` of record type `delivery` in the audit log."""
         from terugkeer.notify.dispatch import RetryError, retry_dead
 
+        trail = CliAudit.of("notify retry", who, purpose)
+        engine = make_engine()
         try:
-            queued = retry_dead(make_engine(), delivery_id)
+            queued = retry_dead(engine, delivery_id)
         except RetryError as e:
             err.print(f"[red]{e}[/red]")
             raise typer.Exit(2) from e
+        trail.records(engine, "update", "delivery", [delivery_id], {"queued": queued})
         out.print(f"delivery {queued} queued")

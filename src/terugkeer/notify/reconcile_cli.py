@@ -14,6 +14,7 @@ from rich.console import Console
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from terugkeer.db.engine import make_engine
+from terugkeer.security.audit_cli import AsOpt, CliAudit, PurposeOpt
 
 if TYPE_CHECKING:
     from terugkeer.notify.reconcile import Gap, ReconcileReport
@@ -22,6 +23,7 @@ out = Console()
 err = Console(stderr=True)
 
 SHOWN = 20  # gaps of each kind in the text output (--json has them all)
+GAP_KINDS = ("missing", "overdue", "unacknowledged", "unresolved", "extra", "recipient_differs")
 
 
 @contextmanager
@@ -82,14 +84,34 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
     def reconcile_command(
         as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
         shown: Annotated[int, typer.Option("--show", min=0, help="gaps shown per kind")] = SHOWN,
+        who: AsOpt = None,
+        purpose: PurposeOpt = "completeness check",
     ) -> None:
         """Check independently that every required notification exists, is delivered and
         acknowledged; store gaps as alerts. Exits 1 on any missing, overdue, unacknowledged
-        or unresolved obligation."""
+        or unresolved obligation.
+
+        A machine job: one audit row per run (the counts), and a `read` of each detention
+        period whose gaps it shows; not one row per obligation it checks."""
         from terugkeer.notify.reconcile import reconcile
 
+        trail = CliAudit.of("reconcile", who, purpose)
+        engine = make_engine()
         with _database():
-            report = reconcile(make_engine())
+            report = reconcile(engine)
+            trail.job(engine, details={"ok": report.ok, **report.counts})
+            gaps = [
+                g for kind in GAP_KINDS for g in getattr(report, kind)[: None if as_json else shown]
+            ]
+            per_period: dict[str, int] = {}
+            for g in gaps:
+                per_period[g.period_ref] = per_period.get(g.period_ref, 0) + 1
+            trail.records(
+                engine,
+                "read",
+                "detention_period",
+                ((p, {"gaps": n}) for p, n in per_period.items()),
+            )
         if as_json:
             out.print_json(json.dumps(report.as_json()))
         else:
@@ -103,14 +125,45 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
             typer.Option(help="YYYY-MM-DD: backfill what happened since this day (Amsterdam)"),
         ],
         as_json: Annotated[bool, typer.Option("--json")] = False,
+        who: AsOpt = None,
+        purpose: PurposeOpt = "completeness repair",
     ) -> None:
         """After a fault is fixed: create the missing obligations of events since DATE and
-        send them, marked late ("alsnog"). Exits 1 if any remain missing."""
+        send them, marked late ("alsnog"). Exits 1 if any remain missing.
+
+        Each obligation created (or reopened) is a `create` (`update`) of record type `notice`
+        in the audit log."""
+        from sqlalchemy import select
+
+        from terugkeer.db.tables import obligations
+        from terugkeer.detention.store import chunks
         from terugkeer.notify.backfill import backfill
 
+        trail = CliAudit.of("notify backfill", who, purpose)
         start = _since(since)
+        engine = make_engine()
         with _database():
-            report = backfill(make_engine(), start)
+            report = backfill(engine, start)
+            ids: dict[str, int] = {}
+            with engine.connect() as conn:
+                for chunk in chunks([i.key for i in report.items]):
+                    for key, obligation_id in conn.execute(
+                        select(obligations.c.key, obligations.c.id).where(
+                            obligations.c.key.in_(chunk)
+                        )
+                    ):
+                        ids[key] = obligation_id
+            for action, done in (("create", "created"), ("update", "reopened")):
+                trail.records(
+                    engine,
+                    action,
+                    "notice",
+                    (
+                        (ids[i.key], {"backfilled": True, "since": since})
+                        for i in report.items
+                        if i.action == done and i.key in ids
+                    ),
+                )
         if as_json:
             out.print_json(json.dumps(report.as_json()))
         else:
@@ -133,16 +186,23 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
     def explain_command(
         period: Annotated[str, typer.Argument(help="the detention period reference")],
         as_json: Annotated[bool, typer.Option("--json")] = False,
+        who: AsOpt = None,
+        purpose: PurposeOpt = "explaining notifications",
     ) -> None:
-        """Which rules fired for each event of a period, which did not, and why."""
+        """Which rules fired for each event of a period, which did not, and why.
+
+        A `read` of record type `detention_period` in the audit log."""
         from terugkeer.notify.backfill import NotFoundError, explain_period
 
+        trail = CliAudit.of("notify explain", who, purpose)
+        engine = make_engine()
         with _database():
             try:
-                explanation = explain_period(make_engine(), period)
+                explanation = explain_period(engine, period)
             except NotFoundError as e:
                 _error(str(e))
                 raise typer.Exit(2) from e
+            trail.records(engine, "read", "detention_period", [explanation.period_ref])
         if as_json:
             out.print_json(json.dumps(explanation.as_json()))
             return
@@ -180,16 +240,24 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
         ] = None,
         limit: Annotated[int, typer.Option(min=0, help="at most this many (0: all)")] = 1000,
         as_json: Annotated[bool, typer.Option("--json")] = False,
+        who: AsOpt = None,
+        purpose: PurposeOpt = "notification oversight",
     ) -> None:
-        """List obligations: recipient, event, due time, status, late flag and reason, rule."""
+        """List obligations: recipient, event, due time, status, late flag and reason, rule.
+
+        Each obligation shown is a `read` of record type `notice` (its id is the notice's
+        reference) in the audit log."""
         from terugkeer.notify.backfill import list_obligations
 
+        trail = CliAudit.of("notify obligations", who, purpose)
+        engine = make_engine()
         with _database():
             try:
-                rows = list_obligations(make_engine(), period, status, limit or None)
+                rows = list_obligations(engine, period, status, limit or None)
             except ValueError as e:
                 _error(str(e))
                 raise typer.Exit(2) from e
+            trail.records(engine, "read", "notice", (r["id"] for r in rows))
         if as_json:
             out.print_json(json.dumps(rows))
             return

@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from terugkeer.db.engine import make_engine
-from terugkeer.db.tables import alerts
+from terugkeer.db.tables import alerts, obligations
+from terugkeer.detention.store import chunks
+from terugkeer.security.audit_cli import AsOpt, CliAudit, PurposeOpt
 
 out = Console()
 
@@ -22,7 +24,9 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
 
     @notify_app.command("watch")
     def watch(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-        """Check every source's freshness; exits 1 when a feed is stale."""
+        """Check every source's freshness; exits 1 when a feed is stale.
+
+        Figures per source only: nothing about a person, no audit row."""
         from terugkeer.notify.watch import check_freshness
 
         report = check_freshness(make_engine())
@@ -44,15 +48,23 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
         status: Annotated[str, typer.Option(help="open, resolved or all")] = "open",
         kind: Annotated[str | None, typer.Option()] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
+        who: AsOpt = None,
+        purpose: PurposeOpt = "operator queue",
     ) -> None:
-        """The operator's queue: alerts from reconciliation, escalation and feed watch."""
+        """The operator's queue: alerts from reconciliation, escalation and feed watch.
+
+        Each alert shown (most name a notice, a delivery or a period) is a `read` of record
+        type `alert` in the audit log."""
+        trail = CliAudit.of("notify alerts", who, purpose)
         stmt = select(alerts).order_by(alerts.c.id)
         if status != "all":
             stmt = stmt.where(alerts.c.status == status)
         if kind:
             stmt = stmt.where(alerts.c.kind == kind)
-        with make_engine().connect() as conn:
+        engine = make_engine()
+        with engine.connect() as conn:
             rows = conn.execute(stmt).all()
+        trail.records(engine, "read", "alert", ((r.id, {"kind": r.kind}) for r in rows))
         if as_json:
             out.print_json(
                 json.dumps(
@@ -78,22 +90,61 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
             )
         out.print(table)
 
-    def _decide(alert_id: int, by: str, confirm: bool) -> None:
+    def _held(engine: Engine, alert_id: int) -> list[int]:
+        """The held obligations of a burst alert (what a decision changes)."""
+        with engine.connect() as conn:
+            raw = conn.execute(
+                select(alerts.c.details).where(alerts.c.id == alert_id, alerts.c.kind == "burst")
+            ).scalar_one_or_none()
+            releases = list(json.loads(raw).get("releases", [])) if raw else []
+            held: list[int] = []
+            for chunk in chunks(releases):
+                held.extend(
+                    conn.execute(
+                        select(obligations.c.id)
+                        .where(
+                            obligations.c.cause_event_id.in_(chunk),
+                            obligations.c.status == "held",
+                        )
+                        .order_by(obligations.c.id)
+                    ).scalars()
+                )
+        return held
+
+    def _decide(alert_id: int, by: str, confirm: bool, trail: CliAudit) -> None:
         from terugkeer.notify.watch import BurstError, decide_burst
 
+        engine = make_engine()
+        held = _held(engine, alert_id)
         try:
-            n = decide_burst(make_engine(), alert_id, confirm=confirm, by=by)
+            n = decide_burst(engine, alert_id, confirm=confirm, by=by)
         except BurstError as e:
             out.print(f"[red]{e}[/red]")
             raise typer.Exit(2) from e
+        decision = {"burst_alert": alert_id, "decision": "confirmed" if confirm else "voided"}
+        trail.records(engine, "update", "notice", held, decision)
         out.print(f"{'released' if confirm else 'voided'} {n} held notices")
 
     @burst_app.command("confirm")
-    def confirm(alert_id: int, by: Annotated[str, typer.Option(help="who decides")]) -> None:
-        """The releases are real: send the held notices."""
-        _decide(alert_id, by, True)
+    def confirm(
+        alert_id: int,
+        by: Annotated[str, typer.Option(help="who decides")],
+        who: AsOpt = None,
+        purpose: PurposeOpt = "burst brake decision",
+    ) -> None:
+        """The releases are real: send the held notices.
+
+        Each notice released is an `update` of record type `notice` in the audit log."""
+        _decide(alert_id, by, True, CliAudit.of("notify burst confirm", who, purpose))
 
     @burst_app.command("void")
-    def void(alert_id: int, by: Annotated[str, typer.Option(help="who decides")]) -> None:
-        """The releases are false (e.g. a maintenance job): void the held notices."""
-        _decide(alert_id, by, False)
+    def void(
+        alert_id: int,
+        by: Annotated[str, typer.Option(help="who decides")],
+        who: AsOpt = None,
+        purpose: PurposeOpt = "burst brake decision",
+    ) -> None:
+        """The releases are false (e.g. a maintenance job): void the held notices.
+
+        Each notice voided is an `update` of record type `notice` in the audit log."""
+        _decide(alert_id, by, False, CliAudit.of("notify burst void", who, purpose))

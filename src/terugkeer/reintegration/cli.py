@@ -5,14 +5,15 @@
 * ``terugkeer reintegration open-cases`` (back-fill), ``completeness``, ``upcoming``,
   ``not-in-order``, ``costs``, ``synth``.
 
-Each command parses its arguments and calls one library function.
+Each command parses its arguments and calls one library function. Who runs it (``--as``, see
+``security/audit_cli.py``) goes into the audit log: imports and ``open-cases`` write a row per
+case they change (through ``reintegration/audit.py``), ``upcoming`` and ``not-in-order`` a row
+per case they show; ``completeness`` and ``costs`` show figures only.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from terugkeer.reintegration.errors import ReintegrationError
+from terugkeer.security.audit_cli import AsOpt, CliAudit, PurposeOpt, actor_name
 
 out = Console()
 err = Console(stderr=True)
@@ -42,14 +44,17 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="check only; write no
 JsonOpt = Annotated[bool, typer.Option("--json", help="print counts as JSON")]
 UserOpt = Annotated[
     str | None,
-    typer.Option("--user", help="who imports (default: $TERUGKEER_USER, else cli:<login>)"),
+    typer.Option(
+        "--as",
+        "--user",
+        help="who imports, for the audit log (default: $TERUGKEER_ACTOR, else your login)",
+        show_default=False,
+    ),
 ]
 
 
 def _actor(user: str | None) -> str:
-    if user:
-        return user
-    return os.environ.get("TERUGKEER_USER") or f"cli:{getpass.getuser()}"
+    return actor_name(user)
 
 
 def _engine() -> Any:
@@ -129,12 +134,12 @@ def import_screenings(
 
 
 @reintegration_app.command("open-cases")
-def open_cases_command(as_json: JsonOpt = False) -> None:
+def open_cases_command(as_json: JsonOpt = False, who: AsOpt = None) -> None:
     """Open cases for every stored detention period that needs one (back-fill), and bring
-    existing cases in line with their periods."""
+    existing cases in line with their periods. Each case opened or changed is in the audit log."""
     from terugkeer.reintegration.cases import open_cases
 
-    result = open_cases(_engine(), None)
+    result = open_cases(_engine(), None, actor=_actor(who))
     if as_json:
         out.print_json(json.dumps(result.as_json()))
         return
@@ -155,7 +160,8 @@ def completeness_command(
     on: Annotated[str | None, typer.Option(help="as of this date (yyyy-mm-dd)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """How complete the registration is, per municipality and moment."""
+    """How complete the registration is, per municipality and moment (figures only: no audit
+    row)."""
     from terugkeer.reintegration.queries import completeness
 
     with _engine().connect() as conn:
@@ -190,22 +196,43 @@ def upcoming_command(
     days: Annotated[int, typer.Option(min=1, max=366)] = 30,
     on: Annotated[str | None, typer.Option(help="from this date (yyyy-mm-dd)")] = None,
     as_json: JsonOpt = False,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "preparing returns",
 ) -> None:
-    """Residents expected back from detention in the next days."""
+    """Residents expected back from detention in the next days.
+
+    Each case shown is a `read` of record type `reintegration_case` in the audit log."""
     from terugkeer.reintegration.queries import upcoming_returns
 
-    with _engine().connect() as conn:
+    trail = CliAudit.of("reintegration upcoming", who, purpose)
+    engine = _engine()
+    with engine.connect() as conn:
         rows = upcoming_returns(conn, municipality, on=_on(on), days=days)
+    trail.records(
+        engine, "read", "reintegration_case", (r.case_id for r in rows), {"list": "upcoming"}
+    )
     _print_models(rows, as_json)
 
 
 @reintegration_app.command("not-in-order")
-def not_in_order_command(municipality: MunicipalityOpt, as_json: JsonOpt = False) -> None:
-    """Returned residents whose conditions were not all in order at release."""
+def not_in_order_command(
+    municipality: MunicipalityOpt,
+    as_json: JsonOpt = False,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "reintegration follow-up",
+) -> None:
+    """Returned residents whose conditions were not all in order at release.
+
+    Each case shown is a `read` of record type `reintegration_case` in the audit log."""
     from terugkeer.reintegration.queries import not_in_order_at_release
 
-    with _engine().connect() as conn:
+    trail = CliAudit.of("reintegration not-in-order", who, purpose)
+    engine = _engine()
+    with engine.connect() as conn:
         rows = not_in_order_at_release(conn, municipality)
+    trail.records(
+        engine, "read", "reintegration_case", (r.case_id for r in rows), {"list": "not-in-order"}
+    )
     _print_models(rows, as_json)
 
 
@@ -214,7 +241,7 @@ def costs_command(
     municipality: Annotated[str | None, typer.Option("--municipality", "-m")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Activities and costs per condition and programme."""
+    """Activities and costs per condition and programme (figures only: no audit row)."""
     from terugkeer.reintegration.queries import activity_costs
 
     with _engine().connect() as conn:

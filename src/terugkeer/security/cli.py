@@ -10,6 +10,7 @@ from rich.console import Console
 
 from terugkeer.db.engine import make_engine
 from terugkeer.db.migrate import upgrade
+from terugkeer.security.audit_cli import AsOpt, CliAudit, PurposeOpt
 
 out = Console()
 
@@ -36,11 +37,16 @@ def register(app: typer.Typer) -> None:
         municipality: Annotated[
             str | None, typer.Option(help="GMnnnn, for mayor_office and caseworker")
         ] = None,
+        who: AsOpt = None,
+        purpose: PurposeOpt = "account administration",
     ) -> None:
-        """Add a user; the password is read from standard input (never an argument)."""
+        """Add a user; the password is read from standard input (never an argument).
+
+        A `create` of record type `user` in the audit log, by whoever runs the command."""
         from terugkeer.security.accounts import AccountError, add_user
         from terugkeer.security.passwords import WeakPasswordError
 
+        trail = CliAudit.of("user add", who, purpose)
         password = sys.stdin.readline().rstrip("\n")
         engine = make_engine()
         upgrade(engine)
@@ -49,6 +55,7 @@ def register(app: typer.Typer) -> None:
         except (AccountError, WeakPasswordError) as e:
             out.print(f"[red]{e}[/red]")
             raise typer.Exit(2) from e
+        trail.records(engine, "create", "user", [created.name], {"role": created.role.value})
         out.print(f"user [{created.name}] added with role {created.role}")
         if created.totp_uri:
             out.print("second factor required; enrol this in an authenticator app (shown once):")
@@ -56,21 +63,31 @@ def register(app: typer.Typer) -> None:
 
     @token_app.command("create")
     def token_create(
-        name: str, user: Annotated[str, typer.Option(help="the user the token acts as")]
+        name: str,
+        user: Annotated[str, typer.Option(help="the user the token acts as")],
+        who: AsOpt = None,
+        purpose: PurposeOpt = "account administration",
     ) -> None:
-        """Create an API token; it is printed once and only its hash is kept."""
+        """Create an API token; it is printed once and only its hash is kept.
+
+        A `create` of record type `api_token` in the audit log, by whoever runs the command."""
         from terugkeer.security.accounts import AccountError, create_token
 
+        trail = CliAudit.of("token create", who, purpose)
+        engine = make_engine()
         try:
-            token = create_token(make_engine(), name, user)
+            token = create_token(engine, name, user)
         except AccountError as e:
             out.print(f"[red]{e}[/red]")
             raise typer.Exit(2) from e
+        trail.records(engine, "create", "api_token", [name], {"user": user})
         out.print(token, soft_wrap=True)
 
     @audit_app.command("verify")
     def audit_verify() -> None:
-        """Check the audit log's hash chain; exits 1 at the first break."""
+        """Check the audit log's hash chain; exits 1 at the first break.
+
+        Shows a count and at most the id of a broken entry: no audit row."""
         from terugkeer.security.audit import verify
 
         report = verify(make_engine())
@@ -88,11 +105,22 @@ def register(app: typer.Typer) -> None:
         out.print(generate_key())
 
     @keys_app.command("rotate")
-    def rotate_keys() -> None:
-        """Re-encrypt every sensitive field to the newest key in TERUGKEER_ENCRYPTION_KEYS."""
+    def rotate_keys(who: AsOpt = None, purpose: PurposeOpt = "key rotation") -> None:
+        """Re-encrypt every sensitive field to the newest key in TERUGKEER_ENCRYPTION_KEYS.
+
+        A machine job over every victim's contact details (shown to no one): one audit row
+        per run with the counts."""
         from terugkeer.security.keys import rotate
 
-        report = rotate(make_engine())
+        trail = CliAudit.of("keys rotate", who, purpose)
+        engine = make_engine()
+        with trail.running(engine) as job:
+            report = rotate(engine)
+            job.update(
+                active_key=report.active_key,
+                rewritten=report.rewritten,
+                already_current=report.already_current,
+            )
         out.print(
             f"active key [{report.active_key}]: re-encrypted {report.rewritten}, "
             f"already current {report.already_current}"
