@@ -58,7 +58,9 @@ def _caller(request: Request) -> Principal:
 
 
 def _actor(request: Request) -> str:
-    return _caller(request).name
+    """Who is recorded as having read or recorded something: the signed-in user or the user
+    of the API token (never a name the caller supplies)."""
+    return _caller(request).name[:100]
 
 
 def _own_municipality(
@@ -78,13 +80,9 @@ def _own_municipality(
     return principal.municipality
 
 
-UserHeader = Annotated[str, Depends(_actor)]
+Actor = Annotated[str, Depends(_actor)]
 Gemeente = Annotated[str, Depends(_own_municipality)]
 OptionalGemeente = Annotated[str | None, Depends(_own_municipality)]
-
-
-class _NoUser(Exception):
-    pass
 
 
 def _engine(request: Request) -> Engine:
@@ -92,17 +90,9 @@ def _engine(request: Request) -> Engine:
     return engine
 
 
-def _user(user: str | None) -> str:
-    if not user or not user.strip():
-        raise _NoUser
-    return user.strip()[:100]
-
-
 def _run(fn: Callable[[], T]) -> T | JSONResponse:
     try:
         return fn()
-    except _NoUser:
-        return problem(401, "name the caller in the X-Terugkeer-User header")
     except ReintegrationError as e:
         extra = {"invalid_params": [{"field": e.field, "message": e.message}]} if e.field else {}
         return problem(e.status, e.message, **extra)
@@ -119,14 +109,13 @@ def _run(fn: Callable[[], T]) -> T | JSONResponse:
 )
 def list_cases(
     request: Request,
-    x_user: UserHeader,
+    actor: Actor,
     gemeente: Gemeente,
     status: Annotated[str | None, Query(description="planned, returned, cancelled")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     def go() -> list[CaseSummary]:
-        actor = _user(x_user)
         with _engine(request).begin() as conn:
             return queries.list_cases(
                 conn, gemeente, actor=actor, status=status, limit=limit, offset=offset
@@ -141,9 +130,8 @@ def list_cases(
     response_model=CaseRead,
     summary="A case: the release signal, and with consent the conditions and activities",
 )
-def get_case(request: Request, case_id: int, gemeente: Gemeente, x_user: UserHeader) -> Any:
+def get_case(request: Request, case_id: int, gemeente: Gemeente, actor: Actor) -> Any:
     def go() -> CaseRead:
-        actor = _user(x_user)
         with _engine(request).begin() as conn:
             return queries.get_case(conn, case_id, gemeente, actor=actor)
 
@@ -156,9 +144,8 @@ def get_case(request: Request, case_id: int, gemeente: Gemeente, x_user: UserHea
     response_model=list[ConsentRead],
     summary="The consent history of a case",
 )
-def get_consents(request: Request, case_id: int, gemeente: Gemeente, x_user: UserHeader) -> Any:
+def get_consents(request: Request, case_id: int, gemeente: Gemeente, actor: Actor) -> Any:
     def go() -> list[ConsentRead]:
-        actor = _user(x_user)
         with _engine(request).begin() as conn:
             return queries.consent_history(conn, case_id, gemeente, actor=actor)
 
@@ -174,13 +161,12 @@ def get_consents(request: Request, case_id: int, gemeente: Gemeente, x_user: Use
 )
 def post_consent(
     request: Request,
-    x_user: UserHeader,
+    actor: Actor,
     case_id: int,
     body: ConsentCreate,
     gemeente: Gemeente,
 ) -> Any:
     def go() -> CaseRead:
-        actor = _user(x_user)
         consent = service.ConsentIn(body.status, body.date, tuple(body.scope))
         with _engine(request).begin() as conn:
             service.record_consent(conn, case_id, consent, actor=actor, municipality=gemeente)
@@ -198,9 +184,8 @@ def post_consent(
     response_model=list[MomentRead],
     summary="The current status of each condition per moment, and whether it is in order",
 )
-def get_conditions(request: Request, case_id: int, gemeente: Gemeente, x_user: UserHeader) -> Any:
+def get_conditions(request: Request, case_id: int, gemeente: Gemeente, actor: Actor) -> Any:
     def go() -> list[MomentRead]:
-        actor = _user(x_user)
         with _engine(request).begin() as conn:
             return queries.current_conditions(conn, case_id, gemeente, actor=actor)
 
@@ -213,11 +198,8 @@ def get_conditions(request: Request, case_id: int, gemeente: Gemeente, x_user: U
     response_model=list[FactRead],
     summary="Every recorded status, oldest first",
 )
-def get_condition_history(
-    request: Request, case_id: int, gemeente: Gemeente, x_user: UserHeader
-) -> Any:
+def get_condition_history(request: Request, case_id: int, gemeente: Gemeente, actor: Actor) -> Any:
     def go() -> list[FactRead]:
-        actor = _user(x_user)
         with _engine(request).begin() as conn:
             return queries.condition_history(conn, case_id, gemeente, actor=actor)
 
@@ -232,13 +214,11 @@ def get_condition_history(
 )
 def get_form(
     request: Request,
-    x_user: UserHeader,
     case_id: int,
     gemeente: Gemeente,
     moment: Annotated[str, Query()] = "release",
 ) -> Any:
     def go() -> RegistrationForm:
-        _user(x_user)
         if moment not in {m.value for m in codes.Moment}:
             raise Invalid(f"unknown moment [{moment}]", field="moment")
         with _engine(request).connect() as conn:
@@ -256,13 +236,12 @@ def get_form(
 )
 def post_conditions(
     request: Request,
-    x_user: UserHeader,
+    actor: Actor,
     case_id: int,
     body: ConditionsCreate,
     gemeente: Gemeente,
 ) -> Any:
     def go() -> list[MomentRead]:
-        actor = _user(x_user)
         c = service.ConditionsIn(body.moment, body.statuses, tuple(body.care_needs), body.as_of)
         with _engine(request).begin() as conn:
             service.record_conditions(conn, case_id, c, actor=actor, municipality=gemeente)
@@ -304,9 +283,8 @@ def _one_activity(
     response_model=list[ActivityRead],
     summary="The activities of a case",
 )
-def get_activities(request: Request, case_id: int, gemeente: Gemeente, x_user: UserHeader) -> Any:
+def get_activities(request: Request, case_id: int, gemeente: Gemeente, actor: Actor) -> Any:
     def go() -> list[ActivityRead]:
-        actor = _user(x_user)
         with _engine(request).begin() as conn:
             return queries.list_activities(conn, case_id, gemeente, actor=actor)
 
@@ -322,13 +300,12 @@ def get_activities(request: Request, case_id: int, gemeente: Gemeente, x_user: U
 )
 def post_activity(
     request: Request,
-    x_user: UserHeader,
+    actor: Actor,
     case_id: int,
     body: ActivityCreate,
     gemeente: Gemeente,
 ) -> Any:
     def go() -> ActivityRead:
-        actor = _user(x_user)
         new_id = service.add_activity(
             _engine(request), case_id, _activity_in(body), actor=actor, municipality=gemeente
         )
@@ -345,14 +322,13 @@ def post_activity(
 )
 def put_activity(
     request: Request,
-    x_user: UserHeader,
+    actor: Actor,
     case_id: int,
     activity_id: int,
     body: ActivityCreate,
     gemeente: Gemeente,
 ) -> Any:
     def go() -> ActivityRead:
-        actor = _user(x_user)
         service.update_activity(
             _engine(request),
             case_id,
@@ -378,13 +354,11 @@ def put_activity(
 )
 def get_upcoming(
     request: Request,
-    x_user: UserHeader,
     gemeente: Gemeente,
     dagen: Annotated[int, Query(ge=1, le=366)] = 30,
     peildatum: date | None = None,
 ) -> Any:
     def go() -> list[UpcomingReturn]:
-        _user(x_user)
         with _engine(request).connect() as conn:
             return queries.upcoming_returns(conn, gemeente, on=peildatum, days=dagen)
 
@@ -398,9 +372,8 @@ def get_upcoming(
     tags=["stuurinformatie"],
     summary="Returned residents whose conditions were not all in order at release",
 )
-def get_not_in_order(request: Request, gemeente: Gemeente, x_user: UserHeader) -> Any:
+def get_not_in_order(request: Request, gemeente: Gemeente) -> Any:
     def go() -> list[NotInOrder]:
-        _user(x_user)
         with _engine(request).connect() as conn:
             return queries.not_in_order_at_release(conn, gemeente)
 
@@ -416,13 +389,11 @@ def get_not_in_order(request: Request, gemeente: Gemeente, x_user: UserHeader) -
 )
 def get_costs(
     request: Request,
-    x_user: UserHeader,
     gemeente: OptionalGemeente,
     van: date | None = None,
     tot: date | None = None,
 ) -> Any:
     def go() -> list[CostLine]:
-        _user(x_user)
         with _engine(request).connect() as conn:
             return queries.activity_costs(conn, gemeente, start=van, end=tot)
 
@@ -438,12 +409,10 @@ def get_costs(
 )
 def get_completeness(
     request: Request,
-    x_user: UserHeader,
     gemeente: OptionalGemeente,
     peildatum: date | None = None,
 ) -> Any:
     def go() -> list[Completeness]:
-        _user(x_user)
         with _engine(request).connect() as conn:
             return queries.completeness(conn, gemeente, on=peildatum)
 
