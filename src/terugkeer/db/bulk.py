@@ -24,7 +24,9 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
     if value.tzinfo is None:
         raise ValueError(f"naive datetime [{value.isoformat()}] cannot be stored")
     # the format SQLAlchemy's DateTime uses on SQLite, in UTC like UTCDateTime
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def _sqlite_date(value: date | None) -> str | None:
@@ -52,7 +54,9 @@ def _adapter(
     def convert(row: Sequence[Any]) -> Sequence[Any]:
         values = list(row)
         for i, fn in converters:
-            values[i] = fn(values[i])
+            v = values[i]
+            if v is not None:
+                values[i] = fn(v)
         return values
 
     return "?", convert
@@ -61,8 +65,18 @@ def _adapter(
 def insert_rows(
     conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
-    """INSERT ``rows`` (tuples in the order of ``columns``) into ``table``."""
+    """INSERT ``rows`` (tuples in the order of ``columns``) into ``table``: with COPY on
+    PostgreSQL, with ``executemany`` on SQLite."""
     if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
         return
     mark, adapt = _adapter(conn, table, columns)
     sql = (
@@ -139,3 +153,23 @@ def select_rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+IN_CHUNK = 900  # bound parameters per IN (...) query on SQLite
+
+
+def select_in(conn: Connection, sql: str, column: str, values: Sequence[Any]) -> list[Any]:
+    """Rows of ``sql`` (a driver-level SELECT without WHERE) restricted to ``column`` in
+    ``values``: one ``= ANY(array)`` query on PostgreSQL, ``IN`` lists of at most
+    :data:`IN_CHUNK` parameters on SQLite."""
+    if not values:
+        return []
+    if conn.dialect.name == "postgresql":
+        return select_rows(conn, f"{sql} WHERE {column} = ANY(%s)", (list(values),))
+    rows: list[Any] = []
+    for i in range(0, len(values), IN_CHUNK):
+        chunk = values[i : i + IN_CHUNK]
+        rows.extend(
+            select_rows(conn, f"{sql} WHERE {column} IN ({placeholders(conn, len(chunk))})", chunk)
+        )
+    return rows

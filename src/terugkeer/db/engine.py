@@ -17,6 +17,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Bulk ingest writes index pages all over the file: a 64 MiB page cache and a checkpoint
+    # every ~32 MiB of WAL (instead of every 4 MiB) write each page less often.
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute("PRAGMA wal_autocheckpoint=8000")
     cursor.close()
 
 

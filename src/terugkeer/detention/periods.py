@@ -9,7 +9,6 @@ rebuilds the period from all its events; both give the same result because both 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from copy import copy
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -50,6 +49,31 @@ class PeriodState:
     event_count: int
     birth_date: date | None = None
     sex: str | None = None
+
+    def copy(self) -> PeriodState:
+        """A shallow copy (every field is immutable); faster than ``copy.copy``."""
+        return PeriodState(
+            self.period_ref,
+            self.person_key,
+            self.source,
+            self.institution,
+            self.title,
+            self.sentence_days,
+            self.offences,
+            self.residence_municipality,
+            self.return_municipality,
+            self.planned_release_date,
+            self.intake_at,
+            self.status,
+            self.leave_municipality,
+            self.release_kind,
+            self.ended_at,
+            self.last_event_at,
+            self.last_event_id,
+            self.event_count,
+            self.birth_date,
+            self.sex,
+        )
 
     def comparable(self) -> dict[str, Any]:
         """Everything stored about the period, for equality checks in tests."""
@@ -165,7 +189,7 @@ def apply_event(state: PeriodState | None, event: FeedEvent) -> PeriodState:
     allowed = _ALLOWED_FROM[kind]
     if status not in allowed:
         raise _sequence(event, f"cannot follow status [{status}]")
-    new = copy(state)  # shallow: every field is immutable
+    new = state.copy()
     new.last_event_at = event.occurred_at
     new.last_event_id = event.event_id
     new.event_count = state.event_count + 1

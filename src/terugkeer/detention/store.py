@@ -9,14 +9,12 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from terugkeer.db.bulk import placeholders, read_date, read_datetime, select_rows
+from terugkeer.db.bulk import IN_CHUNK, read_date, read_datetime, select_in, select_rows
 from terugkeer.db.tables import feed_events, period_offences
 from terugkeer.detention.periods import Offence, PeriodState, fold
 from terugkeer.domain.codes import DETENTION_KINDS, PeriodStatus
 from terugkeer.domain.refdata import refdata
 from terugkeer.feed.parse import FeedEvent, parse_line
-
-IN_CHUNK = 900  # bound parameters per IN (...) query
 
 
 def chunks(seq: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
@@ -42,10 +40,7 @@ def load_periods(
     if refs is None:
         rows = select_rows(conn, _PERIOD_SQL, ())
     else:
-        rows = []
-        for chunk in chunks(refs):
-            sql = f"{_PERIOD_SQL} WHERE p.period_ref IN ({placeholders(conn, len(chunk))})"
-            rows.extend(select_rows(conn, sql, chunk))
+        rows = select_in(conn, _PERIOD_SQL, "p.period_ref", refs)
     offences: dict[int, list[Offence]] = defaultdict(list)
     if with_offences:
         for chunk in chunks([r[0] for r in rows]):

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
-from terugkeer.db.bulk import insert_rows, placeholders, reserve_ids, select_rows, update_rows
+from terugkeer.db.bulk import insert_rows, read_datetime, reserve_ids, select_in, update_rows
 from terugkeer.db.tables import (
     detention_periods,
     feed_events,
@@ -197,14 +197,11 @@ class _Batch:
                 and f"pn:{e.prison_number}" not in self.alias
             }
         )
-        for column, values in ((persons.c.bsn, bsns), (persons.c.prison_number, numbers)):
-            for chunk in chunks(values):
-                for p in self.conn.execute(
-                    select(
-                        persons.c.id, persons.c.bsn, persons.c.prison_number, persons.c.died_at
-                    ).where(column.in_(chunk))
-                ):
-                    self._know_person(p.bsn, p.prison_number, (p.id, p.died_at))
+        for column, values in (("bsn", bsns), ("prison_number", numbers)):
+            for person_id, bsn, number, died_at in select_in(
+                self.conn, "SELECT id, bsn, prison_number, died_at FROM persons", column, values
+            ):
+                self._know_person(bsn, number, (person_id, read_datetime(died_at)))
 
     def _know_person(
         self, bsn: str | None, number: str | None, value: tuple[int | None, datetime | None]
@@ -769,14 +766,15 @@ def process_batch(
                 continue
             seen[event.event_id] = event
             fresh.append((item, event))
-        stored: dict[str, tuple[str, str]] = {}
-        for chunk in chunks([e.event_id for _, e in fresh]):
-            sql = (
-                "SELECT event_id, body_hash, body FROM feed_events"  # noqa: S608  # nosec B608
-                f" WHERE event_id IN ({placeholders(conn, len(chunk))})"
+        stored = {
+            event_id: (hash_, body)
+            for event_id, hash_, body in select_in(
+                conn,
+                "SELECT event_id, body_hash, body FROM feed_events",
+                "event_id",
+                [e.event_id for _, e in fresh],
             )
-            for event_id, hash_, body in select_rows(conn, sql, chunk):
-                stored[event_id] = (hash_, body)
+        }
         new: list[tuple[Item, FeedEvent]] = []
         for item, event in fresh:
             known = stored.get(event.event_id)
