@@ -51,12 +51,20 @@ def _adapter(
     if not converters:
         return "?", None
 
+    # Rows share value objects (one receive time per batch; a period's times are its
+    # events'): each distinct object is formatted once. Keys are ids, valid because the
+    # caller's rows keep every object alive while one adapter is in use.
+    formatted: dict[int, Any] = {}
+
     def convert(row: Sequence[Any]) -> Sequence[Any]:
         values = list(row)
         for i, fn in converters:
             v = values[i]
             if v is not None:
-                values[i] = fn(v)
+                text = formatted.get(id(v))
+                if text is None:
+                    text = formatted[id(v)] = fn(v)
+                values[i] = text
         return values
 
     return "?", convert
