@@ -193,6 +193,39 @@ def test_api_lists_reads_and_acknowledges(engine: Engine, client: TestClient) ->
     assert ("idv.medewerker", "update", "notice") in actions
 
 
+def test_an_acknowledgement_and_its_audit_row_commit_together(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the audit row cannot be written, the acknowledgement must not stand either."""
+    from terugkeer.web.api import notices
+
+    feed(engine, intake("e1"))
+    dispatch_once(engine, clock(), channels=channels())
+    ref = obligation(engine, "mayor.release").id
+    mayor = bearer(engine, "j.jansen", "mayor_office", "GM0363")
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr(notices.audit, "record", broken)
+    client = TestClient(create_app(engine), raise_server_exceptions=False)
+    failed = client.post(f"/api/v1/meldingen/{ref}/bevestigingen", headers=mayor, json={})
+    assert failed.status_code == 500
+    unread = client.post(f"/api/v1/meldingen/{ref}/lezen", headers=mayor)
+    assert unread.status_code == 500
+    assert obligation(engine, "mayor.release").status == "delivered"
+    with engine.connect() as conn:
+        assert conn.execute(
+            select(deliveries.c.read_at).where(deliveries.c.obligation_id == ref)
+        ).scalars().all() == [None]
+    monkeypatch.undo()
+    acked = TestClient(create_app(engine)).post(
+        f"/api/v1/meldingen/{ref}/bevestigingen", headers=mayor, json={}
+    )
+    assert acked.status_code == 201
+    assert obligation(engine, "mayor.release").status == "acknowledged"
+
+
 def test_api_errors_are_problem_json(engine: Engine, client: TestClient) -> None:
     feed(engine, intake("e1"))
     ref = obligation(engine, "mayor.release").id

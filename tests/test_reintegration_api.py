@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from terugkeer.feed.ingest import ingest_text
 from terugkeer.reintegration.cases import reintegration_hook
@@ -242,3 +242,49 @@ def test_registration_is_in_the_hash_chained_audit_log(client: TestClient, engin
         ).all()
     assert ("caseworker:ams-1", "reintegration_case", str(cid)) in rows
     assert verify(engine).ok
+
+
+def test_every_case_shown_in_a_list_is_an_audited_read(client: TestClient, engine: Engine) -> None:
+    from terugkeer.security.tables import audit_log
+
+    with engine.connect() as conn:  # the log is append-only: earlier tests' rows stay
+        start = conn.execute(select(func.coalesce(func.max(audit_log.c.id), 0))).scalar_one()
+
+    def listed_reads() -> list[tuple[str, str]]:
+        with engine.connect() as conn:
+            return [
+                (r.record_id, r.details)
+                for r in conn.execute(
+                    select(audit_log.c.record_id, audit_log.c.details)
+                    .where(audit_log.c.action == "case_listed", audit_log.c.id > start)
+                    .order_by(audit_log.c.id)
+                )
+            ]
+
+    cid = case_id(client)  # the case list shows the one case
+    assert [r for r, _ in listed_reads()] == [str(cid)]
+    q = {"gemeente": GM}
+    base = f"/api/v1/nazorgdossiers/{cid}"
+    client.post(
+        f"{base}/toestemmingen",
+        params=q,
+        headers=WHO,
+        json={"status": "given", "date": "2025-02-20"},
+    )
+    statuses = {"id": "valid", "housing": "homeless", "income": "benefit", "debts": "none"}
+    recorded = client.post(
+        f"{base}/basisvoorwaarden",
+        params=q,
+        headers=WHO,
+        json={"moment": "release", "statuses": {**statuses, "care": "not_needed"}},
+    )
+    assert recorded.status_code == 201, recorded.text
+    bad = client.get("/api/v1/stuurinformatie/niet-op-orde-bij-ontslag", params=q, headers=WHO)
+    assert [c["case_id"] for c in bad.json()] == [cid]
+    reads = listed_reads()
+    assert len(reads) == 2
+    assert reads[1][0] == str(cid) and "not-in-order" in str(reads[1][1])
+    # a list that shows nobody leaves no row
+    upcoming = client.get("/api/v1/stuurinformatie/verwachte-terugkeer", params=q, headers=WHO)
+    assert upcoming.json() == []
+    assert len(listed_reads()) == 2

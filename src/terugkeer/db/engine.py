@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from terugkeer.config import get_settings
@@ -37,3 +39,17 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+ConnOrEngine = Connection | Engine
+
+
+@contextmanager
+def transaction(target: ConnOrEngine) -> Iterator[Connection]:
+    """A connection in a transaction: a new one from an engine (committed on success), or the
+    caller's connection as it is (the caller's transaction decides)."""
+    if isinstance(target, Engine):
+        with target.begin() as conn:
+            yield conn
+    else:
+        yield target

@@ -188,12 +188,13 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
         trail = CliAudit.of("notify ack", who, purpose)
         engine = make_engine()
         try:
-            done = acknowledge(engine, notice_id, by, note)
+            with engine.begin() as conn:  # the acknowledgement and its audit row, or neither
+                done = acknowledge(conn, notice_id, by, note)
+                trail.records(conn, "update", "notice", [done.id], {"acknowledged": True})
         except InboxError as e:
             err.print(f"[red]{e}[/red]")
             code = 1 if isinstance(e, NoticeNotFound | NoticeConflict) else 2
             raise typer.Exit(code) from e
-        trail.records(engine, "update", "notice", [done.id], {"acknowledged": True})
         if as_json:
             out.print_json(done.model_dump_json())
         else:

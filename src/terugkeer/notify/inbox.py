@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Connection, Engine, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
 
+from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.db.tables import deliveries, obligations
 from terugkeer.notify.alerts import resolve_alert
 
@@ -169,21 +170,22 @@ def get_notice(
 
 
 def mark_read(
-    engine: Engine,
+    target: ConnOrEngine,
     notice_id: int,
     now: datetime | None = None,
     scope: ColumnElement[bool] | None = None,
 ) -> NoticeRead:
-    """Mark every delivered, unread delivery of the notice as read."""
+    """Mark every delivered, unread delivery of the notice as read (in the caller's
+    transaction when given a connection, so that its audit row commits with it)."""
     now = now or datetime.now(UTC)
-    with engine.begin() as conn:
+    with transaction(target) as conn:
         get_notice(conn, notice_id, scope)
         _read(conn, notice_id, now)
         return get_notice(conn, notice_id, scope)
 
 
 def acknowledge(
-    engine: Engine,
+    target: ConnOrEngine,
     notice_id: int,
     by: str,
     note: str | None = None,
@@ -191,7 +193,8 @@ def acknowledge(
     scope: ColumnElement[bool] | None = None,
 ) -> NoticeRead:
     """Record that the recipient acknowledges the notice. For a victim notice the IDV officer
-    says how the victim was informed (``note``, required)."""
+    says how the victim was informed (``note``, required). Given a connection, this happens
+    in the caller's transaction, so that its audit row commits with it."""
     now = now or datetime.now(UTC)
     by = (by or "").strip()
     note = (note or "").strip() or None
@@ -199,11 +202,11 @@ def acknowledge(
         raise InvalidRequest("who acknowledges must be given, at most 100 characters")
     if note is not None and len(note) > MAX_NOTE:
         raise InvalidRequest(f"the note is longer than {MAX_NOTE} characters")
-    with engine.begin() as conn:
+    with transaction(target) as conn:
         query = select(obligations).where(
             obligations.c.id == notice_id, _delivered(), *_scoped(scope)
         )
-        if engine.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql":
             query = query.with_for_update(of=obligations)
         row = conn.execute(query).first()
         if row is None:

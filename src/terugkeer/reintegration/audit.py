@@ -4,29 +4,15 @@ uses. Details carry references and codes, never a BSN or a name."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from terugkeer.db.bulk import insert_rows
 from terugkeer.reintegration.tables import reintegration_audit
 from terugkeer.security import audit as security_audit
-
-ConnOrEngine = Connection | Engine
-
-
-@contextmanager
-def transaction(target: ConnOrEngine) -> Iterator[Connection]:
-    """A connection in a transaction: a new one from an engine (committed on success), or the
-    caller's connection as it is (the caller's transaction decides)."""
-    if isinstance(target, Engine):
-        with target.begin() as conn:
-            yield conn
-    else:
-        yield target
 
 
 def now_utc() -> datetime:

@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from terugkeer.db.bulk import insert_rows, read_date, read_datetime, reserve_ids
+from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.db.tables import detention_periods, feed_events, persons
 from terugkeer.detention.store import chunks
 from terugkeer.domain.codes import DETENTION_KINDS
 from terugkeer.feed.ingest import AppliedBatch, BatchHook
-from terugkeer.reintegration.audit import ConnOrEngine, audit_many, now_utc, transaction
+from terugkeer.reintegration.audit import audit_many, now_utc
 from terugkeer.reintegration.codes import ConsentStatus
 from terugkeer.reintegration.scope import (
     CaseStatus,

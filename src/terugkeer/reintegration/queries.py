@@ -18,7 +18,7 @@ from terugkeer.db.tables import detention_periods
 from terugkeer.detention.store import chunks
 from terugkeer.domain.refdata import refdata
 from terugkeer.reintegration import codes
-from terugkeer.reintegration.audit import audit
+from terugkeer.reintegration.audit import audit, audit_many
 from terugkeer.reintegration.codes import (
     ACTIVITY_TYPE,
     CONDITIONS,
@@ -169,7 +169,8 @@ def list_cases(
     if status is not None:
         q = q.where(reintegration_cases.c.status == status)
     rows = conn.execute(q.order_by(reintegration_cases.c.id).limit(limit).offset(offset)).all()
-    audit(conn, actor, "cases_listed", None, {"municipality": municipality, "count": len(rows)})
+    # one row per case shown, so that "who saw this case" has an answer
+    audit_many(conn, actor, "case_listed", [(r.id, {}) for r in rows])
     out = []
     for r in rows:
         case = case_from_row(r)

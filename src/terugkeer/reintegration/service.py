@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from terugkeer.db.bulk import read_date, read_datetime
+from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.db.tables import detention_periods, persons
 from terugkeer.reintegration import codes
-from terugkeer.reintegration.audit import ConnOrEngine, audit, audit_many, now_utc, transaction
+from terugkeer.reintegration.audit import audit, audit_many, now_utc
 from terugkeer.reintegration.codes import (
     ACTIVITY_TYPE,
     CONDITIONS,

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import Engine
 
+from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.security import audit
 
 ROLE = "cli"
@@ -93,14 +94,15 @@ class CliAudit:
 
     def records(
         self,
-        engine: Engine,
+        target: ConnOrEngine,
         action: str,
         record_type: str,
         items: Iterable[Entry],
         details: dict[str, Any] | None = None,
     ) -> int:
         """One row per record (an id, or an id with its own details), in order, each record
-        once; returns the number of rows. ``details`` go into every row; never personal data."""
+        once; returns the number of rows. ``details`` go into every row; never personal data.
+        Given a connection, the rows go into the caller's transaction."""
         entries: list[tuple[str, dict[str, Any]]] = []
         seen: set[str] = set()
         for item in items:
@@ -111,7 +113,7 @@ class CliAudit:
             seen.add(key)
             entries.append((key, {**self._details(details), **own}))
         if entries:
-            with engine.begin() as conn:
+            with transaction(target) as conn:
                 audit.record_many(
                     conn, self.actor, ROLE, action, record_type, self.purpose, entries
                 )

@@ -114,14 +114,15 @@ def list_notices(
                 limit=limit,
                 offset=offset,
             )
-            audit.record(
+            # one row per notice shown, so that "who saw this notice" has an answer
+            audit.record_many(
                 conn,
-                principal,
+                principal.name,
+                principal.role.value,
                 "read",
-                "notice_list",
-                f"{kind}:{ref}",
+                "notice",
                 PURPOSE,
-                {"notices": [n.id for n in result.notices]},
+                [(str(n.id), {"list": f"{kind}:{ref}"}) for n in result.notices],
             )
             return result
     except inbox.InboxError as e:
@@ -152,11 +153,11 @@ def get_notice(request: Request, melding_id: NoticeId, principal: Reader) -> Not
 )
 def read_notice(request: Request, melding_id: NoticeId, principal: Reader) -> NoticeRead:
     try:
-        notice = inbox.mark_read(_engine(request), melding_id, scope=scope(principal))
+        with _engine(request).begin() as conn:  # the change and its audit row, or neither
+            notice = inbox.mark_read(conn, melding_id, scope=scope(principal))
+            audit.record(conn, principal, "update", "notice", melding_id, PURPOSE, {"read": True})
     except inbox.InboxError as e:
         raise _fail(e) from e
-    with _engine(request).begin() as conn:
-        audit.record(conn, principal, "update", "notice", melding_id, PURPOSE, {"read": True})
     return notice
 
 
@@ -174,17 +175,17 @@ def acknowledge_notice(
     body: AcknowledgementCreate | None = None,
 ) -> NoticeRead:
     try:
-        notice = inbox.acknowledge(
-            _engine(request),
-            melding_id,
-            principal.name,
-            body.note if body is not None else None,
-            scope=scope(principal),
-        )
+        with _engine(request).begin() as conn:  # the change and its audit row, or neither
+            notice = inbox.acknowledge(
+                conn,
+                melding_id,
+                principal.name,
+                body.note if body is not None else None,
+                scope=scope(principal),
+            )
+            audit.record(
+                conn, principal, "update", "notice", melding_id, PURPOSE, {"acknowledged": True}
+            )
     except inbox.InboxError as e:
         raise _fail(e) from e
-    with _engine(request).begin() as conn:
-        audit.record(
-            conn, principal, "update", "notice", melding_id, PURPOSE, {"acknowledged": True}
-        )
     return notice

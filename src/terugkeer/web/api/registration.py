@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from terugkeer.domain.refdata import refdata
 from terugkeer.reintegration import codes, queries, service
+from terugkeer.reintegration.audit import audit_many
 from terugkeer.reintegration.errors import Invalid, NotFound, ReintegrationError
 from terugkeer.reintegration.schemas import (
     ActivityCreate,
@@ -355,12 +356,17 @@ def put_activity(
 def get_upcoming(
     request: Request,
     gemeente: Gemeente,
+    actor: Actor,
     dagen: Annotated[int, Query(ge=1, le=366)] = 30,
     peildatum: date | None = None,
 ) -> Any:
     def go() -> list[UpcomingReturn]:
-        with _engine(request).connect() as conn:
-            return queries.upcoming_returns(conn, gemeente, on=peildatum, days=dagen)
+        with _engine(request).begin() as conn:
+            rows = queries.upcoming_returns(conn, gemeente, on=peildatum, days=dagen)
+            audit_many(
+                conn, actor, "case_listed", [(r.case_id, {"list": "upcoming"}) for r in rows]
+            )
+            return rows
 
     return _run(go)
 
@@ -372,10 +378,14 @@ def get_upcoming(
     tags=["stuurinformatie"],
     summary="Returned residents whose conditions were not all in order at release",
 )
-def get_not_in_order(request: Request, gemeente: Gemeente) -> Any:
+def get_not_in_order(request: Request, gemeente: Gemeente, actor: Actor) -> Any:
     def go() -> list[NotInOrder]:
-        with _engine(request).connect() as conn:
-            return queries.not_in_order_at_release(conn, gemeente)
+        with _engine(request).begin() as conn:
+            rows = queries.not_in_order_at_release(conn, gemeente)
+            audit_many(
+                conn, actor, "case_listed", [(r.case_id, {"list": "not-in-order"}) for r in rows]
+            )
+            return rows
 
     return _run(go)
 
