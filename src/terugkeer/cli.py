@@ -217,16 +217,13 @@ def periods_check(who: AsOpt = None, purpose: PurposeOpt = "consistency check") 
 
     Each period shown (one that differs) is a `read` of record type `detention_period` in the
     audit log; a clean check shows only a count and writes nothing."""
-    import re
-
     from terugkeer.detention.store import check_periods
 
     trail = CliAudit.of("periods check", who, purpose)
     engine = make_engine()
     with engine.connect() as conn:
         problems = check_periods(conn)
-    shown = (re.match(r"period \[(.*?)\]", p) for p in problems)
-    trail.records(engine, "read", "detention_period", (m.group(1) for m in shown if m))
+    trail.records(engine, "read", "detention_period", (p.period_ref for p in problems))
     for p in problems:
         out.print(p)
     out.print(f"{len(problems)} differences")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -111,7 +111,18 @@ def derive_periods(conn: Connection) -> dict[str, PeriodState]:
     return out
 
 
-def check_periods(conn: Connection) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class PeriodProblem:
+    """A stored period that differs from the rebuild from its events."""
+
+    period_ref: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"period [{self.period_ref}] {self.problem}"
+
+
+def check_periods(conn: Connection) -> list[PeriodProblem]:
     """Differences between the stored periods and a rebuild from events (empty when consistent)."""
     stored = {ref: s for ref, (_, _, s) in load_periods(conn).items()}
     derived = derive_periods(conn)
@@ -119,7 +130,7 @@ def check_periods(conn: Connection) -> list[str]:
     for ref in sorted(set(stored) | set(derived)):
         a, b = stored.get(ref), derived.get(ref)
         if a is None or b is None:
-            problems.append(f"period [{ref}] is {'missing' if a is None else 'not derivable'}")
+            problems.append(PeriodProblem(ref, "is missing" if a is None else "is not derivable"))
             continue
         if a.comparable() != b.comparable():
             diff = {
@@ -127,5 +138,5 @@ def check_periods(conn: Connection) -> list[str]:
                 for k, v in a.comparable().items()
                 if v != b.comparable()[k]
             }
-            problems.append(f"period [{ref}] differs from its events: {diff}")
+            problems.append(PeriodProblem(ref, f"differs from its events: {diff}"))
     return problems
