@@ -225,7 +225,7 @@ def periods_check(who: AsOpt = None, purpose: PurposeOpt = "consistency check") 
         problems = check_periods(conn)
     trail.records(engine, "read", "detention_period", (p.period_ref for p in problems))
     for p in problems:
-        out.print(p)
+        out.print(str(p), markup=False)
     out.print(f"{len(problems)} differences")
     raise typer.Exit(1 if problems else 0)
 
