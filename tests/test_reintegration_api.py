@@ -283,7 +283,8 @@ def test_every_case_shown_in_a_list_is_an_audited_read(client: TestClient, engin
     assert [c["case_id"] for c in bad.json()] == [cid]
     reads = listed_reads()
     assert len(reads) == 2
-    assert reads[1][0] == str(cid) and "not-in-order" in str(reads[1][1])
+    assert reads[1][0] == str(cid)
+    assert "not-in-order" in str(reads[1][1])
     # a list that shows nobody leaves no row
     upcoming = client.get("/api/v1/stuurinformatie/verwachte-terugkeer", params=q, headers=WHO)
     assert upcoming.json() == []
