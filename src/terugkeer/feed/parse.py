@@ -16,7 +16,6 @@ error. A differential test keeps the two in agreement.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -457,9 +456,6 @@ def _fast_decoder() -> tuple[msgspec.json.Decoder[Any], _Decoded]:
 _DECODER, _STRUCTS = _fast_decoder()
 
 
-_valid_bsn = functools.lru_cache(maxsize=1 << 16)(is_valid_bsn)  # a person's events repeat it
-
-
 class _NotFast(Exception):
     """The fast path does not decide this message: the reference validator will."""
 
@@ -475,7 +471,7 @@ def _parse_fast(line: str, line_no: int, origin: str, rd: RefData) -> FeedEvent:
     if bsn is None:
         if prison_number is None:
             raise _NotFast
-    elif not _valid_bsn(bsn):
+    elif not is_valid_bsn(bsn):
         raise _NotFast
     elif len(bsn) == 8:
         bsn = "0" + bsn
