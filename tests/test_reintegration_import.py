@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from terugkeer.cli import app
 from terugkeer.config import get_settings
 from terugkeer.feed.ingest import ingest_text
-from terugkeer.reintegration import values
+from terugkeer.reintegration import importer, values
 from terugkeer.reintegration.cases import reintegration_hook
 from terugkeer.reintegration.importer import (
     error_file_for,
@@ -30,6 +30,7 @@ from terugkeer.reintegration.tables import (
     intake_screenings,
     reintegration_cases,
     reintegration_consents,
+    reintegration_imports,
 )
 
 from .feedutil import BSN, BSN2, intake, lines, msg
@@ -392,3 +393,151 @@ def test_encoding_detection(tmp_path: Path) -> None:
     ascii_file = tmp_path / "a.csv"
     ascii_file.write_text("a;b\n1;2\n")
     assert detect_encoding(ascii_file) == "utf-8"
+
+
+# -- the fast path: column by column, optimistic, repeats found by the unique index -------------
+
+MIXED_ACTIVITIES = [
+    *GOOD_ACTIVITIES,
+    "NZ-001;A10;Schuldhulpverlening;Kredietbank;01-03-2025;31-03-2025;2,25;70,38;Rijk;",
+    " NZ-001 ; A11 ;apply_id; UWV ;2025-03-02;;1;0;;  Aanpak nazorg Amsterdam ",
+    "NZ-001;A12;CASE_MANAGEMENT;Reclassering Nederland;1.3.2025;01-04-2025;;€ 12;overig;",
+    "NZ-001;;apply_id;Gemeente;04-03-2025;;;;;",
+    "NZ-001;A13;apply_id;Gemeente;05-03-2025;05-03-2025;12.5;1234;gemeente;X",
+    "NZ-001;A14;schuldhulpverlening;Kredietbank;06-03-2025;;400;9999,99;gemeente;",
+    "NZ-001;A15;apply_id;Gemeente;07-03-2025;;0,5;0,01;gemeente;",
+]
+
+
+def stored_activities(engine: Engine) -> list[tuple[object, ...]]:
+    skip = {"id", "recorded_at", "updated_at", "source"}
+    columns = [c for c in activities.c if c.name not in skip]
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(*columns).order_by(activities.c.id))]
+
+
+def activity_imports(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(reintegration_imports.c.kind == "activities")
+            ).scalar_one()
+        )
+
+
+@pytest.fixture
+def consenting(periods: Engine, tmp_path: Path) -> Engine:
+    """NZ-001 with consent, NZ-002 without."""
+    cases_file = write(tmp_path / "dossiers.csv", CASES_HEADER, GOOD_CASES)
+    assert import_cases(periods, cases_file, municipality=GM, actor="t").ok
+    return periods
+
+
+@pytest.mark.parametrize("chunk", [2, 3, 2048])
+def test_column_check_stores_what_the_row_check_stores(
+    consenting: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """The same rows through the column-wise check (CSV; chunks that pass and chunks that fall
+    back to the row check) and through the row check alone (XLSX cells): the same rows stored,
+    each case's activities in the file's order."""
+    openpyxl = pytest.importorskip("openpyxl")
+    monkeypatch.setattr(importer, "CHUNK_ROWS", chunk)
+    monkeypatch.setattr(importer, "FLUSH_ROWS", 3)
+    path = write(tmp_path / "a.csv", ACTIVITIES_HEADER, MIXED_ACTIVITIES)
+    report = import_activities(consenting, path, municipality=GM, actor="t")
+    assert report.ok, report.text()
+    assert report.as_json() == {"rows": 10, "applied": 10, "unchanged": 0, "errors": 0}
+    by_columns = stored_activities(consenting)
+    refs = [r[2] for r in by_columns]
+    assert refs == ["A1", "A2", None, "A10", "A11", "A12", None, "A13", "A14", "A15"]
+    with consenting.begin() as conn:
+        conn.execute(activities.delete())
+    book = openpyxl.Workbook()
+    book.active.append(ACTIVITIES_HEADER.split(";"))
+    for line in MIXED_ACTIVITIES:
+        book.active.append(line.split(";"))
+    xlsx = tmp_path / "a.xlsx"
+    book.save(xlsx)
+    report = import_activities(consenting, xlsx, municipality=GM, actor="t")
+    assert report.ok, report.text()
+    assert stored_activities(consenting) == by_columns
+    assert by_columns[4][2:6] == ("A11", "apply_id", "id", "UWV")  # cells are trimmed
+    assert by_columns[4][11] == "Aanpak nazorg Amsterdam"
+    assert [r[9] for r in by_columns] == [150000, 7038, 0, 7038, 0, 1200, 0, 123400, 999999, 1]
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_repeated_activity_is_reported_with_the_row_it_repeats(
+    consenting: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dry_run: bool
+) -> None:
+    """Writing, a repeat is left to the unique index, in another chunk and another batch of
+    inserts too; the file is then checked again and the report is exact."""
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(importer, "FLUSH_ROWS", 2)
+    causes: list[Exception | None] = []
+    diagnose = importer._Diagnose.__init__
+
+    def spy(self: importer._Diagnose, cause: Exception | None = None) -> None:
+        causes.append(cause)
+        diagnose(self, cause)
+
+    monkeypatch.setattr(importer._Diagnose, "__init__", spy)
+    rows = [
+        *GOOD_ACTIVITIES,
+        "NZ-001;A9;apply_id;Gemeente;01-02-2025;;;;;",
+        "NZ-001; A2 ;apply_id;Gemeente;01-03-2025;;;;;",  # A2 again, in another chunk
+        "NZ-001;;case_management;Reclassering Nederland;01-02-2025;;1;;;",  # row 4 again
+    ]
+    path = write(tmp_path / "a.csv", ACTIVITIES_HEADER, rows)
+    report = import_activities(consenting, path, municipality=GM, actor="t", dry_run=dry_run)
+    assert [(e.row, e.column, e.value, e.reason) for e in report.errors] == [
+        (6, "activiteitnummer", "A2", "the same activity is on row 3"),
+        (7, "soort", "case_management", "the same activity is on row 4"),
+    ]
+    assert (report.rows, len(report.errors), report.import_id) == (6, 2, None)
+    # writing, it was the unique index that found the repeat; a dry run writes nothing
+    if dry_run:
+        assert causes == []
+    else:
+        integrity_error = consenting.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
+        assert len(causes) == 1
+        assert isinstance(causes[0], integrity_error)
+    assert count(consenting, activities) == 0
+    assert activity_imports(consenting) == 0
+
+
+def test_a_repeated_update_is_reported(consenting: Engine, tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", ACTIVITIES_HEADER, GOOD_ACTIVITIES)
+    assert import_activities(consenting, path, municipality=GM, actor="t").ok
+    before = stored_activities(consenting)
+    changed = GOOD_ACTIVITIES[1].replace("70,38", "80,00")
+    path = write(tmp_path / "b.csv", ACTIVITIES_HEADER, [changed, GOOD_ACTIVITIES[0], changed])
+    report = import_activities(consenting, path, municipality=GM, actor="t")
+    assert [(e.row, e.value, e.reason) for e in report.errors] == [
+        (4, "A2", "the same activity is on row 2")
+    ]
+    assert stored_activities(consenting) == before
+    path = write(tmp_path / "c.csv", ACTIVITIES_HEADER, [changed, GOOD_ACTIVITIES[0]])
+    report = import_activities(consenting, path, municipality=GM, actor="t")
+    assert report.as_json() == {"rows": 2, "applied": 1, "unchanged": 1, "errors": 0}
+    assert [r[9] for r in stored_activities(consenting)] == [150000, 8000, 0]
+
+
+def test_a_bad_row_after_many_good_ones(
+    consenting: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows already written by the optimistic pass go with its transaction."""
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(importer, "FLUSH_ROWS", 2)
+    good = [f"NZ-001;B{k};apply_id;Gemeente;01-02-2025;;1;10,00;gemeente;" for k in range(9)]
+    path = write(tmp_path / "a.csv", ACTIVITIES_HEADER, [*good, "NZ-001;B9;apply_id;;;;;;;"])
+    report = import_activities(consenting, path, municipality=GM, actor="t")
+    assert [(e.row, e.column) for e in report.errors] == [(11, "aanbieder"), (11, "startdatum")]
+    assert count(consenting, activities) == 0
+    assert activity_imports(consenting) == 0
+    # a byte that is not Windows-1252, late in the file: the file is refused as it was before
+    path.write_bytes(path.read_bytes().replace(b"B9;apply_id;;;;;;;", b"B9;apply_id;\x81;;;;;;"))
+    report = import_activities(consenting, path, municipality=GM, actor="t")
+    assert len(report.errors) == 1
+    assert "neither UTF-8 nor Windows-1252" in report.errors[0].reason
+    assert count(consenting, activities) == 0

@@ -16,9 +16,11 @@ import csv
 import functools
 import gc
 import hashlib
+import itertools
 import operator
+import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -231,7 +233,7 @@ def _open(
     return sheet
 
 
-def _rows(sheet: Sheet, errors: _Collector) -> Iterator[tuple[int, list[Any]]]:
+def _rows(sheet: Sheet, errors: _Collector) -> Generator[tuple[int, list[Any]], None, None]:
     """The sheet's rows; a damage found halfway (a bad byte) becomes an error of the file."""
     try:
         yield from sheet.rows
@@ -664,7 +666,11 @@ _ACTIVITY_COLUMNS = (
     "source",
     "updated_at",
 )
-FLUSH_ROWS = 20_000
+CHUNK_ROWS = 2_048  # rows checked together, column by column
+FLUSH_ROWS = 100_000  # rows written together, in case order
+_CACHE_LIMIT = 50_000  # distinct values a column's cache holds before it starts again
+_CENTS_COLUMN = re.compile(r"(?:[0-9]+,[0-9][0-9]\n)*")
+_CASE_ID = operator.itemgetter(0)
 
 
 def import_activities(
@@ -678,28 +684,54 @@ def import_activities(
     now: datetime | None = None,
 ) -> ImportReport:
     """Import a municipality's activities: one row per activity of a case (named by the
-    municipality's case reference). Streams: rows are checked and inserted in chunks inside
-    one transaction, which is rolled back when any row is bad."""
+    municipality's case reference).
+
+    Optimistic: the file is checked and written in one pass, in one transaction; a repeated
+    activity is left to the table's unique index. At the first problem of any kind (a bad
+    row, a repeat) that transaction is rolled back and the file is checked again without
+    writing, with every row's own check and a record of every (case, key) seen, for the
+    report of every error. ``--dry-run`` is that second pass only."""
     now = now or now_utc()
     municipality = _check_municipality(municipality)
     report = ImportReport("activities", path, municipality, dry_run)
-    sheet = _open(report, ACTIVITY_ALIASES, ("case_ref", "type", "provider", "start_date"))
+    required = ("case_ref", "type", "provider", "start_date")
+    sheet = _open(report, ACTIVITY_ALIASES, required)
     if sheet is None:
         return _finish(report, write_report=write_report)
-    err = _Collector(report, sheet)
     conn = engine.connect()
     try:
+        cause: Exception | None = None
+        if not dry_run:
+            try:
+                with conn.begin():
+                    _activities(conn, sheet, report, municipality, actor, now, write=True)
+                return _finish(report, write_report=write_report)
+            except _Diagnose as e:  # rolled back: start again, to report every problem
+                cause = e.cause
+            report = ImportReport("activities", path, municipality, dry_run)
+            sheet = _open(report, ACTIVITY_ALIASES, required)
+            if sheet is None:  # the file changed under us
+                return _finish(report, write_report=write_report)
         with conn.begin() as trans:
-            _activities(conn, sheet, err, report, municipality, actor, now)
-            if report.errors or report.more_errors or dry_run:
-                trans.rollback()
-                report.import_id = None
+            _activities(conn, sheet, report, municipality, actor, now, write=False)
+            trans.rollback()
+        if cause is not None and report.ok:
+            raise cause  # not a problem of the file (a concurrent import of the same rows?)
     finally:
         if conn.dialect.name == "sqlite":
             with contextlib.suppress(SQLAlchemyError):  # never hide the error that got us here
                 conn.exec_driver_sql("PRAGMA cache_size=-2000")  # back to SQLite's default
         conn.close()
     return _finish(report, write_report=write_report)
+
+
+class _Diagnose(Exception):  # a signal, not an error
+    """The optimistic pass met a problem: check the whole file again, reporting every error.
+    ``cause`` is the database's error when it was the unique index that found it."""
+
+    def __init__(self, cause: Exception | None = None) -> None:
+        super().__init__("check the file again")
+        self.cause = cause
 
 
 def _fast_cents(text: str) -> int | None:
@@ -714,18 +746,55 @@ def _fast_cents(text: str) -> int | None:
     return None
 
 
+def _sql_text(value: str) -> str | None:
+    """``value`` as an SQLite string literal; None when it cannot be one (a NUL)."""
+    if "\x00" in value:
+        return None
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _cents_column(cells: tuple[str, ...]) -> list[int] | None:
+    """A column whose every cell is written ``1234,56`` (digits, a decimal comma, two
+    decimals), as cents, at C speed; None when any cell is written otherwise."""
+    text = "\n".join(cells) + "\n"
+    if _CENTS_COLUMN.fullmatch(text) is None:
+        return None
+    parts = text.replace(",", "").split("\n")
+    parts.pop()  # after the last newline
+    if len(parts) != len(cells):  # a cell with a line break in it
+        return None
+    return list(map(int, parts))
+
+
 def _activities(
     conn: Connection,
     sheet: Sheet,
-    err: _Collector,
     report: ImportReport,
     municipality: str,
     actor: str,
     now: datetime,
+    *,
+    write: bool,
 ) -> None:
+    """Check an activity file inside the caller's transaction, and with ``write`` store it.
+
+    Writing (``write``), the first problem raises :class:`_Diagnose`; repeated activities
+    are found by the table's unique index (and, for rows that update a stored activity, here).
+    Not writing, every problem is reported and every (case, key) is remembered to report a
+    repeat with the row it repeats.
+
+    Rows are read in chunks of ``CHUNK_ROWS`` and checked column by column: each distinct value
+    of a column is parsed once (with the same parsers as the row check) and the column is then
+    mapped through that cache, which runs in C. A chunk in which every row passes goes straight
+    into the write buffer; a chunk with any doubt (a bad or unusual value, a repeated activity)
+    is checked again row by row by ``check``, which reports every problem with its row, column,
+    value and reason. Both paths accept exactly the same rows with the same values (a test
+    compares them)."""
     from terugkeer.db.bulk import _executemany, _sqlite_datetime, placeholders
 
+    err = _Collector(report, sheet)
     sqlite = conn.dialect.name == "sqlite"
+    integrity_error: type[Exception] = conn.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
     if sqlite:
         # room for the unique index of a large import (the default cache is 2 MB)
         conn.exec_driver_sql("PRAGMA cache_size=-131072")
@@ -745,45 +814,29 @@ def _activities(
             r.consent_scope or ""
         ).split(",")
         cases[r.municipal_ref] = (r.id, ok)
-    existing: dict[tuple[int, str], tuple[int, tuple[Any, ...]]] = {}
-    for a in conn.execute(
-        select(
-            activities.c.id,
-            activities.c.case_id,
-            activities.c.key,
-            activities.c.type,
-            activities.c.provider,
-            activities.c.start_date,
-            activities.c.end_date,
-            activities.c.hours_x100,
-            activities.c.cost_cents,
-            activities.c.funder,
-            activities.c.programme,
-        )
-        .join(reintegration_cases, reintegration_cases.c.id == activities.c.case_id)
-        .where(reintegration_cases.c.municipality == municipality)
-    ):
-        existing[(a.case_id, a.key)] = (
-            a.id,
-            (
-                a.type,
-                a.provider,
-                read_date(a.start_date),
-                read_date(a.end_date),
-                a.hours_x100,
-                a.cost_cents,
-                a.funder,
-                a.programme,
-            ),
-        )
-    report.import_id = _start_import(conn, report, actor, sheet.sha256 or _sha256(sheet.path), now)
+    existing = _existing_activities(conn, municipality)
+    if write:
+        sha = sheet.sha256 or _sha256(sheet.path)
+        report.import_id = _start_import(conn, report, actor, sha, now)
     source = f"import:{report.import_id}"
     stamp: Any = _sqlite_datetime(now) if sqlite else now
     who = actor[:100]
-    insert_sql = (
-        f"INSERT INTO activities ({', '.join(_ACTIVITY_COLUMNS)}) "  # noqa: S608  # nosec B608
-        f"VALUES ({placeholders(conn, len(_ACTIVITY_COLUMNS))})"
-    )
+    # recorded_at, recorded_by, source and updated_at are the same on every row: on SQLite they
+    # go into the statement as literals instead of being bound a million times
+    constants = (stamp, who, source, stamp)
+    literals = [_sql_text(v) for v in constants] if sqlite else [None]
+    tail: tuple[Any, ...] = ()
+    if sqlite and None not in literals:
+        insert_sql = (
+            f"INSERT INTO activities ({', '.join(_ACTIVITY_COLUMNS)}) "  # noqa: S608  # nosec B608
+            f"VALUES ({placeholders(conn, 12)}, {', '.join(map(str, literals))})"
+        )
+    else:
+        tail = constants
+        insert_sql = (
+            f"INSERT INTO activities ({', '.join(_ACTIVITY_COLUMNS)}) "  # noqa: S608  # nosec B608
+            f"VALUES ({placeholders(conn, len(_ACTIVITY_COLUMNS))})"
+        )
     mark = "?" if sqlite else "%s"
     update_names = (*_ACTIVITY_COLUMNS[2:12], "updated_at", "source")
     update_sql = (
@@ -803,16 +856,14 @@ def _activities(
     numbers: dict[Any, int] = {}
     types: dict[Any, tuple[str, str]] = {}
     funders: dict[Any, str] = {}
-    seen: dict[tuple[int, str], int] = {}
+    seen: dict[tuple[int, str], int] = {}  # (case, key) -> the row it is on
+    case_ids: set[int] = set()
     inserts: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []
     last_day = today()
     add = err.add
     cell_text = values.cell_text
     errors = report.errors
-
-    providers: set[str] = set()
-    programmes: set[str] = set()
 
     def get_date(raw: Any) -> tuple[date, Any, bool]:
         d = values.parse_date(raw)
@@ -954,122 +1005,303 @@ def _activities(
             ref = ref or None
         if bad or start is None:
             return None
-        if provider == cells[i_prov]:
-            providers.add(provider)
-        if programme is not None and i_prog is not None and programme == cells[i_prog]:
-            programmes.add(programme)
-        return (case_id, t, provider, start, end, hours, cost, funder, programme, ref)
+        return (case_id, t[0], t[1], provider, start[0], start[1], end and end[0],
+                end and end[1], hours, cost, funder, programme, ref)  # fmt: skip
 
-    # CSV cells are text; XLSX cells may be numbers and dates: those take the full path
-    fast_ok = sheet.delimiter is not None and None not in (
-        i_ref,
-        i_end,
-        i_hours,
-        i_cost,
-        i_funder,
-        i_prog,
-    )
-    pick = operator.itemgetter(
-        i_case, i_ref or 0, i_type, i_prov, i_start, i_end or 0, i_hours or 0, i_cost or 0,
-        i_funder or 0, i_prog or 0,
-    )  # fmt: skip
-    cases_get, types_get, dates_get, numbers_get = cases.get, types.get, dates.get, numbers.get
-    funders_get = funders.get
-    collecting = gc.isenabled()
-    gc.disable()  # hundreds of thousands of new tuples: the collector would rescan them all
-    try:
-        n_rows = pending = 0
-        for n, cells in _rows(sheet, err):
-            n_rows += 1
-            row = None
-            if fast_ok:
-                # the common case, with known values only: lookups and comparisons
-                (c_case, c_ref, c_type, c_prov, c_start, c_end, c_hours, c_cost, c_funder,
-                 c_prog) = pick(cells)  # fmt: skip
-                found = cases_get(c_case)
-                t = types_get(c_type)
-                start = dates_get(c_start)
-                end = dates_get(c_end) if c_end else None
-                hours = numbers_get(c_hours) if c_hours else None
-                funder = funders_get(c_funder) if c_funder else None
-                cost = None
-                if c_cost == "":
-                    cost = 0
-                elif c_cost.isascii():
-                    whole, sep, cents = c_cost.partition(",")
-                    if whole.isdigit() and len(cents) == 2 and cents.isdigit():
-                        cost = int(whole) * 100 + int(cents)
-                    elif whole.isdigit() and not sep:
-                        cost = int(whole) * 100
-                if (
-                    found is not None
-                    and found[1]
-                    and t is not None
-                    and start is not None
-                    and not start[2]
-                    and c_prov in providers
-                    and (not c_prog or c_prog in programmes)
-                    and (end is not None or not c_end)
-                    and (end is None or end[0] >= start[0])
-                    and (hours is not None or not c_hours)
-                    and (hours is None or hours <= MAX_HOURS_X100)
-                    and (funder is not None or not c_funder)
-                    and cost is not None
-                    and cost <= MAX_COST_CENTS
-                    and (funder is not None or not cost)
-                    and len(c_ref) <= 64
-                    and (not c_ref or (c_ref[0] != " " and c_ref[-1] != " "))
-                ):
-                    row = (found[0], t, c_prov, start, end, hours, cost, funder,
-                           c_prog or None, c_ref or None)  # fmt: skip
-            if row is None:
-                row = check(n, cells)
-                if row is None:
-                    continue
-            case_id, t, provider, start, end, hours, cost, funder, programme, ref = row
-            key = f"ref:{ref}" if ref else f"{t[0]}|{start[0].isoformat()}|{provider}"[:200]
-            k = (case_id, key)
-            first = seen.get(k)
-            if first is not None:
-                where = "activity_ref" if ref else "type"
-                add(n, where, ref or t[0], f"the same activity is on row {first}")
-                continue
-            seen[k] = n
-            if errors:
-                continue  # nothing will be written: only look for more errors
-            old = existing.get(k) if existing else None
-            if old is not None:
-                vals = (t[0], provider, start[0], end and end[0], hours, cost, funder, programme)
-                if old[1] == vals:
-                    report.unchanged += 1
-                    continue
+    def take(n: int, row: tuple[Any, ...]) -> None:
+        """A checked row (as ``check`` returns it): a repeat of an earlier row is an error."""
+        case_id, type_, provider, start, ref = row[0], row[1], row[3], row[4], row[12]
+        key = f"ref:{ref}" if ref else f"{type_}|{start.isoformat()}|{provider}"[:200]
+        k = (case_id, key)
+        case_ids.add(case_id)
+        if write and k not in existing:
+            settle(k, row)  # a repeat of an earlier row: the unique index will say so
+            return
+        first = seen.get(k)
+        if first is not None:
+            if write:
+                raise _Diagnose
+            where = "activity_ref" if ref else "type"
+            add(n, where, ref or type_, f"the same activity is on row {first}")
+            return
+        seen[k] = n
+        if not errors:  # else nothing will be written: only look for more errors
+            settle(k, row)
+
+    def settle(k: tuple[int, str], row: tuple[Any, ...]) -> None:
+        """Insert, update or unchanged, against what is stored."""
+        (case_id, type_, condition, provider, start, start_bind, end, end_bind, hours, cost,
+         funder, programme, ref) = row  # fmt: skip
+        key = k[1]
+        old = existing.get(k)
+        if old is not None:
+            if old[1] == (type_, provider, start, end, hours, cost, funder, programme):
+                report.unchanged += 1
+                return
+            if write:
                 updates.append(
-                    (ref, t[0], t[1], provider, start[1], end and end[1], hours, cost, funder,
+                    (ref, type_, condition, provider, start_bind, end_bind, hours, cost, funder,
                      programme, stamp, source, old[0])
                 )  # fmt: skip
-            else:
-                inserts.append(
-                    (case_id, key, ref, t[0], t[1], provider, start[1], end and end[1], hours,
-                     cost, funder, programme, stamp, who, source, stamp)
+        elif write:
+            inserts.append(
+                (case_id, key, ref, type_, condition, provider, start_bind, end_bind, hours,
+                 cost, funder, programme, *tail)
+            )  # fmt: skip
+        report.applied += 1
+
+    # --- the column-wise check of a whole chunk ---
+    consenting = {ref: v[0] for ref, v in cases.items() if v[1] and ref == ref.strip()}
+    type_code: dict[str, str] = {}
+    type_condition: dict[str, str] = {}
+    provider_of: dict[str, str] = {}
+    start_of: dict[str, Any] = {}  # the value to bind: ISO text on SQLite, a date elsewhere
+    end_of: dict[str, Any] = {"": None}
+    hours_of: dict[str, int | None] = {"": None}
+    cents_of: dict[str, int] = {"": 0}
+    funder_of: dict[str, str | None] = {"": None}
+    programme_of: dict[str, str | None] = {"": None}
+    as_date: Callable[[Any], date] = date.fromisoformat if sqlite else lambda d: d
+    blank: tuple[str, ...] = ()
+
+    def through(
+        cache: dict[str, Any],
+        column: tuple[str, ...],
+        fill: Callable[[str], bool],
+        *also: dict[str, Any],
+    ) -> list[Any] | None:
+        """``column`` mapped through ``cache``; values not yet in it are first added by
+        ``fill`` (False: the value needs the row check, and so does the chunk: None). A cache
+        grown too large (with the caches ``fill`` fills beside it, ``also``) starts again."""
+        try:
+            return list(map(cache.__getitem__, column))
+        except KeyError:
+            pass
+        fresh = set(column).difference(cache)
+        if len(cache) > _CACHE_LIMIT:
+            for d in (cache, *also):
+                keep = {"": d[""]} if "" in d else {}
+                d.clear()
+                d.update(keep)
+            fresh = set(column).difference(cache)
+        for raw in fresh:
+            if not fill(raw):
+                return None
+        return list(map(cache.__getitem__, column))
+
+    def fill_type(raw: str) -> bool:
+        code = codes.lookup("activity_type", cell_text(raw))
+        if code is None:
+            return False
+        type_code[raw], type_condition[raw] = code, str(ACTIVITY_TYPE[code].condition)
+        return True
+
+    def fill_provider(raw: str) -> bool:
+        provider = raw.strip()
+        if not provider or len(provider) > 120:
+            return False
+        provider_of[raw] = provider
+        return True
+
+    def fill_start(raw: str) -> bool:
+        try:
+            d = values.parse_date(raw)
+        except ValueError:
+            return False
+        if d > last_day:
+            return False
+        start_of[raw] = d.isoformat() if sqlite else d
+        return True
+
+    def fill_end(raw: str) -> bool:
+        try:
+            d = values.parse_date(raw)
+        except ValueError:
+            return False
+        end_of[raw] = d.isoformat() if sqlite else d
+        return True
+
+    def scaled(raw: str, maximum: int) -> int | None:
+        hit = _fast_cents(raw)
+        if hit is None:
+            try:
+                hit = values.parse_scaled(raw, 2)
+            except ValueError:
+                return None
+        return hit if hit <= maximum else None
+
+    def fill_hours(raw: str) -> bool:
+        h = scaled(raw, MAX_HOURS_X100)
+        if h is None:
+            return False
+        hours_of[raw] = h
+        return True
+
+    def fill_cents(raw: str) -> bool:
+        k = scaled(raw, MAX_COST_CENTS)
+        if k is None:
+            return False
+        cents_of[raw] = k
+        return True
+
+    def fill_funder(raw: str) -> bool:
+        f = codes.lookup("funder", cell_text(raw))
+        if f is None:
+            return False
+        funder_of[raw] = f
+        return True
+
+    def fill_programme(raw: str) -> bool:
+        programme = raw.strip()
+        if len(programme) > 100:
+            return False
+        programme_of[raw] = programme or None
+        return True
+
+    def fast(ns: tuple[int, ...], rows: tuple[list[str], ...]) -> bool:
+        """Check and take a chunk of CSV rows column by column; False (having changed nothing
+        but caches) when any row needs the row-by-row check."""
+        nonlocal blank
+        m = len(rows)
+        columns = list(zip(*rows, strict=True))  # rows are padded to the header
+        if len(blank) != m:
+            blank = ("",) * m
+
+        def column(i: int | None) -> tuple[str, ...]:
+            return blank if i is None else columns[i]
+
+        try:
+            ids = list(map(consenting.__getitem__, columns[i_case]))
+        except KeyError:
+            found = list(map(consenting.get, map(str.strip, columns[i_case])))
+            if None in found:
+                return False
+            ids = found  # type: ignore[assignment]  # no None left
+        c_type = columns[i_type]
+        if (type_codes := through(type_code, c_type, fill_type, type_condition)) is None:
+            return False
+        c_prov = columns[i_prov]
+        if (providers := through(provider_of, c_prov, fill_provider)) is None:
+            return False
+        if (starts := through(start_of, columns[i_start], fill_start)) is None:
+            return False
+        if (ends := through(end_of, column(i_end), fill_end)) is None:
+            return False
+        if any(map(operator.lt, filter(None, ends), itertools.compress(starts, ends))):
+            return False  # an end before its start
+        if (hours := through(hours_of, column(i_hours), fill_hours)) is None:
+            return False
+        costs = _cents_column(columns[i_cost]) if i_cost is not None else None
+        if costs is None:
+            if (costs := through(cents_of, column(i_cost), fill_cents)) is None:
+                return False
+        elif max(costs) > MAX_COST_CENTS:
+            return False
+        if (funds := through(funder_of, column(i_funder), fill_funder)) is None:
+            return False
+        if None in funds and any(k for k, f in zip(costs, funds, strict=True) if f is None):
+            return False  # a cost without its funder
+        programmes = through(programme_of, column(i_prog), fill_programme)
+        if programmes is None:
+            return False
+        refs = list(map(str.strip, column(i_ref)))
+        if max(map(len, refs)) > 64:
+            return False
+        if "" in refs:
+            iso = starts if sqlite else [s.isoformat() for s in starts]
+            keys = [
+                f"ref:{r}" if r else f"{t}|{s}|{p}"[:200]
+                for r, t, s, p in zip(refs, type_codes, iso, providers, strict=True)
+            ]
+            refs_or_none: list[str | None] = [r or None for r in refs]
+        else:
+            keys = list(map("ref:".__add__, refs))
+            refs_or_none = list(refs)
+        case_ids.update(ids)
+        if write:
+            if not existing or existing.keys().isdisjoint(zip(ids, keys, strict=True)):
+                # all new: a repeated activity is refused by the unique index on (case, key)
+                inserts.extend(
+                    zip(ids, keys, refs_or_none, type_codes,
+                        list(map(type_condition.__getitem__, c_type)), providers, starts, ends,
+                        hours, costs, funds, programmes, *map(itertools.repeat, tail),
+                        strict=False)
                 )  # fmt: skip
-            report.applied += 1
-            pending += 1
-            if pending >= FLUSH_ROWS:
-                if inserts:
-                    _executemany(conn, insert_sql, inserts)
-                if updates:
-                    _executemany(conn, update_sql, updates)
-                inserts, updates, pending = [], [], 0
-        report.rows = n_rows
-        if not errors and not report.more_errors:
+                report.applied += m
+                return True
+        else:
+            # a repeated activity, in the chunk or with a row before: row by row, for the report
+            fresh = dict(zip(zip(ids, keys, strict=True), ns, strict=True))
+            if len(fresh) < m or not seen.keys().isdisjoint(fresh):
+                return False
+            seen.update(fresh)
+            if errors:
+                return True  # nothing will be written: only look for more errors
+            if not existing or existing.keys().isdisjoint(fresh):
+                report.applied += m
+                return True
+        # some rows are stored already: insert, update or unchanged, row by row
+        conditions = list(map(type_condition.__getitem__, c_type))
+        for j in range(m):
+            k = (ids[j], keys[j])
+            if write and k in existing:
+                if k in seen:
+                    raise _Diagnose
+                seen[k] = ns[j]
+            e = ends[j]
+            settle(
+                k,
+                (ids[j], type_codes[j], conditions[j], providers[j], as_date(starts[j]),
+                 starts[j], e and as_date(e), e, hours[j], costs[j], funds[j],
+                 programmes[j], refs_or_none[j]),
+            )  # fmt: skip
+        return True
+
+    def flush() -> None:
+        nonlocal inserts, updates
+        try:
             if inserts:
+                # in case order (stable: a case keeps the file's order): the unique index on
+                # (case, key) is then filled page after page instead of all over
+                inserts.sort(key=_CASE_ID)
                 _executemany(conn, insert_sql, inserts)
             if updates:
                 _executemany(conn, update_sql, updates)
+        except integrity_error as e:  # a repeated activity (or a concurrent import)
+            raise _Diagnose(e) from e
+        inserts, updates = [], []
+
+    # CSV cells are text; XLSX cells may be numbers and dates: those take the row check
+    columnwise = sheet.delimiter is not None
+    rows = _rows(sheet, err)
+    collecting = gc.isenabled()
+    gc.disable()  # hundreds of thousands of new tuples: the collector would rescan them all
+    try:
+        n_rows = 0
+        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+            n_rows += len(chunk)
+            ns, cells = zip(*chunk, strict=True)
+            if not (columnwise and fast(ns, cells)):
+                for n, row_cells in chunk:
+                    row = check(n, row_cells)
+                    if row is not None:
+                        take(n, row)
+            if write:
+                if errors or report.more_errors:  # (a damaged file, too)
+                    raise _Diagnose
+                if len(inserts) + len(updates) >= FLUSH_ROWS:
+                    flush()
+        report.rows = n_rows
+        if write:
+            flush()
     finally:
+        rows.close()  # the file, when a problem ends the pass early
+        # a million keys: freed here, before the collector would walk them once more
+        seen.clear()
+        inserts.clear()
         if collecting:
             gc.enable()
-    if report.errors or report.more_errors:
+    if not write or report.errors or report.more_errors:
         return
     _end_import(conn, report)
     audit(
@@ -1082,10 +1314,49 @@ def _activities(
             "municipality": municipality,
             "applied": report.applied,
             "unchanged": report.unchanged,
-            "cases": len({k[0] for k in seen}),
+            "cases": len(case_ids),
         },
         at=now,
     )
+
+
+def _existing_activities(
+    conn: Connection, municipality: str
+) -> dict[tuple[int, str], tuple[int, tuple[Any, ...]]]:
+    """The municipality's stored activities, in one read: (case, key) -> (id, the values an
+    import compares)."""
+    existing: dict[tuple[int, str], tuple[int, tuple[Any, ...]]] = {}
+    for a in conn.execute(
+        select(
+            activities.c.id,
+            activities.c.case_id,
+            activities.c.key,
+            activities.c.type,
+            activities.c.provider,
+            activities.c.start_date,
+            activities.c.end_date,
+            activities.c.hours_x100,
+            activities.c.cost_cents,
+            activities.c.funder,
+            activities.c.programme,
+        )
+        .join(reintegration_cases, reintegration_cases.c.id == activities.c.case_id)
+        .where(reintegration_cases.c.municipality == municipality)
+    ):
+        existing[(a.case_id, a.key)] = (
+            a.id,
+            (
+                a.type,
+                a.provider,
+                read_date(a.start_date),
+                read_date(a.end_date),
+                a.hours_x100,
+                a.cost_cents,
+                a.funder,
+                a.programme,
+            ),
+        )
+    return existing
 
 
 # --- intake screenings (the prison administration) ------------------------------------------
