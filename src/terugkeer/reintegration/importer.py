@@ -667,7 +667,7 @@ _ACTIVITY_COLUMNS = (
     "updated_at",
 )
 CHUNK_ROWS = 2_048  # rows checked together, column by column
-FLUSH_ROWS = 100_000  # rows written together, in case order
+FLUSH_ROWS = 20_000  # rows written together, in case order
 _CACHE_LIMIT = 50_000  # distinct values a column's cache holds before it starts again
 _CENTS_COLUMN = re.compile(r"(?:[0-9]+,[0-9][0-9]\n)*")
 _CASE_ID = operator.itemgetter(0)
