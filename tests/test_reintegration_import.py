@@ -541,3 +541,14 @@ def test_a_bad_row_after_many_good_ones(
     assert len(report.errors) == 1
     assert "neither UTF-8 nor Windows-1252" in report.errors[0].reason
     assert count(consenting, activities) == 0
+
+
+def test_who_imported_is_stored_as_given(consenting: Engine, tmp_path: Path) -> None:
+    """On SQLite the columns that are the same on every row go into the statement as text."""
+    path = write(tmp_path / "a.csv", ACTIVITIES_HEADER, GOOD_ACTIVITIES)
+    actor = "d'Ancona'); DROP TABLE activities; --"
+    report = import_activities(consenting, path, municipality=GM, actor=actor)
+    assert report.ok, report.text()
+    with consenting.connect() as conn:
+        stored = conn.execute(select(activities.c.recorded_by, activities.c.source)).all()
+    assert stored == [(actor, f"import:{report.import_id}")] * 3
