@@ -250,6 +250,19 @@ def test_victims_and_reconvictions(engine: Engine) -> None:
     ingest_text(engine, lines(msg("correction", "c1", 7, source="OM-IDV", withdraws="v2")))
     with engine.connect() as conn:
         assert conn.execute(select(victims.c.wants_information)).scalar_one() is True
+    # an older registration arriving late is kept as an event but changes nothing
+    older = dict(
+        victim,
+        event_id="v0",
+        occurred_at=victim["occurred_at"].replace("2025-01-11", "2025-01-10"),
+        wants_information=False,
+    )
+    assert ingest_text(engine, lines(older)).applied == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(victims.c.wants_information, victims.c.event_id)).one() == (
+            True,
+            "v1",
+        )
     ingest_text(
         engine, lines(msg("correction", "c2", 700, period=None, source="JUSTID-JD", withdraws="r1"))
     )

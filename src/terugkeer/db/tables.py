@@ -103,7 +103,7 @@ victims = Table(
     Column("relation", String(24), nullable=False),
     Column("spoke_in_court", Boolean, nullable=False),
     Column("wants_information", Boolean, nullable=False),
-    # Contact details; a later change encrypts this column (see docs/security.md).
+    # Contact details, encrypted with AES-GCM and bound to victim_ref (docs/security.md).
     Column("contact", Text, nullable=False),
     Column("registered_at", UTCDateTime, nullable=False),
     Column("event_id", String(100), nullable=False),

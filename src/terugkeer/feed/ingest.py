@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
 
 from terugkeer.db.bulk import insert_rows, read_datetime, reserve_ids, select_in, update_rows
 from terugkeer.db.tables import (
@@ -139,6 +139,29 @@ EVENT_COLUMNS = (
     "body",
     "body_hash",
     "withdrawn_by",
+)
+
+
+VICTIM_COLUMNS = (
+    "victim_ref",
+    "period_id",
+    "relation",
+    "spoke_in_court",
+    "wants_information",
+    "contact",
+    "registered_at",
+    "event_id",
+)
+RECONVICTION_COLUMNS = (
+    "case_ref",
+    "person_id",
+    "offence_date",
+    "registered_at",
+    "category",
+    "statutory_max_years",
+    "decision",
+    "custodial",
+    "event_id",
 )
 
 
@@ -618,59 +641,76 @@ class _Batch:
         return latest
 
     def _write_victims(self, events: list[FeedEvent]) -> None:
-        for ref, e in self._latest(events, "victim_ref").items():
-            row = self.conn.execute(
-                select(victims.c.id, victims.c.registered_at).where(victims.c.victim_ref == ref)
-            ).first()
-            if row is not None and row.registered_at > e.occurred_at:
-                continue  # an older registration arriving late changes nothing
+        def values(ref: str, e: FeedEvent) -> tuple[Any, ...]:
             period = self.periods[e.period_ref or ""]
             assert period is not None  # noqa: S101 - checked in apply()
             f = e.fields
-            values = {
-                "victim_ref": ref,
-                "period_id": period.id,
-                "relation": f["relation"].value,
-                "spoke_in_court": f["spoke_in_court"],
-                "wants_information": f["wants_information"],
-                "contact": field_cipher().encrypt(
-                    json.dumps(f["contact"], ensure_ascii=False), contact_context(ref)
-                ),
-                "registered_at": e.occurred_at,
-                "event_id": e.event_id,
-            }
-            if row is None:
-                self.conn.execute(insert(victims).values(**values))
-            else:
-                self.conn.execute(update(victims).where(victims.c.id == row.id).values(**values))
+            contact = json.dumps(f["contact"], ensure_ascii=False)
+            return (
+                ref,
+                period.id,
+                f["relation"].value,
+                f["spoke_in_court"],
+                f["wants_information"],
+                field_cipher().encrypt(contact, contact_context(ref)),
+                e.occurred_at,
+                e.event_id,
+            )
+
+        self._write_latest(victims, "victim_ref", VICTIM_COLUMNS, events, values)
 
     def _write_reconvictions(self, events: list[FeedEvent]) -> None:
-        for ref, e in self._latest(events, "case_ref").items():
-            row = self.conn.execute(
-                select(reconvictions.c.id, reconvictions.c.registered_at).where(
-                    reconvictions.c.case_ref == ref
-                )
-            ).first()
-            if row is not None and row.registered_at > e.occurred_at:
-                continue
+        def values(ref: str, e: FeedEvent) -> tuple[Any, ...]:
             f = e.fields
-            values = {
-                "case_ref": ref,
-                "person_id": self.persons[e.person_key][0],
-                "offence_date": f["offence_date"],
-                "registered_at": e.occurred_at,
-                "category": f["category"].value,
-                "statutory_max_years": f["statutory_max_years"],
-                "decision": f["decision"].value,
-                "custodial": f["custodial"],
-                "event_id": e.event_id,
-            }
-            if row is None:
-                self.conn.execute(insert(reconvictions).values(**values))
+            return (
+                ref,
+                self.persons[e.person_key][0],
+                f["offence_date"],
+                e.occurred_at,
+                f["category"].value,
+                f["statutory_max_years"],
+                f["decision"].value,
+                f["custodial"],
+                e.event_id,
+            )
+
+        self._write_latest(reconvictions, "case_ref", RECONVICTION_COLUMNS, events, values)
+
+    def _write_latest(
+        self,
+        table: Table,
+        key: str,
+        columns: Sequence[str],
+        events: list[FeedEvent],
+        values: Callable[[str, FeedEvent], tuple[Any, ...]],
+    ) -> None:
+        """Keep the latest registration per reference (``key``): a new reference is inserted,
+        a stored one replaced by a later registration; an older one arriving late changes
+        nothing. Two statements per batch, whatever its size."""
+        latest = self._latest(events, key)
+        if not latest:
+            return
+        stored = {
+            ref: (row_id, read_datetime(at))
+            for ref, row_id, at in select_in(
+                self.conn,
+                f"SELECT {key}, id, registered_at FROM {table.name}",  # noqa: S608  # nosec B608
+                key,
+                list(latest),
+            )
+        }
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        for ref, e in latest.items():
+            row_id, registered_at = stored.get(ref, (None, None))
+            if registered_at is not None and registered_at > e.occurred_at:
+                continue
+            if row_id is None:
+                inserts.append(values(ref, e))
             else:
-                self.conn.execute(
-                    update(reconvictions).where(reconvictions.c.id == row.id).values(**values)
-                )
+                updates.append((*values(ref, e), row_id))
+        insert_rows(self.conn, table, columns, inserts)
+        update_rows(self.conn, table, "id", columns, updates)
 
     def _undo_withdrawn_records(self, event_ids: list[str]) -> None:
         """A withdrawn victim registration or reconviction gives way to the latest earlier one."""
