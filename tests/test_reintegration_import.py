@@ -23,7 +23,7 @@ from terugkeer.reintegration.importer import (
     import_cases,
     import_screenings,
 )
-from terugkeer.reintegration.sheets import detect_encoding
+from terugkeer.reintegration.sheets import detect_encoding, open_sheet
 from terugkeer.reintegration.tables import (
     activities,
     condition_facts,
@@ -552,3 +552,65 @@ def test_who_imported_is_stored_as_given(consenting: Engine, tmp_path: Path) -> 
     with consenting.connect() as conn:
         stored = conn.execute(select(activities.c.recorded_by, activities.c.source)).all()
     assert stored == [(actor, f"import:{report.import_id}")] * 3
+
+
+PLAIN_LINES = [
+    "NZ-001;A1;apply_id;Gemeente;01-02-2025;;1;10,00;gemeente;",
+    "",  # an empty line: skipped, its number used
+    ";;;;;;;;;",  # only separators: skipped
+    "NZ-001;A2;apply_id;Gemeente €;01-02-2025",  # short: padded
+    "NZ-001;A3;apply_id;Gemeente;01-02-2025;;;;;;;",  # empty cells beyond the header: dropped
+    " ; ;",  # blank: skipped
+    "NZ-001;A4;apply_id; José ;01-02-2025;;;;;",
+]
+
+
+@pytest.mark.parametrize("block", [16, 100, 1 << 18])
+@pytest.mark.parametrize(
+    ("encoding", "newline", "quoted"),
+    [
+        ("cp1252", "\r\n", False),
+        ("utf-8-sig", "\n", False),
+        ("utf-8", "\r\n", True),
+        ("cp1252", "\n", True),
+    ],
+)
+def test_the_plain_reader_reads_what_the_sheet_reads(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    block: int,
+    encoding: str,
+    newline: str,
+    quoted: bool,
+) -> None:
+    """The writing pass splits plain CSV itself; rows, numbers and cells are those of
+    ``Sheet.rows``, up to and after the first quoted field (read by the csv module)."""
+    monkeypatch.setattr(importer, "_BLOCK_BYTES", block)
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 2)
+    lines = list(PLAIN_LINES)
+    if quoted:
+        lines[4:4] = ['NZ-001;"A;5";apply_id;"Gemeente\r\nNoord";01-02-2025;;;;;', "x;y"]
+    lines += [f"NZ-002;B{k};soort;aanbieder;01-02-2025;;;;;" for k in range(20)]
+    path = tmp_path / "a.csv"
+    path.write_bytes((newline.join([ACTIVITIES_HEADER, *lines]) + newline).encode(encoding))
+    sheet = open_sheet(path, importer.ACTIVITY_ALIASES)
+    expected = [(n, list(cells)) for n, cells in sheet.rows]
+    start = importer._plain_start(path, sheet.encoding)
+    assert start is not None
+    assert sheet.encoding is not None
+    got = []
+    for ns, rows, columns in importer._plain_chunks(path, start, sheet.encoding, ";", 10):
+        cells = rows if rows is not None else list(zip(*columns or (), strict=True))
+        got += [(n, list(c)) for n, c in zip(ns, cells, strict=True)]
+    assert got == expected
+    assert len(got) == len(lines) - 3
+
+
+def test_cells_beyond_the_header_are_reported_as_before(consenting: Engine, tmp_path: Path) -> None:
+    rows = [*GOOD_ACTIVITIES, "NZ-001;A9;apply_id;Gemeente;01-02-2025;;;;;;x"]
+    path = write(tmp_path / "a.csv", ACTIVITIES_HEADER, rows)
+    report = import_activities(consenting, path, municipality=GM, actor="t")
+    assert [(e.row, e.value, e.reason) for e in report.errors] == [
+        (5, "x", "row 5 has 11 cells, the header 10")
+    ]
+    assert count(consenting, activities) == 0

@@ -16,11 +16,12 @@ import csv
 import functools
 import gc
 import hashlib
+import io
 import itertools
 import operator
 import re
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -746,6 +747,120 @@ def _fast_cents(text: str) -> int | None:
     return None
 
 
+_BLOCK_BYTES = 1 << 18  # the plain CSV reader decodes and splits this much at a time
+_PLAIN_ENCODINGS = {"cp1252": "cp1252", "utf-8": "utf-8", "utf-8-sig": "utf-8"}
+
+Chunk = tuple[Sequence[int], Sequence[Sequence[Any]] | None, list[Sequence[str]] | None]
+Chunks = Generator[Chunk, None, None]
+
+
+def _plain_start(path: Path, encoding: str | None) -> int | None:
+    """Where the rows of a CSV file start (after its header line), when the header is plain
+    text ending in LF or CR LF in an encoding whose line feeds are single bytes; else None."""
+    if encoding not in _PLAIN_ENCODINGS:
+        return None
+    with path.open("rb") as fh:
+        head = fh.readline()
+    body = head.removesuffix(b"\n").removesuffix(b"\r")
+    if b"\r" in body or b'"' in body or b"\x00" in body:
+        return None
+    return len(head)
+
+
+def _padded(cells: list[str], width: int) -> list[str] | None:
+    """A record as ``Sheet.rows`` gives it: None for an empty one (skipped, its number used),
+    short ones padded, empty cells beyond the header dropped (others: ``_Diagnose``)."""
+    if len(cells) < width:
+        if not any(c.strip() for c in cells):
+            return None
+        return cells + [""] * (width - len(cells))
+    if len(cells) > width:
+        if any(c.strip() for c in cells[width:]):
+            raise _Diagnose  # the row check reports it
+        cells = cells[:width]
+    return cells if any(cells) else None
+
+
+def _plain_chunks(path: Path, start: int, encoding: str, delimiter: str, width: int) -> Chunks:
+    """The rows of a CSV file after its header, for the writing pass, numbered and padded as
+    ``Sheet.rows`` numbers and pads them but faster: a block of whole lines without a quote,
+    a NUL or a lone carriage return is one record per line, split with ``str.split`` straight
+    into columns. From the first block with one of those, ``csv.reader`` reads the rest. What
+    ``Sheet.rows`` would refuse (a byte the encoding lacks, cells beyond the header, a broken
+    CSV) raises ``_Diagnose``: the reporting pass reads the file with ``Sheet.rows``."""
+    codec = _PLAIN_ENCODINGS[encoding]
+    count = operator.methodcaller("count", delimiter)
+    blank_line = delimiter * (width - 1)
+    n = 2  # the header is row 1
+    pos = start
+    with path.open("rb") as fh:
+        fh.seek(start)
+        rest = b""
+        while True:
+            piece = fh.read(_BLOCK_BYTES)
+            data = rest + piece
+            if not data:
+                return
+            cut = data.rfind(b"\n") + 1 if piece else len(data)
+            if cut == 0:  # a line longer than a block
+                rest = data
+                continue
+            raw, rest = data[:cut], data[cut:]
+            if b'"' in raw or b"\x00" in raw or raw.count(b"\r") != raw.count(b"\r\n"):
+                fh.seek(pos)
+                yield from _csv_chunks(fh, codec, delimiter, width, n)
+                return
+            try:
+                text = raw.decode(codec)
+            except UnicodeDecodeError:
+                raise _Diagnose from None
+            if "\r" in text:
+                text = text.replace("\r\n", "\n")
+            lines = text.split("\n")
+            if lines[-1] == "":
+                lines.pop()  # after the last line feed
+            k = len(lines)
+            if blank_line not in lines and set(map(count, lines)) == {width - 1}:
+                flat = delimiter.join(lines).split(delimiter)
+                yield range(n, n + k), None, [flat[i::width] for i in range(width)]
+            else:
+                ns, rows = [], []
+                for j, line in enumerate(lines):
+                    cells = _padded(line.split(delimiter), width)
+                    if cells is not None:
+                        ns.append(n + j)
+                        rows.append(cells)
+                if ns:
+                    yield ns, rows, None
+            n += k
+            pos += len(raw)
+            if not piece:
+                return
+
+
+def _csv_chunks(fh: Any, codec: str, delimiter: str, width: int, n: int) -> Chunks:
+    """The rest of a CSV file from ``fh``'s position, read as ``Sheet.rows`` reads it."""
+    text = io.TextIOWrapper(fh, encoding=codec, newline="")
+    try:
+        reader = csv.reader(text, delimiter=delimiter)
+        ns: list[int] = []
+        rows: list[list[str]] = []
+        for n_row, record in enumerate(reader, start=n):
+            cells = _padded(record, width)
+            if cells is not None:
+                ns.append(n_row)
+                rows.append(cells)
+                if len(ns) >= CHUNK_ROWS:
+                    yield ns, rows, None
+                    ns, rows = [], []
+        if ns:
+            yield ns, rows, None
+    except (UnicodeDecodeError, csv.Error):
+        raise _Diagnose from None
+    finally:
+        text.detach()  # the caller closes the file
+
+
 def _sql_text(value: str) -> str | None:
     """``value`` as an SQLite string literal; None when it cannot be one (a NUL)."""
     if "\x00" in value:
@@ -753,7 +868,7 @@ def _sql_text(value: str) -> str | None:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _cents_column(cells: tuple[str, ...]) -> list[int] | None:
+def _cents_column(cells: Sequence[str]) -> list[int] | None:
     """A column whose every cell is written ``1234,56`` (digits, a decimal comma, two
     decimals), as cents, at C speed; None when any cell is written otherwise."""
     text = "\n".join(cells) + "\n"
@@ -882,7 +997,7 @@ def _activities(
             raise ValueError(f"more than the maximum of {maximum // 100:,}")
         return hit
 
-    def check(n: int, cells: list[Any]) -> tuple[Any, ...] | None:
+    def check(n: int, cells: Sequence[Any]) -> tuple[Any, ...] | None:
         """Every check of one row, with an error for each problem; None when it is bad."""
         bad = False
         raw: Any = cells[i_case]
@@ -1066,7 +1181,7 @@ def _activities(
 
     def through(
         cache: dict[str, Any],
-        column: tuple[str, ...],
+        column: Sequence[str],
         fill: Callable[[str], bool],
         *also: dict[str, Any],
     ) -> list[Any] | None:
@@ -1158,16 +1273,15 @@ def _activities(
         programme_of[raw] = programme or None
         return True
 
-    def fast(ns: tuple[int, ...], rows: tuple[list[str], ...]) -> bool:
+    def fast(ns: Sequence[int], columns: list[Sequence[str]]) -> bool:
         """Check and take a chunk of CSV rows column by column; False (having changed nothing
         but caches) when any row needs the row-by-row check."""
         nonlocal blank
-        m = len(rows)
-        columns = list(zip(*rows, strict=True))  # rows are padded to the header
+        m = len(ns)
         if len(blank) != m:
             blank = ("",) * m
 
-        def column(i: int | None) -> tuple[str, ...]:
+        def column(i: int | None) -> Sequence[str]:
             return blank if i is None else columns[i]
 
         try:
@@ -1273,16 +1387,40 @@ def _activities(
 
     # CSV cells are text; XLSX cells may be numbers and dates: those take the row check
     columnwise = sheet.delimiter is not None
-    rows = _rows(sheet, err)
+
+    def sheet_chunks() -> Chunks:
+        rows = _rows(sheet, err)
+        try:
+            while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+                ns, cells = zip(*chunk, strict=True)
+                yield ns, cells, None
+        finally:
+            rows.close()  # the file, when a problem ends the pass early
+
+    # writing, a plain CSV file is read faster than Sheet.rows reads it (the same rows)
+    start = _plain_start(sheet.path, sheet.encoding) if write and columnwise else None
+    feed = sheet_chunks()
+    if start is not None:
+        try:
+            next(feed, None)  # started, so that closing it closes its file
+        except SheetError:
+            raise _Diagnose from None
+        feed.close()
+        assert sheet.encoding is not None  # noqa: S101
+        assert sheet.delimiter is not None  # noqa: S101
+        feed = _plain_chunks(sheet.path, start, sheet.encoding, sheet.delimiter, len(sheet.header))
     collecting = gc.isenabled()
     gc.disable()  # hundreds of thousands of new tuples: the collector would rescan them all
     try:
         n_rows = 0
-        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
-            n_rows += len(chunk)
-            ns, cells = zip(*chunk, strict=True)
-            if not (columnwise and fast(ns, cells)):
-                for n, row_cells in chunk:
+        for ns, cells, columns in feed:
+            n_rows += len(ns)
+            if columnwise and columns is None:
+                columns = list(zip(*cells or (), strict=True))  # rows are padded to the header
+            if not (columnwise and columns and fast(ns, columns)):
+                if cells is None:
+                    cells = list(zip(*columns or (), strict=True))
+                for n, row_cells in zip(ns, cells, strict=True):
                     row = check(n, row_cells)
                     if row is not None:
                         take(n, row)
@@ -1295,7 +1433,7 @@ def _activities(
         if write:
             flush()
     finally:
-        rows.close()  # the file, when a problem ends the pass early
+        feed.close()  # the file, when a problem ends the pass early
         # a million keys: freed here, before the collector would walk them once more
         seen.clear()
         inserts.clear()
