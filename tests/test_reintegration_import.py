@@ -461,6 +461,11 @@ def test_column_check_stores_what_the_row_check_stores(
     report = import_activities(consenting, xlsx, municipality=GM, actor="t")
     assert report.ok, report.text()
     assert stored_activities(consenting) == by_columns
+    # and again, either way: nothing changes (what one path stored, the other compares)
+    for again in (path, xlsx):
+        report = import_activities(consenting, again, municipality=GM, actor="t")
+        assert report.as_json() == {"rows": 10, "applied": 0, "unchanged": 10, "errors": 0}
+    assert stored_activities(consenting) == by_columns
     assert by_columns[4][2:6] == ("A11", "apply_id", "id", "UWV")  # cells are trimmed
     assert by_columns[4][11] == "Aanpak nazorg Amsterdam"
     assert [r[9] for r in by_columns] == [150000, 7038, 0, 7038, 0, 1200, 0, 123400, 999999, 1]

@@ -60,7 +60,6 @@ from terugkeer.reintegration.service import (
 )
 from terugkeer.reintegration.sheets import Sheet, SheetError, open_sheet
 from terugkeer.reintegration.tables import (
-    activities,
     condition_facts,
     intake_screenings,
     reintegration_cases,
@@ -1144,13 +1143,14 @@ def _activities(
             settle(k, row)
 
     def settle(k: tuple[int, str], row: tuple[Any, ...]) -> None:
-        """Insert, update or unchanged, against what is stored."""
-        (case_id, type_, condition, provider, start, start_bind, end, end_bind, hours, cost,
-         funder, programme, ref) = row  # fmt: skip
+        """Insert, update or unchanged, against what is stored (dates compared in the form
+        they are bound and read back in: ISO text on SQLite, dates elsewhere)."""
+        (case_id, type_, condition, provider, _, start_bind, _, end_bind, hours, cost, funder,
+         programme, ref) = row  # fmt: skip
         key = k[1]
         old = existing.get(k)
         if old is not None:
-            if old[1] == (type_, provider, start, end, hours, cost, funder, programme):
+            if old[1] == (type_, provider, start_bind, end_bind, hours, cost, funder, programme):
                 report.unchanged += 1
                 return
             if write:
@@ -1176,7 +1176,6 @@ def _activities(
     cents_of: dict[str, int] = {"": 0}
     funder_of: dict[str, str | None] = {"": None}
     programme_of: dict[str, str | None] = {"": None}
-    as_date: Callable[[Any], date] = date.fromisoformat if sqlite else lambda d: d
     blank: tuple[str, ...] = ()
 
     def through(
@@ -1362,12 +1361,10 @@ def _activities(
                 if k in seen:
                     raise _Diagnose
                 seen[k] = ns[j]
-            e = ends[j]
             settle(
                 k,
-                (ids[j], type_codes[j], conditions[j], providers[j], as_date(starts[j]),
-                 starts[j], e and as_date(e), e, hours[j], costs[j], funds[j],
-                 programmes[j], refs_or_none[j]),
+                (ids[j], type_codes[j], conditions[j], providers[j], None, starts[j], None,
+                 ends[j], hours[j], costs[j], funds[j], programmes[j], refs_or_none[j]),
             )  # fmt: skip
         return True
 
@@ -1461,40 +1458,23 @@ def _activities(
 def _existing_activities(
     conn: Connection, municipality: str
 ) -> dict[tuple[int, str], tuple[int, tuple[Any, ...]]]:
-    """The municipality's stored activities, in one read: (case, key) -> (id, the values an
-    import compares)."""
-    existing: dict[tuple[int, str], tuple[int, tuple[Any, ...]]] = {}
-    for a in conn.execute(
-        select(
-            activities.c.id,
-            activities.c.case_id,
-            activities.c.key,
-            activities.c.type,
-            activities.c.provider,
-            activities.c.start_date,
-            activities.c.end_date,
-            activities.c.hours_x100,
-            activities.c.cost_cents,
-            activities.c.funder,
-            activities.c.programme,
-        )
-        .join(reintegration_cases, reintegration_cases.c.id == activities.c.case_id)
-        .where(reintegration_cases.c.municipality == municipality)
-    ):
-        existing[(a.case_id, a.key)] = (
-            a.id,
-            (
-                a.type,
-                a.provider,
-                read_date(a.start_date),
-                read_date(a.end_date),
-                a.hours_x100,
-                a.cost_cents,
-                a.funder,
-                a.programme,
-            ),
-        )
-    return existing
+    """The municipality's stored activities, in one read through the driver: (case, key) ->
+    (id, the values an import compares, as the driver gives them: dates as ISO text on
+    SQLite, as dates elsewhere, which is also how the import binds them)."""
+    sql = (
+        "SELECT a.id, a.case_id, a.key, a.type, a.provider, a.start_date, a.end_date,"
+        " a.hours_x100, a.cost_cents, a.funder, a.programme"
+        " FROM activities a JOIN reintegration_cases c ON c.id = a.case_id"
+        " WHERE c.municipality = ?"
+    )
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, (municipality,))
+        return {(r[1], r[2]): (r[0], tuple(r[3:])) for r in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 # --- intake screenings (the prison administration) ------------------------------------------
