@@ -619,3 +619,4 @@ def test_cells_beyond_the_header_are_reported_as_before(consenting: Engine, tmp_
         (5, "x", "row 5 has 11 cells, the header 10")
     ]
     assert count(consenting, activities) == 0
+    assert activity_imports(consenting) == 0

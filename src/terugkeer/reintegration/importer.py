@@ -1398,10 +1398,7 @@ def _activities(
     start = _plain_start(sheet.path, sheet.encoding) if write and columnwise else None
     feed = sheet_chunks()
     if start is not None:
-        try:
-            next(feed, None)  # started, so that closing it closes its file
-        except SheetError:
-            raise _Diagnose from None
+        next(feed, None)  # started, so that closing it closes its file (a problem: an error)
         feed.close()
         assert sheet.encoding is not None  # noqa: S101
         assert sheet.delimiter is not None  # noqa: S101
@@ -1428,6 +1425,8 @@ def _activities(
                     flush()
         report.rows = n_rows
         if write:
+            if errors or report.more_errors:
+                raise _Diagnose
             flush()
     finally:
         feed.close()  # the file, when a problem ends the pass early
