@@ -620,3 +620,24 @@ def test_cells_beyond_the_header_are_reported_as_before(consenting: Engine, tmp_
     ]
     assert count(consenting, activities) == 0
     assert activity_imports(consenting) == 0
+
+
+def test_an_import_gives_the_connection_back_with_its_own_page_cache(
+    periods: Engine, tmp_path: Path
+) -> None:
+    """The import widens SQLite's page cache for itself; the pooled connection keeps the
+    engine's setting afterwards, after a good file and after a rejected one."""
+    if periods.dialect.name != "sqlite":
+        pytest.skip("a page cache setting of SQLite")
+    with periods.connect() as conn:
+        configured = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    assert configured != -importer.IMPORT_CACHE_KIB
+    import_cases(
+        periods, write(tmp_path / "d.csv", CASES_HEADER, GOOD_CASES), municipality=GM, actor="t"
+    )
+    for rows in (GOOD_ACTIVITIES, ["NZ-001;A9;unknown_type;X;01-02-2025;;;;;"]):
+        import_activities(
+            periods, write(tmp_path / "a.csv", ACTIVITIES_HEADER, rows), municipality=GM, actor="t"
+        )
+        with periods.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == configured

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Table
 # always travel as parameters. Hence the S608 exemptions.
 
 
-def _sqlite_datetime(value: datetime | None) -> str | None:
+def sqlite_datetime(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
@@ -45,7 +45,7 @@ def _adapter(
         # a TypeDecorator (UTCDateTime) reports `object`; its implementation knows
         python_type = getattr(column_type, "impl", column_type).python_type
         if python_type is datetime:
-            converters.append((i, _sqlite_datetime))
+            converters.append((i, sqlite_datetime))
         elif python_type is date:
             converters.append((i, _sqlite_date))
     if not converters:
@@ -91,7 +91,7 @@ def insert_rows(
         f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608  # nosec B608
         f"VALUES ({', '.join([mark] * len(columns))})"
     )
-    _executemany(conn, sql, rows if adapt is None else [adapt(r) for r in rows])
+    execute_many(conn, sql, rows if adapt is None else [adapt(r) for r in rows])
 
 
 def update_rows(
@@ -105,10 +105,10 @@ def update_rows(
         f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} "  # noqa: S608  # nosec B608
         f"WHERE {key} = {mark}"
     )
-    _executemany(conn, sql, rows if adapt is None else [adapt(r) for r in rows])
+    execute_many(conn, sql, rows if adapt is None else [adapt(r) for r in rows])
 
 
-def _executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+def execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, rows)

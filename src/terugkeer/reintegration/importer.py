@@ -667,6 +667,7 @@ _ACTIVITY_COLUMNS = (
     "updated_at",
 )
 CHUNK_ROWS = 2_048  # rows checked together, column by column
+IMPORT_CACHE_KIB = 131_072  # SQLite page cache while importing activities
 FLUSH_ROWS = 20_000  # rows written together, in case order
 _CACHE_LIMIT = 50_000  # distinct values a column's cache holds before it starts again
 _CENTS_COLUMN = re.compile(r"(?:[0-9]+,[0-9][0-9]\n)*")
@@ -699,6 +700,12 @@ def import_activities(
     if sheet is None:
         return _finish(report, write_report=write_report)
     conn = engine.connect()
+    cache_size = None
+    if conn.dialect.name == "sqlite":
+        # room for the unique index of a large import; the connection's own setting after
+        cache_size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        conn.exec_driver_sql(f"PRAGMA cache_size={-IMPORT_CACHE_KIB}")
+        conn.commit()  # end the autobegun transaction: the import begins its own
     try:
         cause: Exception | None = None
         if not dry_run:
@@ -718,9 +725,9 @@ def import_activities(
         if cause is not None and report.ok:
             raise cause  # not a problem of the file (a concurrent import of the same rows?)
     finally:
-        if conn.dialect.name == "sqlite":
+        if cache_size is not None:
             with contextlib.suppress(SQLAlchemyError):  # never hide the error that got us here
-                conn.exec_driver_sql("PRAGMA cache_size=-2000")  # back to SQLite's default
+                conn.exec_driver_sql(f"PRAGMA cache_size={int(cache_size)}")
         conn.close()
     return _finish(report, write_report=write_report)
 
@@ -904,14 +911,11 @@ def _activities(
     is checked again row by row by ``check``, which reports every problem with its row, column,
     value and reason. Both paths accept exactly the same rows with the same values (a test
     compares them)."""
-    from terugkeer.db.bulk import _executemany, _sqlite_datetime, placeholders
+    from terugkeer.db.bulk import execute_many, placeholders, sqlite_datetime
 
     err = _Collector(report, sheet)
     sqlite = conn.dialect.name == "sqlite"
     integrity_error: type[Exception] = conn.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
-    if sqlite:
-        # room for the unique index of a large import (the default cache is 2 MB)
-        conn.exec_driver_sql("PRAGMA cache_size=-131072")
     cases: dict[str, tuple[int, bool]] = {}
     for r in conn.execute(
         select(
@@ -933,7 +937,7 @@ def _activities(
         sha = sheet.sha256 or _sha256(sheet.path)
         report.import_id = _start_import(conn, report, actor, sha, now)
     source = f"import:{report.import_id}"
-    stamp: Any = _sqlite_datetime(now) if sqlite else now
+    stamp: Any = sqlite_datetime(now) if sqlite else now
     who = actor[:100]
     # recorded_at, recorded_by, source and updated_at are the same on every row: on SQLite they
     # go into the statement as literals instead of being bound a million times
@@ -1375,9 +1379,9 @@ def _activities(
                 # in case order (stable: a case keeps the file's order): the unique index on
                 # (case, key) is then filled page after page instead of all over
                 inserts.sort(key=_CASE_ID)
-                _executemany(conn, insert_sql, inserts)
+                execute_many(conn, insert_sql, inserts)
             if updates:
-                _executemany(conn, update_sql, updates)
+                execute_many(conn, update_sql, updates)
         except integrity_error as e:  # a repeated activity (or a concurrent import)
             raise _Diagnose(e) from e
         inserts, updates = [], []
