@@ -95,6 +95,37 @@ def test_an_escape_notice_has_two_hours(engine: Engine) -> None:
     assert "no second channel" in alert.message
 
 
+def test_reconciliation_and_escalation_put_an_unacknowledged_notice_in_the_queue_once(
+    engine: Engine,
+) -> None:
+    from terugkeer.notify.reconcile import reconcile
+
+    feed(engine, intake("e1"), msg("escape", "e2", 20))
+    dispatch_once(engine, clock(), channels=channels())
+    escape = obligation(engine, "mayor.escape")
+    late = escape.delivered_at + 2 * H + S
+
+    mine = {f"reconcile:unacknowledged:{escape.key}", f"unacknowledged:{escape.id}"}
+
+    def queue_for_escape() -> list[str]:
+        return [a.key for a in alert_rows(engine, "unacknowledged") if a.key in mine]
+
+    # reconciliation first: it raises its own alert (escalation has not run)
+    first = reconcile(engine, late)
+    assert escape.key in {g.key for g in first.unacknowledged}
+    assert queue_for_escape() == [f"reconcile:unacknowledged:{escape.key}"]
+    # escalation raises its alert; the next reconciliation leaves the queue to that one
+    assert escalate(engine, late).unacknowledged >= 1
+    again = reconcile(engine, late + S)
+    assert escape.key in {g.key for g in again.unacknowledged}  # still reported
+    assert again.alerts_escalated >= 1
+    assert queue_for_escape() == [f"unacknowledged:{escape.id}"]
+    # acknowledged: nothing left open for it
+    acknowledge(engine, escape.id, "OOV Amsterdam", now=late + 2 * S)
+    assert escape.key not in {g.key for g in reconcile(engine, late + 3 * S).unacknowledged}
+    assert queue_for_escape() == []
+
+
 def test_an_acknowledged_notice_is_not_escalated(engine: Engine) -> None:
     feed(engine, intake("e1"))
     dispatch_once(engine, clock(), channels=channels())

@@ -195,6 +195,7 @@ class ReconcileReport:
     alerts_raised: int = 0
     alerts_resolved: int = 0
     alerts_open: int = 0
+    alerts_escalated: int = 0  # gaps already in the queue as the escalation's alert
     seconds: float = 0.0
 
     @property
@@ -229,6 +230,7 @@ class ReconcileReport:
                 "raised": self.alerts_raised,
                 "resolved": self.alerts_resolved,
                 "open": self.alerts_open,
+                "escalated": self.alerts_escalated,
             },
             "seconds": round(self.seconds, 3),
             "missing_obligation": [g.as_json() for g in self.missing],
@@ -1230,10 +1232,27 @@ def _delivery_gaps(
 # -- alerts ----------------------------------------------------------------------------------
 
 
+ESCALATED = ("unacknowledged", "unresolved")  # gap kinds the worker's escalation also raises
+
+
 def record_alerts(conn: Connection, report: ReconcileReport, now: datetime) -> None:
-    """Raise one alert per gap (kept while it stays open), resolve the ones whose gap closed."""
+    """Raise one alert per gap (kept while it stays open), resolve the ones whose gap closed.
+
+    An unacknowledged or unresolved obligation for which the worker's escalation already has
+    an open alert (``unacknowledged:<id>``, ``unresolved:<id>``) gets no second one: the
+    operator's queue holds the fact once. The gap is still reported; should escalation not
+    have raised it, reconciliation does."""
+    escalated = {
+        r.key
+        for r in conn.execute(
+            select(alerts.c.key).where(alerts.c.status == "open", alerts.c.kind.in_(ESCALATED))
+        )
+    }
     wanted: dict[str, Gap] = {}
     for g in report.gaps:
+        if g.kind in ESCALATED and f"{g.kind}:{g.obligation_id}" in escalated:
+            report.alerts_escalated += 1
+            continue
         wanted.setdefault(g.alert_key, g)
     open_alerts: dict[str, int] = {
         r.key: r.id

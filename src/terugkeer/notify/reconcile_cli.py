@@ -290,5 +290,6 @@ def _print_report(report: ReconcileReport, shown: int) -> None:
     summary = ", ".join(f"{k} {v:,}" for k, v in report.counts.items())
     _line(
         f"{'OK' if report.ok else 'GAPS'}: {summary}; alerts raised {report.alerts_raised:,}, "
-        f"resolved {report.alerts_resolved:,}, open {report.alerts_open:,}"
+        f"resolved {report.alerts_resolved:,}, open {report.alerts_open:,}, "
+        f"already escalated {report.alerts_escalated:,}"
     )
