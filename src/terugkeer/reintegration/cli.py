@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -175,19 +176,35 @@ def completeness_command(
 def completeness_table(rows: list[Any], limit: int | None = None) -> Table:
     from terugkeer.reintegration.codes import MOMENTS
 
-    table = Table(title="registration completeness (share of due moments with all five recorded)")
-    table.add_column("municipality")
-    table.add_column("cases", justify="right")
-    table.add_column("consent", justify="right")
+    table = Table(
+        title="registration completeness: share of due moments with all five conditions "
+        "recorded (--json gives the counts)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=0,
+        show_edge=False,
+    )
+    table.add_column("municipality", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("cases", justify="right", no_wrap=True)
+    table.add_column("consent", justify="right", no_wrap=True)
     for m in MOMENTS:
-        table.add_column(m.value, justify="right")
+        table.add_column(_SHORT_MOMENT.get(m.value, m.value), justify="right", no_wrap=True)
     shown = sorted(rows, key=lambda r: (-r.cases, r.municipality))
     for r in shown[:limit] if limit else shown:
-        cells = [
-            "–" if x.share is None else f"{x.share:.0%} ({x.recorded}/{x.due})" for x in r.moments
-        ]
-        table.add_row(f"{r.name} ({r.municipality})", f"{r.cases:,}", f"{r.with_consent:,}", *cells)
+        cells = ["–" if x.share is None else f"{x.share:.0%}" for x in r.moments]
+        table.add_row(f"{r.municipality} {r.name}", f"{r.cases:,}", f"{r.with_consent:,}", *cells)
     return table
+
+
+# column headers that fit an 80-column terminal
+_SHORT_MOMENT = {
+    "before_release": "before",
+    "month_1": "1 mo",
+    "month_6": "6 mo",
+    "month_12": "12 mo",
+    "month_24": "24 mo",
+}
 
 
 @reintegration_app.command("upcoming")
