@@ -424,7 +424,7 @@ def test_reintegration_lists_log_each_case_and_figures_log_nothing(cli_db: Engin
     feed(cli_db, intake("g1", period="P3", fields={"return_municipality": GM}))  # no case hook
     run("reintegration", "open-cases", "--as", "beheer")
     assert trail(cli_db, since) == [
-        ("cli:beheer", "caseworker", "case_opened", "reintegration_case", str(_case(cli_db, "P3")),
+        ("cli:beheer", "cli", "case_opened", "reintegration_case", str(_case(cli_db, "P3")),
          "reintegration registration"),
     ]  # fmt: skip
     chain_intact()

@@ -241,6 +241,16 @@ def test_registration_is_in_the_hash_chained_audit_log(client: TestClient, engin
             )
         ).all()
     assert ("caseworker:ams-1", "reintegration_case", str(cid)) in rows
+    with engine.connect() as conn:
+        roles = dict(
+            conn.execute(
+                select(audit_log.c.actor, audit_log.c.role)
+                .where(audit_log.c.record_type == "reintegration_case")
+                .distinct()
+            ).all()
+        )
+    # the case was opened by the detention hook, then touched by the caseworker
+    assert (roles["system:detention"], roles["caseworker:ams-1"]) == ("system", "caseworker")
     assert verify(engine).ok
 
 

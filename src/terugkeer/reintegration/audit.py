@@ -53,7 +53,10 @@ def audit_many(
     security_audit.record_many(
         conn,
         actor[:100],
-        "caseworker",
+        # the caseworker through the API; the command line; the detention hook ("system:…")
+        security_audit.role_of(
+            actor, security_audit.SYSTEM_ROLE if actor.startswith("system:") else "caseworker"
+        ),
         action,
         "reintegration_case",
         "reintegration registration",

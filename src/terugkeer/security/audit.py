@@ -104,6 +104,17 @@ def record_many(
     conn.execute(insert(audit_log), rows)
 
 
+CLI_ROLE = "cli"
+CLI_PREFIX = "cli:"  # the command line records its actors as "cli:<name>"
+SYSTEM_ROLE = "system"
+
+
+def role_of(actor: str, otherwise: str = SYSTEM_ROLE) -> str:
+    """The role recorded for an actor named by a string: ``cli`` for the command line's
+    ``cli:<name>``, else ``otherwise``."""
+    return CLI_ROLE if actor.startswith(CLI_PREFIX) else otherwise
+
+
 def record(
     conn: Connection,
     who: Principal | str,
@@ -117,7 +128,7 @@ def record(
 ) -> str:
     """Append one entry inside the caller's transaction; returns its hash."""
     at = (at or datetime.now(UTC)).astimezone(UTC)
-    actor, role = (who.name, who.role.value) if isinstance(who, Principal) else (who, "system")
+    actor, role = (who.name, who.role.value) if isinstance(who, Principal) else (who, role_of(who))
     body = json.dumps(details or {}, sort_keys=True, ensure_ascii=False, default=str)
     prev = _lock_and_head(conn)
     digest = _digest(prev, at, actor, role, action, record_type, str(record_id), purpose, body)

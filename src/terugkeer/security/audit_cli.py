@@ -28,8 +28,8 @@ from sqlalchemy import Engine
 from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.security import audit
 
-ROLE = "cli"
-PREFIX = "cli:"
+ROLE = audit.CLI_ROLE
+PREFIX = audit.CLI_PREFIX
 ACTOR_ENV = "TERUGKEER_ACTOR"
 LEGACY_ACTOR_ENV = "TERUGKEER_USER"
 JOB = "job"  # record type of the one row a bulk job appends per run
