@@ -66,3 +66,31 @@ def test_nothing_is_missing(drill: tuple[DrillReport, str]) -> None:
     assert report.required_source == "independent reconciliation", why
     assert report.missing == 0, why
     assert report.missing_detail == [], why
+
+
+def test_a_request_cut_off_by_a_killed_sender_is_not_a_bad_signature() -> None:
+    """A dispatcher killed between sending the headers and the body leaves the receiver a
+    short request: counted apart, unanswered (the delivery is retried), never a bad signature
+    (which the drill counts as a lost notice)."""
+    import socket
+    import threading
+
+    from terugkeer.notify.drill import Faults, _http_server, _ReceiverState
+
+    state = _ReceiverState(b"secret", 1, Faults(http_error=0, http_timeout=0))
+    server = _http_server(state)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(server.server_address[:2], timeout=5) as sock:
+            sock.sendall(
+                b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                b"X-Terugkeer-Signature: sha256=00\r\n\r\n" + b'{"cut": "off'
+            )
+            sock.shutdown(socket.SHUT_WR)  # the sender is gone
+            assert sock.recv(1024) == b""  # no answer
+    finally:
+        server.shutdown()
+        server.server_close()
+    stats = state.snapshot(reset=False)
+    assert stats.bad_signatures == 0
+    assert stats.faults == {"truncated by a killed sender": 1}

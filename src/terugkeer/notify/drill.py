@@ -259,7 +259,7 @@ class DrillReport:
             f"killed with SIGKILL: {self.kills} dispatcher processes, {self.ingest_kills} ingest "
             f"processes; {self.claims_cut:,} claimed notices left unrecorded by killed workers; "
             f"dispatchers that died by themselves: {self.unexpected_exits}",
-            f"receiver faults injected: {faults}",
+            f"receiver faults injected (and requests cut off by a kill): {faults}",
             f"settled: {'yes' if self.settled else 'NO'}; dead letters sent again by the operator: "
             f"{self.dead_letters}; bursts confirmed: {self.bursts_confirmed}; notices the check "
             f"cycle had to queue: {self.checks_queued}",
@@ -406,7 +406,17 @@ def _http_server(state: _ReceiverState) -> ThreadingHTTPServer:
             pass
 
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            if len(body) < length:
+                # the sender died between the headers and the end of the body (SIGKILL): a
+                # broken request, not a signed one; the delivery is retried by another worker
+                with state.lock:
+                    state.stats.faults["truncated by a killed sender"] = (
+                        state.stats.faults.get("truncated by a killed sender", 0) + 1
+                    )
+                self.close_connection = True
+                return
             expected = "sha256=" + hmac.new(state.secret, body, hashlib.sha256).hexdigest()
             action: int | str
             if hmac.compare_digest(self.headers.get(SIGNATURE_HEADER, ""), expected):
