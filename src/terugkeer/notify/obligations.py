@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from terugkeer.db.bulk import insert_rows, reserve_ids
+from terugkeer.db.bulk import insert_rows, reserve_ids, update_rows
 from terugkeer.db.tables import (
     deliveries,
     detention_periods,
@@ -260,12 +260,7 @@ def apply_evaluation(
     for target, correction in (withdrawn or {}).items():
         for row in by_cause.get(target, ()):
             voids.append((row, f"event [{target}] withdrawn by correction [{correction}]"))
-    done: set[int] = set()
-    for row, reason in voids:
-        if row.id in done:
-            continue
-        done.add(row.id)
-        _void(conn, endpoints, row, reason, now, counts)
+    _void_all(conn, endpoints, voids, now, counts)
     return counts
 
 
@@ -535,30 +530,48 @@ def _change(
         )
 
 
-def _void(
+def _void_all(
     conn: Connection,
     endpoints: Endpoints,
-    row: Any,
-    reason: str,
+    voids: Sequence[tuple[Any, str]],
     now: datetime,
     counts: ApplyCounts,
 ) -> None:
-    told = row.status in DELIVERED or row.delivered_at is not None
-    conn.execute(
-        update(obligations)
-        .where(obligations.c.id == row.id)
-        .values(status="voided", void_reason=reason, updated_at=now, version=row.version + 1)
+    """Void obligations (each once, with the first reason given) in a few statements whatever
+    their number: their notices not yet sent are not sent any more, and then a recipient who
+    was told gets a correction."""
+    first: dict[int, tuple[Any, str]] = {}
+    for row, reason in voids:
+        first.setdefault(row.id, (row, reason))
+    if not first:
+        return
+    update_rows(
+        conn,
+        obligations,
+        "id",
+        ("status", "void_reason", "updated_at", "version"),
+        [("voided", reason, now, row.version + 1, row.id) for row, reason in first.values()],
     )
-    _void_unsent(conn, row.id)
-    counts.voided += 1
-    if told and row.recipient_ref is not None:
-        counts.notices += add_delivery(
-            conn,
-            endpoints,
-            row.id,
-            row.recipient_kind,
-            row.recipient_ref,
-            "correction",
-            row.version + 1,
-            now,
+    for chunk in chunks(list(first)):
+        conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.obligation_id.in_(chunk),
+                deliveries.c.status.in_(("pending", "held")),
+            )
+            .values(status="voided")
         )
+    counts.voided += len(first)
+    for row, _reason in first.values():  # after the voiding above, which must not touch these
+        told = row.status in DELIVERED or row.delivered_at is not None
+        if told and row.recipient_ref is not None:
+            counts.notices += add_delivery(
+                conn,
+                endpoints,
+                row.id,
+                row.recipient_kind,
+                row.recipient_ref,
+                "correction",
+                row.version + 1,
+                now,
+            )
