@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy import Connection, Engine, func, select, update
 
 from terugkeer.config import get_settings
+from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.db.tables import alerts, deliveries, feed_events, obligations
 from terugkeer.detention.store import chunks
 from terugkeer.domain.refdata import refdata
@@ -213,13 +214,37 @@ class BurstError(ValueError):
     pass
 
 
+def held_obligations(conn: Connection, alert_id: int) -> list[int]:
+    """The obligations a burst alert holds back (what a decision on it changes), by id."""
+    raw = conn.execute(
+        select(alerts.c.details).where(alerts.c.id == alert_id, alerts.c.kind == "burst")
+    ).scalar_one_or_none()
+    releases = json.loads(raw).get("releases", []) if raw else []
+    held: list[int] = []
+    for chunk in chunks(list(releases)):
+        held.extend(
+            conn.execute(
+                select(obligations.c.id).where(
+                    obligations.c.cause_event_id.in_(chunk), obligations.c.status == "held"
+                )
+            ).scalars()
+        )
+    return sorted(held)
+
+
 def decide_burst(
-    engine: Engine, alert_id: int, *, confirm: bool, by: str, now: datetime | None = None
+    target: ConnOrEngine,
+    alert_id: int,
+    *,
+    confirm: bool,
+    by: str,
+    now: datetime | None = None,
 ) -> int:
-    """The operator's decision on a burst: confirm (send the held notices) or void them.
-    Returns the number of notices released or voided."""
+    """The operator's decision on a burst: confirm (send the held notices) or void them, in
+    the caller's transaction when given a connection. Returns the number of notices released
+    or voided."""
     now = now or datetime.now(UTC)
-    with engine.begin() as conn:
+    with transaction(target) as conn:
         alert = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
         if alert is None or alert.kind != "burst":
             raise BurstError(f"no burst alert with id [{alert_id}]")

@@ -8,11 +8,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from terugkeer.db.engine import make_engine
-from terugkeer.db.tables import alerts, obligations
-from terugkeer.detention.store import chunks
+from terugkeer.db.tables import alerts
 from terugkeer.security.audit_cli import AsOpt, CliAudit, PurposeOpt
 
 out = Console()
@@ -90,39 +89,18 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
             )
         out.print(table)
 
-    def _held(engine: Engine, alert_id: int) -> list[int]:
-        """The held obligations of a burst alert (what a decision changes)."""
-        with engine.connect() as conn:
-            raw = conn.execute(
-                select(alerts.c.details).where(alerts.c.id == alert_id, alerts.c.kind == "burst")
-            ).scalar_one_or_none()
-            releases = list(json.loads(raw).get("releases", [])) if raw else []
-            held: list[int] = []
-            for chunk in chunks(releases):
-                held.extend(
-                    conn.execute(
-                        select(obligations.c.id)
-                        .where(
-                            obligations.c.cause_event_id.in_(chunk),
-                            obligations.c.status == "held",
-                        )
-                        .order_by(obligations.c.id)
-                    ).scalars()
-                )
-        return held
-
     def _decide(alert_id: int, by: str, confirm: bool, trail: CliAudit) -> None:
-        from terugkeer.notify.watch import BurstError, decide_burst
+        from terugkeer.notify.watch import BurstError, decide_burst, held_obligations
 
-        engine = make_engine()
-        held = _held(engine, alert_id)
+        decision = {"burst_alert": alert_id, "decision": "confirmed" if confirm else "voided"}
         try:
-            n = decide_burst(engine, alert_id, confirm=confirm, by=by)
+            with make_engine().begin() as conn:  # the decision and its audit rows, or neither
+                held = held_obligations(conn, alert_id)
+                n = decide_burst(conn, alert_id, confirm=confirm, by=by)
+                trail.records(conn, "update", "notice", held, decision)
         except BurstError as e:
             out.print(f"[red]{e}[/red]")
             raise typer.Exit(2) from e
-        decision = {"burst_alert": alert_id, "decision": "confirmed" if confirm else "voided"}
-        trail.records(engine, "update", "notice", held, decision)
         out.print(f"{'released' if confirm else 'voided'} {n} held notices")
 
     @burst_app.command("confirm")
