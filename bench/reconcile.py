@@ -47,7 +47,7 @@ from terugkeer.db.tables import (
 )
 from terugkeer.domain.bsn import generate_bsn
 from terugkeer.domain.refdata import refdata
-from terugkeer.feed.ingest import EVENT_COLUMNS, PERIOD_COLUMNS
+from terugkeer.feed.ingest import EVENT_COLUMNS, PERIOD_COLUMNS, VICTIM_COLUMNS
 from terugkeer.notify.backfill import dispatcher_view
 from terugkeer.notify.reconcile import reconcile
 from terugkeer.notify.rules import default_rules
@@ -185,20 +185,7 @@ COLUMNS: dict[str, tuple[Table, tuple[str, ...]]] = {
         period_offences,
         ("id", "period_id", "position", "category", "statutory_max_years"),
     ),
-    "victims": (
-        victims,
-        (
-            "id",
-            "victim_ref",
-            "period_id",
-            "relation",
-            "spoke_in_court",
-            "wants_information",
-            "contact",
-            "registered_at",
-            "event_id",
-        ),
-    ),
+    "victims": (victims, ("id", *VICTIM_COLUMNS)),
     "feed_events": (feed_events, ("id", *EVENT_COLUMNS)),
 }
 
