@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
-from terugkeer.domain.bsn import is_valid_bsn
+from terugkeer.domain.bsn import is_valid_bsn, normalise_bsn
 from terugkeer.domain.codes import (
     CaseDecision,
     DetentionTitle,
@@ -473,19 +473,46 @@ def _parse_fast(line: str, line_no: int, origin: str, rd: RefData) -> FeedEvent:
             raise _NotFast
     elif not is_valid_bsn(bsn):
         raise _NotFast
-    elif len(bsn) == 8:
-        bsn = "0" + bsn
-    fields = _struct_fields(msg, specs, rd)
-    _cross_checks(kind, fields)
-    body = line.strip()
-    return FeedEvent(
+    return _event(
+        kind,
+        _struct_fields(msg, specs, rd),
+        line.strip(),
+        line_no,
+        origin,
         event_id=msg.event_id,
         source=_institution(msg.source, "source", rd),
         occurred_at=_timestamp(msg.occurred_at, "occurred_at", rd),
-        kind=kind,
         bsn=bsn,
         prison_number=prison_number,
         period_ref=msg.period,
+    )
+
+
+def _event(
+    kind: EventKind,
+    fields: dict[str, Any],
+    body: str,
+    line_no: int,
+    origin: str,
+    *,
+    event_id: str,
+    source: str,
+    occurred_at: datetime,
+    bsn: str | None,
+    prison_number: str | None,
+    period_ref: str | None,
+) -> FeedEvent:
+    """The event of a message whose fields passed their checks, after the checks across
+    fields; an 8-digit BSN gets its leading zero, the hash and sort rank are derived."""
+    _cross_checks(kind, fields)
+    return FeedEvent(
+        event_id=event_id,
+        source=source,
+        occurred_at=occurred_at,
+        kind=kind,
+        bsn=None if bsn is None else normalise_bsn(bsn),
+        prison_number=prison_number,
+        period_ref=period_ref,
         fields=fields,
         body=body,
         body_hash=body_hash(body),
@@ -577,16 +604,15 @@ def validate_message(
             "field [person] needs [bsn] or [prison_number]",
             field="person",
         )
-    if bsn is not None:
-        if not isinstance(bsn, str) or not _BSN_FORM.fullmatch(bsn) or not is_valid_bsn(bsn):
-            # The value is not echoed: even an invalid BSN may be personal data.
-            raise FeedError(
-                "invalid_bsn",
-                "field [person.bsn] fails the 11-proef or is not 9 digits",
-                field="person.bsn",
-            )
-        if len(bsn) == 8:
-            bsn = "0" + bsn
+    if bsn is not None and (
+        not isinstance(bsn, str) or not _BSN_FORM.fullmatch(bsn) or not is_valid_bsn(bsn)
+    ):
+        # The value is not echoed: even an invalid BSN may be personal data.
+        raise FeedError(
+            "invalid_bsn",
+            "field [person.bsn] fails the 11-proef or is not 9 digits",
+            field="person.bsn",
+        )
     if prison_number is not None:
         prison_number = _text(32).run(prison_number, "person.prison_number", rd)
 
@@ -598,22 +624,18 @@ def validate_message(
             raise FeedError("missing_field", "required field [period] is missing", field="period")
         period_ref = _text(MAX_REF_LENGTH).run(period, "period", rd)
 
-    fields = _object(obj, KIND_FIELDS[kind], "", rd)
-    _cross_checks(kind, fields)
-    return FeedEvent(
+    return _event(
+        kind,
+        _object(obj, KIND_FIELDS[kind], "", rd),
+        body,
+        line_no,
+        origin,
         event_id=event_id,
         source=source,
         occurred_at=occurred_at,
-        kind=kind,
         bsn=bsn,
         prison_number=prison_number,
         period_ref=period_ref,
-        fields=fields,
-        body=body,
-        body_hash=body_hash(body),
-        line_no=line_no,
-        origin=origin,
-        sort_rank=KIND_RANK[kind],
     )
 
 
