@@ -395,16 +395,17 @@ def _renotify(
         )
 
 
-def _void_unsent(conn: Connection, obligation_id: int) -> None:
-    """Notices of the obligation not yet sent are not sent any more."""
-    conn.execute(
-        update(deliveries)
-        .where(
-            deliveries.c.obligation_id == obligation_id,
-            deliveries.c.status.in_(("pending", "held")),
+def _void_unsent(conn: Connection, obligation_ids: Sequence[int]) -> None:
+    """Notices of the obligations not yet sent are not sent any more."""
+    for chunk in chunks(list(obligation_ids)):
+        conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.obligation_id.in_(chunk),
+                deliveries.c.status.in_(("pending", "held")),
+            )
+            .values(status="voided")
         )
-        .values(status="voided")
-    )
 
 
 def _reopen(
@@ -470,7 +471,7 @@ def _redirect(
 ) -> None:
     """Another recipient now (a return municipality named later): the new one gets the notice;
     an unsent notice to the old one is voided."""
-    _void_unsent(conn, row.id)
+    _void_unsent(conn, [row.id])
     version = row.version + 1
     _renotify(
         conn,
@@ -552,15 +553,7 @@ def _void_all(
         ("status", "void_reason", "updated_at", "version"),
         [("voided", reason, now, row.version + 1, row.id) for row, reason in first.values()],
     )
-    for chunk in chunks(list(first)):
-        conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.obligation_id.in_(chunk),
-                deliveries.c.status.in_(("pending", "held")),
-            )
-            .values(status="voided")
-        )
+    _void_unsent(conn, list(first))
     counts.voided += len(first)
     for row, _reason in first.values():  # after the voiding above, which must not touch these
         told = row.status in DELIVERED or row.delivered_at is not None
