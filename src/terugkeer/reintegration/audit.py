@@ -54,9 +54,7 @@ def audit_many(
         conn,
         actor[:100],
         # the caseworker through the API; the command line; the detention hook ("system:…")
-        security_audit.role_of(
-            actor, security_audit.SYSTEM_ROLE if actor.startswith("system:") else "caseworker"
-        ),
+        security_audit.role_of(actor, "caseworker"),
         action,
         "reintegration_case",
         "reintegration registration",

@@ -107,12 +107,17 @@ def record_many(
 CLI_ROLE = "cli"
 CLI_PREFIX = "cli:"  # the command line records its actors as "cli:<name>"
 SYSTEM_ROLE = "system"
+SYSTEM_PREFIX = "system:"  # parts of terugkeer acting on their own, e.g. "system:detention"
 
 
 def role_of(actor: str, otherwise: str = SYSTEM_ROLE) -> str:
     """The role recorded for an actor named by a string: ``cli`` for the command line's
-    ``cli:<name>``, else ``otherwise``."""
-    return CLI_ROLE if actor.startswith(CLI_PREFIX) else otherwise
+    ``cli:<name>``, ``system`` for ``system:<part>``, else ``otherwise``."""
+    if actor.startswith(CLI_PREFIX):
+        return CLI_ROLE
+    if actor.startswith(SYSTEM_PREFIX):
+        return SYSTEM_ROLE
+    return otherwise
 
 
 def record(
