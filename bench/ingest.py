@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).parent))
 from common import postgres_available, temporary_database
 from terugkeer.db.bulk import insert_rows
-from terugkeer.db.engine import make_engine
+from terugkeer.db.engine import SQLITE_PRAGMAS, make_engine
 from terugkeer.db.migrate import upgrade
 from terugkeer.db.tables import detention_periods, feed_events, period_offences, persons
 from terugkeer.feed.ingest import ingest_files
@@ -89,8 +89,8 @@ def bare_store(url: str, feed: Path, batch_size: int, *, minimal: bool = False) 
         import sqlite3
 
         conn: Any = sqlite3.connect(parsed.database or ":memory:")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        for pragma in SQLITE_PRAGMAS:  # the store configured as terugkeer configures it
+            conn.execute(pragma)
         mark = "?"
     else:
         conn = psycopg.connect(

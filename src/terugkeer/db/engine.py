@@ -12,17 +12,23 @@ from sqlalchemy.engine import make_url
 
 from terugkeer.config import get_settings
 
+# Set on every SQLite connection. Bulk ingest writes index pages all over the file: a 64 MiB
+# page cache and a checkpoint every ~32 MiB of WAL (instead of every 4 MiB) write each page
+# less often.
+SQLITE_PRAGMAS = (
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA cache_size=-65536",
+    "PRAGMA wal_autocheckpoint=8000",
+)
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    # Bulk ingest writes index pages all over the file: a 64 MiB page cache and a checkpoint
-    # every ~32 MiB of WAL (instead of every 4 MiB) write each page less often.
-    cursor.execute("PRAGMA cache_size=-65536")
-    cursor.execute("PRAGMA wal_autocheckpoint=8000")
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
     cursor.close()
 
 
@@ -38,7 +44,19 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    event.listen(engine, "connect", _postgresql_settings)
+    return engine
+
+
+def _postgresql_settings(dbapi_connection: Any, _record: Any) -> None:
+    # psycopg prepares a statement it has run five times, and PostgreSQL may then plan it once
+    # for any parameters. For `column = ANY(array)` (db.bulk.among) such a generic plan
+    # compares each row with every value instead of probing a hash of them: 55 ms instead
+    # of under 1 ms per lookup of 900 ids. Plan for the actual values every time.
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    dbapi_connection.commit()
 
 
 ConnOrEngine = Connection | Engine

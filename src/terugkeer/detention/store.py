@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from terugkeer.db.bulk import IN_CHUNK, read_date, read_datetime, select_in, select_rows
+from terugkeer.db.bulk import IN_CHUNK, among, read_date, read_datetime, select_in, select_rows
 from terugkeer.db.tables import feed_events, period_offences
 from terugkeer.detention.periods import Offence, PeriodState, fold
 from terugkeer.domain.codes import DETENTION_KINDS, PeriodStatus
@@ -46,7 +46,7 @@ def load_periods(
         for chunk in chunks([r[0] for r in rows]):
             for o in conn.execute(
                 select(period_offences)
-                .where(period_offences.c.period_id.in_(chunk))
+                .where(among(conn, period_offences.c.period_id, chunk))
                 .order_by(period_offences.c.period_id, period_offences.c.position)
             ):
                 offences[o.period_id].append(Offence(o.category, o.statutory_max_years))

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
 
-from terugkeer.db.bulk import insert_rows, read_datetime, reserve_ids, select_in, update_rows
+from terugkeer.db.bulk import among, insert_rows, read_datetime, reserve_ids, select_in, update_rows
 from terugkeer.db.tables import (
     detention_periods,
     feed_events,
@@ -516,7 +516,9 @@ class _Batch:
         redo = [p for p in self.periods.values() if p is not None and p.offences_dirty]
         old = [p.id for p in redo if not p.new]
         for chunk in chunks(old):
-            conn.execute(delete(period_offences).where(period_offences.c.period_id.in_(chunk)))
+            conn.execute(
+                delete(period_offences).where(among(conn, period_offences.c.period_id, chunk))
+            )
         insert_rows(
             conn,
             period_offences,
@@ -603,7 +605,7 @@ class _Batch:
         for chunk in chunks(done):
             self.conn.execute(
                 update(quarantine)
-                .where(quarantine.c.id.in_(chunk))
+                .where(among(self.conn, quarantine.c.id, chunk))
                 .values(status="applied", resolved_at=self.now, attempts=quarantine.c.attempts + 1)
             )
 
@@ -719,7 +721,9 @@ class _Batch:
             (reconvictions, EventKind.RECONVICTION, "case_ref"),
         ):
             refs = self.conn.execute(
-                select(table.c[key], table.c.id).where(table.c.event_id.in_(event_ids))
+                select(table.c[key], table.c.id).where(
+                    among(self.conn, table.c.event_id, event_ids)
+                )
             ).all()
             for ref, row_id in refs:
                 self.conn.execute(delete(table).where(table.c.id == row_id))
@@ -930,7 +934,7 @@ def _parked(conn: Connection, keys: Iterable[str]) -> list[Item]:
                 quarantine.c.raw,
                 quarantine.c.format,
             )
-            .where(quarantine.c.status == "open", quarantine.c.waits_for.in_(chunk))
+            .where(quarantine.c.status == "open", among(conn, quarantine.c.waits_for, chunk))
             .order_by(quarantine.c.id)
         ):
             items.append(

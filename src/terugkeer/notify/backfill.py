@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
+from terugkeer.db.bulk import among
 from terugkeer.db.tables import detention_periods, feed_events, obligations
 from terugkeer.detention.store import chunks
 from terugkeer.domain.codes import DETENTION_KINDS, EventKind
@@ -61,7 +62,7 @@ def _stored_events(conn: Connection, refs: Sequence[str]) -> dict[str, _Stored]:
                 feed_events.c.occurred_at,
                 feed_events.c.body,
             ).where(
-                feed_events.c.period_ref.in_(chunk),
+                among(conn, feed_events.c.period_ref, chunk),
                 feed_events.c.kind.in_(kinds),
                 feed_events.c.withdrawn_by.is_(None),
             )
@@ -254,7 +255,9 @@ def backfill(
         reopened = [i.key for i in report.items if i.action == "reopened"]
         for chunk in chunks(reopened):
             conn.execute(
-                update(obligations).where(obligations.c.key.in_(chunk)).values(backfilled=True)
+                update(obligations)
+                .where(among(conn, obligations.c.key, chunk))
+                .values(backfilled=True)
             )
         report.created = counts.created
         report.reopened = len(reopened)

@@ -41,6 +41,7 @@ import structlog
 from sqlalchemy import Connection, Engine, and_, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
+from terugkeer.db.bulk import among
 from terugkeer.db.tables import deliveries, delivery_attempts, obligations
 from terugkeer.notify.alerts import raise_alert, resolve_alert
 from terugkeer.notify.channels import Channel, DeliveryError, Notice, default_channels
@@ -159,7 +160,7 @@ class Dispatcher:
             claimed = list(
                 conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id.in_(ids), due)
+                    .where(among(conn, deliveries.c.id, ids), due)
                     .values(next_attempt_at=lease_until, attempts=deliveries.c.attempts + 1)
                     .returning(deliveries.c.id)
                 ).scalars()
@@ -189,7 +190,7 @@ class Dispatcher:
                     obligations.c.backfilled,
                 )
                 .join(obligations, obligations.c.id == deliveries.c.obligation_id)
-                .where(deliveries.c.id.in_(claimed))
+                .where(among(conn, deliveries.c.id, claimed))
             ).all()
         order = {delivery_id: i for i, delivery_id in enumerate(ids)}  # oldest due first
         rows = sorted(rows, key=lambda r: order[r.id])
@@ -278,7 +279,7 @@ class Dispatcher:
                 obligations.c.recipient_ref,
                 obligations.c.delivered_at,
                 obligations.c.rule_id,
-            ).where(obligations.c.id.in_(ids))
+            ).where(among(conn, obligations.c.id, ids))
             if self._postgres:
                 current = current.with_for_update()
             state = {r.id: r for r in conn.execute(current.order_by(obligations.c.id))}
@@ -317,7 +318,7 @@ class Dispatcher:
         by_id = {o.notice.delivery_id: o.notice for o in successes}
         conn.execute(
             update(deliveries)
-            .where(deliveries.c.id.in_(list(by_id)), deliveries.c.status != "delivered")
+            .where(among(conn, deliveries.c.id, list(by_id)), deliveries.c.status != "delivered")
             .values(status="delivered", delivered_at=now, last_error=None)
         )
         # record the version that was actually sent (a change may have moved the row on)
@@ -371,13 +372,15 @@ class Dispatcher:
             if ids:
                 conn.execute(
                     update(obligations)
-                    .where(obligations.c.id.in_(ids), obligations.c.status.in_(DELIVERABLE))
+                    .where(
+                        among(conn, obligations.c.id, ids), obligations.c.status.in_(DELIVERABLE)
+                    )
                     .values(**values)
                 )
         if told:
             conn.execute(
                 update(obligations)
-                .where(obligations.c.id.in_(told), obligations.c.delivered_at.is_(None))
+                .where(among(conn, obligations.c.id, told), obligations.c.delivered_at.is_(None))
                 .values(delivered_at=now)
             )
 

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
+from terugkeer.db.bulk import among
 from terugkeer.db.tables import (
     alerts,
     deliveries,
@@ -999,7 +1000,7 @@ def _claims(conn: Connection, ids: list[int] | None = None) -> list[Any]:
         func.coalesce(recorded.c.n, 0).label("rows"),
     ).outerjoin(recorded, recorded.c.delivery_id == deliveries.c.id)
     if ids is not None:
-        stmt = stmt.where(deliveries.c.id.in_(ids))
+        stmt = stmt.where(among(conn, deliveries.c.id, ids))
     return list(conn.execute(stmt).all())
 
 

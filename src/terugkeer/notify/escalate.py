@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Engine, exists, select, text, update
 
+from terugkeer.db.bulk import among
 from terugkeer.db.tables import alerts, deliveries, obligations
 from terugkeer.detention.store import chunks
 from terugkeer.notify.alerts import raise_alert, resolve_alert
@@ -195,7 +196,9 @@ def _reminder_times(conn: Connection, ids: list[int]) -> dict[tuple[int, int], d
                 deliveries.c.obligation_id,
                 deliveries.c.obligation_version,
                 deliveries.c.created_at,
-            ).where(deliveries.c.obligation_id.in_(chunk), deliveries.c.notice == "reminder")
+            ).where(
+                among(conn, deliveries.c.obligation_id, chunk), deliveries.c.notice == "reminder"
+            )
         ):
             key = (r.obligation_id, r.obligation_version)
             out[key] = min(out.get(key, r.created_at), r.created_at)
@@ -329,7 +332,9 @@ def _resolve_gone(
         return
     for chunk in chunks(list(wanted)):
         for r in conn.execute(
-            select(obligations.c.id, obligations.c.status).where(obligations.c.id.in_(chunk))
+            select(obligations.c.id, obligations.c.status).where(
+                among(conn, obligations.c.id, chunk)
+            )
         ):
             for key in wanted[r.id]:
                 gone = (

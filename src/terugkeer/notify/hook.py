@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
+from terugkeer.db.bulk import among
 from terugkeer.db.tables import feed_events
 from terugkeer.detention.store import chunks
 from terugkeer.domain.codes import DETENTION_KINDS, EventKind
@@ -38,7 +39,7 @@ def evaluate_events(
     targets = [t for t in withdrawn if t not in {e.event_id for e in events}]
     for chunk in chunks(targets):
         for row in conn.execute(
-            select(feed_events.c.period_ref).where(feed_events.c.event_id.in_(chunk))
+            select(feed_events.c.period_ref).where(among(conn, feed_events.c.event_id, chunk))
         ):
             if row.period_ref:
                 by_period.setdefault(row.period_ref, [])

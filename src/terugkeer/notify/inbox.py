@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
 
+from terugkeer.db.bulk import among
 from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.db.tables import deliveries, obligations
 from terugkeer.notify.alerts import resolve_alert
@@ -260,7 +261,9 @@ def _render(conn: Connection, rows: Sequence[Any]) -> list[NoticeRead]:
     sent: dict[int, list[DeliveryRead]] = {i: [] for i in ids}
     if ids:
         for d in conn.execute(
-            select(deliveries).where(deliveries.c.obligation_id.in_(ids)).order_by(deliveries.c.id)
+            select(deliveries)
+            .where(among(conn, deliveries.c.obligation_id, ids))
+            .order_by(deliveries.c.id)
         ):
             sent[d.obligation_id].append(
                 DeliveryRead(

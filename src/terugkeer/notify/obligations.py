@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from terugkeer.db.bulk import insert_rows, reserve_ids, update_rows
+from terugkeer.db.bulk import among, insert_rows, reserve_ids, update_rows
 from terugkeer.db.tables import (
     deliveries,
     detention_periods,
@@ -55,7 +55,7 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
         for r in conn.execute(
             select(detention_periods, persons.c.birth_date)
             .join(persons, persons.c.id == detention_periods.c.person_id)
-            .where(detention_periods.c.period_ref.in_(chunk))
+            .where(among(conn, detention_periods.c.period_ref, chunk))
         ):
             ids[r.id] = r.period_ref
             out[r.period_ref] = PeriodFacts(
@@ -78,7 +78,7 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
     for chunk in chunks(list(ids)):
         for o in conn.execute(
             select(period_offences.c.period_id, period_offences.c.category).where(
-                period_offences.c.period_id.in_(chunk)
+                among(conn, period_offences.c.period_id, chunk)
             )
         ):
             categories[ids[o.period_id]].add(o.category)
@@ -90,7 +90,7 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
                 victims.c.spoke_in_court,
                 victims.c.registered_at,
             )
-            .where(victims.c.period_id.in_(chunk))
+            .where(among(conn, victims.c.period_id, chunk))
             .order_by(victims.c.victim_ref)
         ):
             found[ids[v.period_id]].append(
@@ -107,7 +107,7 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
                 feed_events.c.body,
             )
             .where(
-                feed_events.c.period_ref.in_(chunk),
+                among(conn, feed_events.c.period_ref, chunk),
                 feed_events.c.kind == "leave_granted",
                 feed_events.c.withdrawn_by.is_(None),
             )
@@ -131,7 +131,7 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
                 feed_events.c.occurred_at,
             )
             .where(
-                feed_events.c.period_ref.in_(chunk),
+                among(conn, feed_events.c.period_ref, chunk),
                 feed_events.c.kind.in_(("escape", "recapture", "death")),
                 feed_events.c.withdrawn_by.is_(None),
             )
@@ -220,7 +220,7 @@ def apply_evaluation(
         # reading an obligation and changing it; a fixed order keeps lock order consistent.
         stmt = (
             select(obligations)
-            .where(obligations.c.period_ref.in_(chunk))
+            .where(among(conn, obligations.c.period_ref, chunk))
             .order_by(obligations.c.id)
             .with_for_update()
         )
@@ -401,7 +401,7 @@ def _void_unsent(conn: Connection, obligation_ids: Sequence[int]) -> None:
         conn.execute(
             update(deliveries)
             .where(
-                deliveries.c.obligation_id.in_(chunk),
+                among(conn, deliveries.c.obligation_id, chunk),
                 deliveries.c.status.in_(("pending", "held")),
             )
             .values(status="voided")

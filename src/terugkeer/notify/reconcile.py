@@ -66,6 +66,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import Subquery
 
+from terugkeer.db.bulk import among
 from terugkeer.db.tables import (
     alerts,
     detention_periods,
@@ -1071,7 +1072,9 @@ def _missing_gaps(conn: Connection, rules: RuleSet, rows: list[_Row]) -> list[Ga
         row.key: row.status
         for chunk in chunks([r.key for r in rows])
         for row in conn.execute(
-            select(obligations.c.key, obligations.c.status).where(obligations.c.key.in_(chunk))
+            select(obligations.c.key, obligations.c.status).where(
+                among(conn, obligations.c.key, chunk)
+            )
         )
     }
     out: list[Gap] = []
@@ -1282,7 +1285,7 @@ def record_alerts(conn: Connection, report: ReconcileReport, now: datetime) -> N
     for chunk in chunks(closed):
         conn.execute(
             update(alerts)
-            .where(alerts.c.id.in_(chunk), alerts.c.status == "open")
+            .where(among(conn, alerts.c.id, chunk), alerts.c.status == "open")
             .values(status="resolved", resolved_at=now)
         )
     report.alerts_raised = len(new)

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from terugkeer.db.bulk import among
 from terugkeer.db.engine import make_engine
 from terugkeer.security.audit_cli import AsOpt, CliAudit, PurposeOpt
 
@@ -149,7 +150,7 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
                 for chunk in chunks([i.key for i in report.items]):
                     for key, obligation_id in conn.execute(
                         select(obligations.c.key, obligations.c.id).where(
-                            obligations.c.key.in_(chunk)
+                            among(conn, obligations.c.key, chunk)
                         )
                     ):
                         ids[key] = obligation_id

@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy import Connection, Engine, func, select, update
 
 from terugkeer.config import get_settings
+from terugkeer.db.bulk import among
 from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.db.tables import alerts, deliveries, feed_events, obligations
 from terugkeer.detention.store import chunks
@@ -188,7 +189,7 @@ def _obligations_caused_by(conn: Connection, event_ids: Sequence[str]) -> list[i
         out.extend(
             r.id
             for r in conn.execute(
-                select(obligations.c.id).where(obligations.c.cause_event_id.in_(chunk))
+                select(obligations.c.id).where(among(conn, obligations.c.cause_event_id, chunk))
             )
         )
     return out
@@ -199,12 +200,12 @@ def _hold(conn: Connection, event_ids: Sequence[str]) -> int:
     for chunk in chunks(_obligations_caused_by(conn, event_ids)):
         held += conn.execute(
             update(deliveries)
-            .where(deliveries.c.obligation_id.in_(chunk), deliveries.c.status == "pending")
+            .where(among(conn, deliveries.c.obligation_id, chunk), deliveries.c.status == "pending")
             .values(status="held")
         ).rowcount
         conn.execute(
             update(obligations)
-            .where(obligations.c.id.in_(chunk), obligations.c.status == "open")
+            .where(among(conn, obligations.c.id, chunk), obligations.c.status == "open")
             .values(status="held")
         )
     return held
@@ -225,7 +226,7 @@ def held_obligations(conn: Connection, alert_id: int) -> list[int]:
         held.extend(
             conn.execute(
                 select(obligations.c.id).where(
-                    obligations.c.cause_event_id.in_(chunk), obligations.c.status == "held"
+                    among(conn, obligations.c.cause_event_id, chunk), obligations.c.status == "held"
                 )
             ).scalars()
         )
@@ -256,12 +257,14 @@ def decide_burst(
         for chunk in chunks(ids):
             count += conn.execute(
                 update(deliveries)
-                .where(deliveries.c.obligation_id.in_(chunk), deliveries.c.status == "held")
+                .where(
+                    among(conn, deliveries.c.obligation_id, chunk), deliveries.c.status == "held"
+                )
                 .values(status="pending" if confirm else "voided", next_attempt_at=now)
             ).rowcount
             conn.execute(
                 update(obligations)
-                .where(obligations.c.id.in_(chunk), obligations.c.status == "held")
+                .where(among(conn, obligations.c.id, chunk), obligations.c.status == "held")
                 .values(
                     status="open" if confirm else "voided",
                     void_reason=None if confirm else f"voided by {by}: burst of releases",

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from terugkeer.db.bulk import insert_rows, read_date, read_datetime, reserve_ids
+from terugkeer.db.bulk import among, insert_rows, read_date, read_datetime, reserve_ids
 from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.db.tables import detention_periods, feed_events, persons
 from terugkeer.detention.store import chunks
@@ -105,7 +105,9 @@ def open_cases(
         else:
             refs = sorted(set(period_refs))
             for chunk in chunks(refs):
-                rows = list(conn.execute(base.where(detention_periods.c.period_ref.in_(chunk))))
+                rows = list(
+                    conn.execute(base.where(among(conn, detention_periods.c.period_ref, chunk)))
+                )
                 _process(conn, rows, now, actor, result)
     return result
 
@@ -124,7 +126,7 @@ def _process(
                 reintegration_cases.c.period_id,
                 reintegration_cases.c.status,
                 reintegration_cases.c.municipality,
-            ).where(reintegration_cases.c.period_id.in_(chunk))
+            ).where(among(conn, reintegration_cases.c.period_id, chunk))
         ):
             existing[c.period_id] = c
     new: list[tuple[int, Any, PeriodView]] = []
@@ -218,7 +220,7 @@ def reintegration_hook() -> BatchHook:
         targets = [t for t in applied.withdrawn if t not in {e.event_id for e in applied.events}]
         for chunk in chunks(targets):
             for row in conn.execute(
-                select(feed_events.c.period_ref).where(feed_events.c.event_id.in_(chunk))
+                select(feed_events.c.period_ref).where(among(conn, feed_events.c.event_id, chunk))
             ):
                 if row.period_ref:
                     refs.add(row.period_ref)

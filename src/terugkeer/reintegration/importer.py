@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from terugkeer.db.bulk import read_date
+from terugkeer.db.bulk import among, read_date
 from terugkeer.db.tables import detention_periods
 from terugkeer.detention.store import chunks
 from terugkeer.reintegration import codes, values
@@ -439,7 +439,7 @@ def _plan_cases(
     for chunk in chunks([c.id for c in cases]):
         for rc in conn.execute(
             select(reintegration_consents)
-            .where(reintegration_consents.c.case_id.in_(chunk))
+            .where(among(conn, reintegration_consents.c.case_id, chunk))
             .order_by(reintegration_consents.c.id)
         ):
             latest_consent[rc.case_id] = (rc.status, read_date(rc.on_date), rc.scope)
@@ -1543,14 +1543,14 @@ def import_screenings(
         for chunk in chunks(sorted({p[1] for p in parsed})):
             for r in conn.execute(
                 select(detention_periods.c.id, detention_periods.c.period_ref).where(
-                    detention_periods.c.period_ref.in_(chunk)
+                    among(conn, detention_periods.c.period_ref, chunk)
                 )
             ):
                 periods[r.period_ref] = r.id
         stored: dict[int, Any] = {}
         for chunk in chunks(list(periods.values())):
             for r in conn.execute(
-                select(intake_screenings).where(intake_screenings.c.period_id.in_(chunk))
+                select(intake_screenings).where(among(conn, intake_screenings.c.period_id, chunk))
             ):
                 stored[r.period_id] = r
         seen: dict[str, int] = {}
@@ -1613,7 +1613,7 @@ def import_screenings(
                     reintegration_cases.c.period_id,
                     reintegration_cases.c.consent_scope,
                 ).where(
-                    reintegration_cases.c.period_id.in_(chunk),
+                    among(conn, reintegration_cases.c.period_id, chunk),
                     reintegration_cases.c.consent == ConsentStatus.GIVEN.value,
                 )
             ):

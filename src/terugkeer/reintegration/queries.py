@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy import case as sql_case
 
-from terugkeer.db.bulk import read_date
+from terugkeer.db.bulk import among, read_date
 from terugkeer.db.tables import detention_periods
 from terugkeer.detention.store import chunks
 from terugkeer.domain.refdata import refdata
@@ -479,7 +479,7 @@ def completeness(
     for chunk in chunks([c.id for c in cases]):
         for r in conn.execute(
             select(condition_facts.c.case_id, condition_facts.c.moment, condition_facts.c.condition)
-            .where(condition_facts.c.case_id.in_(chunk))
+            .where(among(conn, condition_facts.c.case_id, chunk))
             .distinct()
         ):
             per_moment[(r.case_id, r.moment)] += 1

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from terugkeer.db.bulk import read_date, read_datetime
+from terugkeer.db.bulk import among, read_date, read_datetime
 from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.db.tables import detention_periods, persons
 from terugkeer.reintegration import codes
@@ -285,7 +285,7 @@ def prefill_screenings(conn: Connection, cases: Sequence[tuple[int, int]], *, no
     screened: dict[int, Any] = {}
     for chunk in chunks(sorted(set(period_of.values()))):
         for s in conn.execute(
-            select(intake_screenings).where(intake_screenings.c.period_id.in_(chunk))
+            select(intake_screenings).where(among(conn, intake_screenings.c.period_id, chunk))
         ):
             screened[s.period_id] = s
     todo = [c for c, p in period_of.items() if p in screened]
@@ -293,7 +293,7 @@ def prefill_screenings(conn: Connection, cases: Sequence[tuple[int, int]], *, no
     for chunk in chunks(sorted(todo)):
         for r in conn.execute(
             select(condition_facts.c.case_id, condition_facts.c.condition).where(
-                condition_facts.c.case_id.in_(chunk),
+                among(conn, condition_facts.c.case_id, chunk),
                 condition_facts.c.moment == Moment.INTAKE.value,
             )
         ):
@@ -384,7 +384,7 @@ def current_facts(
     for chunk in chunks(list(case_ids)):
         for r in conn.execute(
             select(condition_facts)
-            .where(condition_facts.c.case_id.in_(chunk))
+            .where(among(conn, condition_facts.c.case_id, chunk))
             .order_by(condition_facts.c.id)
         ):
             out.setdefault(r.case_id, {})[(r.condition, r.moment)] = r
