@@ -1038,7 +1038,7 @@ def _planning(conn: Connection, refs: Iterable[str]) -> dict[str, tuple[str, dat
     for chunk in chunks(sorted(set(refs))):
         for r in conn.execute(
             select(e.period_ref, e.kind, e.event_id, e.occurred_at).where(
-                e.period_ref.in_(chunk),
+                among(conn, e.period_ref, chunk),
                 e.kind.in_(tuple(rank)),
                 e.withdrawn_by.is_(None),
             )
@@ -1054,7 +1054,7 @@ def _intakes(conn: Connection, refs: Iterable[str]) -> dict[str, str]:
     for chunk in chunks(sorted(set(refs))):
         for r in conn.execute(
             select(e.period_ref, e.event_id).where(
-                e.period_ref.in_(chunk),
+                among(conn, e.period_ref, chunk),
                 e.kind == EventKind.INTAKE.value,
                 e.withdrawn_by.is_(None),
             )
