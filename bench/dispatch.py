@@ -43,8 +43,13 @@ from urllib.parse import urlsplit
 
 # Only what the worker processes need is imported here: they are started with "spawn" and
 # import this module again, and its imports are not part of either system's start.
-from terugkeer.notify.channels import Notice
-from terugkeer.notify.channels.webhook import SIGNATURE_HEADER, WebhookChannel, encode, sign
+from terugkeer.notify.delivery.channels import Notice
+from terugkeer.notify.delivery.channels.webhook import (
+    SIGNATURE_HEADER,
+    WebhookChannel,
+    encode,
+    sign,
+)
 
 if TYPE_CHECKING:
     from terugkeer.notify.drill import Receivers, ReceiverStats
@@ -158,7 +163,7 @@ def our_worker(url: str, limit: int) -> None:
     """One process of terugkeer's worker loop, as `terugkeer notify dispatch --once` runs it."""
     from terugkeer.db.engine import make_engine
     from terugkeer.logs import configure
-    from terugkeer.notify.dispatch import WorkerOptions, run_worker_process
+    from terugkeer.notify.delivery.dispatch import WorkerOptions, run_worker_process
 
     configure("warning")
     engine = make_engine(url)
@@ -271,8 +276,8 @@ def ours(receivers: Receivers, notices: list[Notice], workers: int, limit: int) 
 
     from common import temporary_database
     from terugkeer.db.engine import make_engine
-    from terugkeer.db.migrate import upgrade
-    from terugkeer.db.tables import deliveries
+    from terugkeer.migrations import upgrade
+    from terugkeer.notify.tables import deliveries
 
     folder = Path(tempfile.gettempdir())
     with temporary_database("postgresql", folder) as url:

@@ -42,8 +42,8 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from terugkeer.db.engine import make_engine
-from terugkeer.db.migrate import upgrade
-from terugkeer.db.tables import detention_periods, persons
+from terugkeer.detention.tables import detention_periods, persons
+from terugkeer.migrations import upgrade
 from terugkeer.reintegration.codes import ACTIVITY_TYPES
 from terugkeer.reintegration.importer import import_activities
 from terugkeer.reintegration.tables import reintegration_cases

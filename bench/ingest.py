@@ -43,10 +43,10 @@ from common import postgres_available, temporary_database
 from terugkeer import intake
 from terugkeer.db.bulk import insert_rows
 from terugkeer.db.engine import SQLITE_PRAGMAS, make_engine
-from terugkeer.db.migrate import upgrade
-from terugkeer.db.tables import detention_periods, feed_events, period_offences, persons
 from terugkeer.demo import demo_endpoints
-from terugkeer.feed.ingest import ingest_files
+from terugkeer.detention.ingest import ingest_files
+from terugkeer.detention.tables import detention_periods, feed_events, period_offences, persons
+from terugkeer.migrations import upgrade
 from terugkeer.synth import generate
 
 

@@ -36,21 +36,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import postgres_available, temporary_database
 from terugkeer.db.bulk import insert_rows
 from terugkeer.db.engine import make_engine
-from terugkeer.db.migrate import upgrade
-from terugkeer.db.tables import (
+from terugkeer.detention.ingest import EVENT_COLUMNS, PERIOD_COLUMNS, VICTIM_COLUMNS
+from terugkeer.detention.tables import (
     detention_periods,
     feed_events,
-    obligations,
     period_offences,
     persons,
     victims,
 )
 from terugkeer.domain.bsn import generate_bsn
 from terugkeer.domain.refdata import refdata
-from terugkeer.feed.ingest import EVENT_COLUMNS, PERIOD_COLUMNS, VICTIM_COLUMNS
-from terugkeer.notify.backfill import dispatcher_view
-from terugkeer.notify.reconcile import reconcile
-from terugkeer.notify.rules import default_rules
+from terugkeer.migrations import upgrade
+from terugkeer.notify.assurance.backfill import dispatcher_view
+from terugkeer.notify.assurance.reconcile import reconcile
+from terugkeer.notify.rules.ruleset import default_rules
+from terugkeer.notify.tables import obligations
 
 CHUNK = 20_000
 YEAR = 2024

@@ -18,11 +18,12 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from terugkeer.db.engine import make_engine
-from terugkeer.db.migrate import upgrade
-from terugkeer.db.tables import metadata
 from terugkeer.logs import configure as configure_logging
+from terugkeer.migrations import schema_metadata, upgrade
 
 from .logscan import personal_data_in
+
+metadata = schema_metadata()
 
 PG_ADMIN_URL = os.environ.get(
     "TERUGKEER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -22,8 +22,8 @@ from terugkeer.security.accounts import (
 )
 from terugkeer.security.passwords import WeakPasswordError
 from terugkeer.security.tables import api_tokens, users
-from terugkeer.security.web import CSRF_HEADER, SESSION_COOKIE
 from terugkeer.web.app import create_app
+from terugkeer.web.auth import CSRF_HEADER, SESSION_COOKIE
 
 PASSWORD = "een heel lang wachtwoord"
 

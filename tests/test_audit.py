@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from terugkeer.cli import app
 from terugkeer.db.engine import make_engine
-from terugkeer.db.migrate import upgrade
+from terugkeer.migrations import upgrade
 from terugkeer.security import audit
 from terugkeer.security.roles import Principal, Role
 

@@ -12,12 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from terugkeer.notify.dispatch import dispatch_once
+from terugkeer.notify.delivery.dispatch import dispatch_once
 from terugkeer.reintegration.cases import open_cases
 from terugkeer.security.accounts import add_user, create_token
 from terugkeer.security.roles import ROLE_PERMISSIONS, Permission, Role
-from terugkeer.security.web import PUBLIC, api_routes, route_permissions
 from terugkeer.web.app import create_app
+from terugkeer.web.auth import PUBLIC, api_routes, route_permissions
 
 from .feedutil import intake, msg
 from .test_dispatch import channels, clock, feed, obligation

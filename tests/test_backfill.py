@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from terugkeer.db.tables import deliveries
-from terugkeer.notify import backfill as backfill_module
-from terugkeer.notify.backfill import backfill, explain_period, list_obligations
-from terugkeer.notify.evaluate import Evaluation
-from terugkeer.notify.reconcile import reconcile
+from terugkeer.notify.assurance import backfill as backfill_module
+from terugkeer.notify.assurance.backfill import backfill, explain_period, list_obligations
+from terugkeer.notify.assurance.reconcile import reconcile
+from terugkeer.notify.rules.evaluate import Evaluation
+from terugkeer.notify.tables import deliveries
 
 from .feedutil import T0, intake, msg
 from .test_reconcile import (

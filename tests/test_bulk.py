@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from terugkeer.db.bulk import IN_CHUNK, among, insert_rows
-from terugkeer.db.tables import persons
+from terugkeer.detention.tables import persons
 
 
 @pytest.fixture

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from terugkeer.notify.channels import DeliveryError, Notice
-from terugkeer.notify.channels.email import EmailChannel, SmtpSettings, compose
-from terugkeer.notify.channels.portal import PortalChannel
-from terugkeer.notify.channels.webhook import SIGNATURE_HEADER, WebhookChannel, encode
+from terugkeer.notify.delivery.channels import DeliveryError, Notice
+from terugkeer.notify.delivery.channels.email import EmailChannel, SmtpSettings, compose
+from terugkeer.notify.delivery.channels.portal import PortalChannel
+from terugkeer.notify.delivery.channels.webhook import SIGNATURE_HEADER, WebhookChannel, encode
 
 SECRET = b"test-webhook-secret"
 PERIOD = "PI-VUG-2025-000123"  # a period reference: allowed in the webhook, not in e-mail

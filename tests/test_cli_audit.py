@@ -17,10 +17,13 @@ from sqlalchemy import Engine, func, select, update
 from typer.testing import CliRunner, Result
 
 from terugkeer.cli import app
+from terugkeer.cli import audit as audit_cli
+from terugkeer.cli.audit import actor_name
 from terugkeer.config import get_settings
-from terugkeer.db.tables import alerts, deliveries, detention_periods, obligations
-from terugkeer.feed.ingest import ingest_text
-from terugkeer.notify.dispatch import dispatch_once
+from terugkeer.detention.ingest import ingest_text
+from terugkeer.detention.tables import detention_periods
+from terugkeer.notify.delivery.dispatch import dispatch_once
+from terugkeer.notify.tables import alerts, deliveries, obligations
 from terugkeer.reintegration.cases import reintegration_hook
 from terugkeer.reintegration.service import (
     ConditionsIn,
@@ -29,8 +32,6 @@ from terugkeer.reintegration.service import (
     record_consent,
 )
 from terugkeer.reintegration.tables import reintegration_cases
-from terugkeer.security import audit_cli
-from terugkeer.security.audit_cli import actor_name
 from terugkeer.security.tables import audit_log
 
 from .feedutil import BSN, BSN2, intake, lines, msg

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from terugkeer.config import Settings
-from terugkeer.db.tables import victims
-from terugkeer.feed.ingest import ingest_text
+from terugkeer.detention.ingest import ingest_text
+from terugkeer.detention.tables import victims
 from terugkeer.security.crypto import (
     DecryptError,
     FieldCipher,

@@ -24,12 +24,11 @@ from typer.testing import CliRunner
 
 from terugkeer.cli import app
 from terugkeer.config import get_settings
-from terugkeer.db.tables import alerts, deliveries, delivery_attempts, notify_endpoints, obligations
-from terugkeer.feed.ingest import ingest_text
-from terugkeer.notify.channels import Channel
-from terugkeer.notify.channels.portal import PortalChannel
-from terugkeer.notify.channels.webhook import WebhookChannel
-from terugkeer.notify.dispatch import (
+from terugkeer.detention.ingest import ingest_text
+from terugkeer.notify.delivery.channels import Channel
+from terugkeer.notify.delivery.channels.portal import PortalChannel
+from terugkeer.notify.delivery.channels.webhook import WebhookChannel
+from terugkeer.notify.delivery.dispatch import (
     Dispatcher,
     RetryError,
     RetryPolicy,
@@ -39,6 +38,13 @@ from terugkeer.notify.dispatch import (
     run_workers,
 )
 from terugkeer.notify.hook import notify_hook
+from terugkeer.notify.tables import (
+    alerts,
+    deliveries,
+    delivery_attempts,
+    notify_endpoints,
+    obligations,
+)
 
 from .feedutil import intake, lines, msg
 from .test_channels import SECRET, Receiver

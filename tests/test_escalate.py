@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, text, update
 
-from terugkeer.db.tables import alerts, deliveries, obligations
-from terugkeer.notify.dispatch import _optional, dispatch_once, run_checks
-from terugkeer.notify.escalate import LOCK_ID, escalate
-from terugkeer.notify.inbox import acknowledge
+from terugkeer.notify.assurance.escalate import LOCK_ID, escalate
+from terugkeer.notify.delivery.dispatch import _optional, dispatch_once, run_checks
+from terugkeer.notify.delivery.inbox import acknowledge
+from terugkeer.notify.tables import alerts, deliveries, obligations
 
 from .feedutil import intake, msg
 from .test_channels import Receiver
@@ -98,7 +98,7 @@ def test_an_escape_notice_has_two_hours(engine: Engine) -> None:
 def test_reconciliation_and_escalation_put_an_unacknowledged_notice_in_the_queue_once(
     engine: Engine,
 ) -> None:
-    from terugkeer.notify.reconcile import reconcile
+    from terugkeer.notify.assurance.reconcile import reconcile
 
     feed(engine, intake("e1"), msg("escape", "e2", 20))
     dispatch_once(engine, clock(), channels=channels())
@@ -231,4 +231,4 @@ def test_the_check_cycle_runs_escalation_feed_watch_and_reconciliation(engine: E
     assert set(results) == {"errors", "escalation", "feed_watch", "reconciliation"}
     assert results["escalation"]["skipped"] is False
     assert _optional("terugkeer.notify.not_there", "reconcile") is None
-    assert _optional("terugkeer.notify.escalate", "not_there") is None
+    assert _optional("terugkeer.notify.assurance.escalate", "not_there") is None

@@ -8,7 +8,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from terugkeer.feed.parse import FeedError, json_schema, parse_line
+from terugkeer.detention.parse import json_schema, parse_line
+from terugkeer.domain.events import FeedError
 
 from .feedutil import intake, msg
 

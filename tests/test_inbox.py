@@ -15,10 +15,9 @@ from typer.testing import CliRunner
 
 from terugkeer.cli import app
 from terugkeer.config import get_settings
-from terugkeer.db.tables import alerts, deliveries
-from terugkeer.notify.dispatch import dispatch_once
-from terugkeer.notify.escalate import escalate
-from terugkeer.notify.inbox import (
+from terugkeer.notify.assurance.escalate import escalate
+from terugkeer.notify.delivery.dispatch import dispatch_once
+from terugkeer.notify.delivery.inbox import (
     InvalidRequest,
     NoticeConflict,
     NoticeNotFound,
@@ -27,6 +26,7 @@ from terugkeer.notify.inbox import (
     list_notices,
     mark_read,
 )
+from terugkeer.notify.tables import alerts, deliveries
 from terugkeer.security.accounts import add_user, create_token
 from terugkeer.security.tables import audit_log
 from terugkeer.web.app import create_app

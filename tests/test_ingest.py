@@ -8,7 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from terugkeer.db.tables import (
+from terugkeer.detention.ingest import ingest_files, ingest_text
+from terugkeer.detention.tables import (
     detention_periods,
     feed_events,
     period_offences,
@@ -17,7 +18,6 @@ from terugkeer.db.tables import (
     reconvictions,
     victims,
 )
-from terugkeer.feed.ingest import ingest_files, ingest_text
 
 from .feedutil import BSN, BSN2, T0, intake, lines, msg
 

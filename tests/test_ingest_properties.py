@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from terugkeer.db.tables import feed_events, quarantine
+from terugkeer.detention.ingest import ingest_text
+from terugkeer.detention.parse import parse_line
 from terugkeer.detention.periods import fold
 from terugkeer.detention.store import check_periods, load_periods
-from terugkeer.feed.ingest import ingest_text
-from terugkeer.feed.parse import parse_line
+from terugkeer.detention.tables import feed_events, quarantine
 
 from .conftest import _empty_all
 from .feedutil import intake, msg

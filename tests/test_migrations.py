@@ -9,8 +9,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from terugkeer.db.engine import make_engine
-from terugkeer.db.migrate import alembic_config, downgrade, upgrade
-from terugkeer.db.tables import metadata
+from terugkeer.migrations import alembic_config, downgrade, schema_metadata, upgrade
+
+metadata = schema_metadata()
 
 
 def test_one_head() -> None:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from terugkeer.cli import app
 from terugkeer.config import get_settings
-from terugkeer.db.tables import obligations
+from terugkeer.notify.tables import obligations
 
 from .feedutil import intake, msg
 from .test_reconcile import feed, remove, stored

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, update
 
-from terugkeer.db.tables import deliveries, obligations
-from terugkeer.feed.ingest import ingest_text
+from terugkeer.detention.ingest import ingest_text
 from terugkeer.notify.hook import notify_hook
-from terugkeer.notify.rules import RuleError, load_rules, parse_rules
+from terugkeer.notify.rules.ruleset import RuleError, load_rules, parse_rules
+from terugkeer.notify.tables import deliveries, obligations
 
 from .feedutil import AMS, intake, lines, msg
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from terugkeer.detention.parse import parse_line
 from terugkeer.domain.codes import EventKind
-from terugkeer.feed.parse import FeedError, parse_line
+from terugkeer.domain.events import FeedError
 
 from .feedutil import intake, msg
 

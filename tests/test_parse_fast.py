@@ -19,10 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from terugkeer.detention import parse as P
+from terugkeer.detention.parse import parse_line, parse_line_reference
 from terugkeer.detention.periods import PeriodState
+from terugkeer.domain.events import FeedError
 from terugkeer.domain.refdata import refdata
-from terugkeer.feed import parse as P
-from terugkeer.feed.parse import FeedError, parse_line, parse_line_reference
 from terugkeer.synth import generate
 from terugkeer.synth.messy import MessyRates
 

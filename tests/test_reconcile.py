@@ -26,16 +26,16 @@ from sqlalchemy import (
     update,
 )
 
-from terugkeer.db.tables import alerts, deliveries, obligations
 from terugkeer.db.types import UTCDateTime
-from terugkeer.feed.ingest import ingest_text
+from terugkeer.detention.ingest import ingest_text
 from terugkeer.intake import ingest_files
 from terugkeer.notify import hook
-from terugkeer.notify.backfill import backfill
-from terugkeer.notify.evaluate import Evaluation, PeriodFacts
+from terugkeer.notify.assurance.backfill import backfill
+from terugkeer.notify.assurance.reconcile import ReconcileReport, _Sql, reconcile
 from terugkeer.notify.hook import notify_hook
-from terugkeer.notify.reconcile import ReconcileReport, _Sql, reconcile
-from terugkeer.notify.rules import RuleSet
+from terugkeer.notify.rules.evaluate import Evaluation, PeriodFacts
+from terugkeer.notify.rules.ruleset import RuleSet
+from terugkeer.notify.tables import alerts, deliveries, obligations
 from terugkeer.synth import generate
 
 from .conftest import _empty_all as empty_all

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
-from terugkeer.feed.ingest import ingest_text
+from terugkeer.detention.ingest import ingest_text
 from terugkeer.reintegration.cases import reintegration_hook
 from terugkeer.reintegration.tables import reintegration_audit, reintegration_cases
 from terugkeer.security.accounts import add_user, create_token

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from terugkeer.db.tables import detention_periods
-from terugkeer.feed.ingest import ingest_text
+from terugkeer.detention.ingest import ingest_text
+from terugkeer.detention.tables import detention_periods
 from terugkeer.reintegration import codes
 from terugkeer.reintegration.cases import open_cases, reintegration_hook
 from terugkeer.reintegration.codes import Condition, InOrder

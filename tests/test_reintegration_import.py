@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from terugkeer.cli import app
 from terugkeer.config import get_settings
-from terugkeer.feed.ingest import ingest_text
+from terugkeer.detention.ingest import ingest_text
 from terugkeer.reintegration import importer, values
 from terugkeer.reintegration.cases import reintegration_hook
 from terugkeer.reintegration.importer import (

@@ -9,9 +9,9 @@ import pytest
 from rich.console import Console
 from sqlalchemy import Engine
 
-from terugkeer.feed.ingest import ingest_files
+from terugkeer.demo.registration import demo_step
+from terugkeer.detention.ingest import ingest_files
 from terugkeer.reintegration.cases import reintegration_hook
-from terugkeer.reintegration.demo import demo_step
 from terugkeer.synth import MessyRates, generate
 from terugkeer.synth.registrations import MessyRegistrations, write_registrations
 

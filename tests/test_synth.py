@@ -21,11 +21,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from terugkeer.detention.parse import parse_line
 from terugkeer.detention.periods import PeriodState, fold
 from terugkeer.domain.bsn import is_valid_bsn
 from terugkeer.domain.codes import COUNTS_AS_RECIDIVISM, CaseDecision, EventKind
+from terugkeer.domain.events import FeedError, FeedEvent
 from terugkeer.domain.refdata import refdata
-from terugkeer.feed.parse import FeedError, FeedEvent, parse_line
 from terugkeer.synth import MessyRates, SynthSummary, clock, generate
 from terugkeer.synth import params as P
 from terugkeer.synth.messy import FAILS_PARSE

@@ -8,10 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from terugkeer.db.tables import alerts, deliveries, obligations
-from terugkeer.feed.ingest import ingest_text
+from terugkeer.detention.ingest import ingest_text
+from terugkeer.notify.assurance.watch import (
+    BurstError,
+    check_freshness,
+    decide_burst,
+    working_hours_between,
+)
 from terugkeer.notify.hook import notify_hook
-from terugkeer.notify.watch import BurstError, check_freshness, decide_burst, working_hours_between
+from terugkeer.notify.tables import alerts, deliveries, obligations
 
 from .feedutil import AMS, intake, lines, msg
 

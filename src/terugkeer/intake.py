@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from terugkeer.feed import ingest, quarantine
-from terugkeer.feed.ingest import BatchHook, IngestResult
+from terugkeer.detention import ingest, quarantine
+from terugkeer.detention.ingest import BatchHook, IngestResult
 from terugkeer.notify.hook import notify_hook
 from terugkeer.reintegration.cases import reintegration_hook
 

@@ -8,7 +8,7 @@ types would store them on each dialect (so reading them back through the tables 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -196,3 +196,8 @@ def select_in(conn: Connection, sql: str, column: str, values: Sequence[Any]) ->
             select_rows(conn, f"{sql} WHERE {column} IN ({placeholders(conn, len(chunk))})", chunk)
         )
     return rows
+
+
+def chunks(seq: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]

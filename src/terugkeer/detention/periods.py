@@ -18,7 +18,7 @@ from terugkeer.domain.codes import (
     EventKind,
     PeriodStatus,
 )
-from terugkeer.feed.parse import FeedError, FeedEvent
+from terugkeer.domain.events import FeedError, FeedEvent
 
 
 @dataclass(frozen=True, slots=True)

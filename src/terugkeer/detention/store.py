@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from sqlalchemy import Connection, select
 
-from terugkeer.db.bulk import IN_CHUNK, among, read_date, read_datetime, select_in, select_rows
-from terugkeer.db.tables import feed_events, period_offences
+from terugkeer.db.bulk import among, chunks, read_date, read_datetime, select_in, select_rows
+from terugkeer.detention.parse import parse_line
 from terugkeer.detention.periods import Offence, PeriodState, fold
+from terugkeer.detention.tables import feed_events, period_offences
 from terugkeer.domain.codes import DETENTION_KINDS, PeriodStatus
+from terugkeer.domain.events import FeedEvent
 from terugkeer.domain.refdata import refdata
-from terugkeer.feed.parse import FeedEvent, parse_line
-
-
-def chunks(seq: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
-
 
 _PERIOD_SQL = (
     "SELECT p.id, p.person_id, p.period_ref, s.bsn, s.prison_number, p.source, p.institution,"

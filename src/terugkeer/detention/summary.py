@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func, select
 
-from terugkeer.db.tables import (
+from terugkeer.detention.quarantine import count_by_reason
+from terugkeer.detention.tables import (
     detention_periods,
     feed_events,
     persons,
     reconvictions,
     victims,
 )
-from terugkeer.feed.quarantine import count_by_reason
 
 
 @dataclass

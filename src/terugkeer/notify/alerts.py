@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from terugkeer.db.tables import alerts
+from terugkeer.notify.tables import alerts
 
 
 def raise_alert(

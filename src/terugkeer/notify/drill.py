@@ -8,7 +8,7 @@ and drops, or an empty one it is given) with real receivers on loopback, and bre
   into chunks. Each chunk is ingested by its own process (``terugkeer.intake.ingest_files``:
   events, periods, obligations and delivery rows in one transaction per batch) while the
   dispatchers run; two neighbouring chunks swap places and one chunk is sent twice.
-- **Crashes.** Several dispatcher processes (``terugkeer.notify.dispatch.run_worker``, the
+- **Crashes.** Several dispatcher processes (``terugkeer.notify.delivery.dispatch.run_worker``, the
   first one also running the check cycle) deliver on a short retry policy and a short lease.
   At random moments one is killed with SIGKILL and started again a moment later; some ingest
   processes are killed too, and their chunk is sent again.
@@ -62,16 +62,16 @@ from sqlalchemy import Connection, Engine, create_engine, func, insert, select, 
 from sqlalchemy.engine import make_url
 
 from terugkeer.db.bulk import among
-from terugkeer.db.tables import (
+from terugkeer.detention.tables import feed_events
+from terugkeer.notify.delivery.channels.webhook import SIGNATURE_HEADER
+from terugkeer.notify.delivery.dispatch import RetryPolicy
+from terugkeer.notify.tables import (
     alerts,
     deliveries,
     delivery_attempts,
-    feed_events,
     notify_endpoints,
     obligations,
 )
-from terugkeer.notify.channels.webhook import SIGNATURE_HEADER
-from terugkeer.notify.dispatch import RetryPolicy
 
 if TYPE_CHECKING:  # the synthesiser (and numpy) only where the feed is made
     from terugkeer.synth import MessyRates
@@ -80,7 +80,7 @@ DEFAULT_SERVER = os.environ.get(
     "TERUGKEER_DRILL_SERVER_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 SECRET = b"terugkeer-drill-webhook-secret"
-KEY_HEADER = "X-Terugkeer-Idempotency-Key"  # as terugkeer.notify.channels.email
+KEY_HEADER = "X-Terugkeer-Idempotency-Key"  # as terugkeer.notify.delivery.channels.email
 WEBHOOK_PATH = "/terugkeer/meldingen"
 SENDER = "terugkeer@drill.example"
 OPERATOR = "drill operator"
@@ -655,11 +655,11 @@ def _worker_main(spec: _WorkerSpec) -> None:
     """A dispatcher process: the product's worker loop with the drill's channels."""
     from terugkeer.db.engine import make_engine
     from terugkeer.logs import configure
-    from terugkeer.notify.channels import Channel
-    from terugkeer.notify.channels.email import EmailChannel, SmtpSettings
-    from terugkeer.notify.channels.portal import PortalChannel
-    from terugkeer.notify.channels.webhook import WebhookChannel
-    from terugkeer.notify.dispatch import Dispatcher, WorkerOptions, run_worker
+    from terugkeer.notify.delivery.channels import Channel
+    from terugkeer.notify.delivery.channels.email import EmailChannel, SmtpSettings
+    from terugkeer.notify.delivery.channels.portal import PortalChannel
+    from terugkeer.notify.delivery.channels.webhook import WebhookChannel
+    from terugkeer.notify.delivery.dispatch import Dispatcher, WorkerOptions, run_worker
 
     configure(spec.log_level)
     stop = _Stop()
@@ -1009,8 +1009,8 @@ def _operator(engine: Engine) -> tuple[int, int, dict[int, tuple[int, int]]]:
     confirm every burst the feed watch held. Returns the numbers of dead letters and bursts,
     and per dead letter (claims left unrecorded, recorded attempts) before it was queued again
     (sending it again starts its claim count anew)."""
-    from terugkeer.notify.dispatch import retry_dead
-    from terugkeer.notify.watch import decide_burst
+    from terugkeer.notify.assurance.watch import decide_burst
+    from terugkeer.notify.delivery.dispatch import retry_dead
 
     with engine.connect() as conn:
         dead = list(
@@ -1043,8 +1043,8 @@ def _calm_run(
     a second temporary database: the keys of the obligations (not voided) that creates. What
     the drill lacks of these was lost to its faults or to the order the feed came in."""
     from terugkeer.db.engine import make_engine
-    from terugkeer.db.migrate import upgrade
     from terugkeer.intake import ingest_files
+    from terugkeer.migrations import upgrade
 
     try:
         with drill_database(None, server) as calm_url:
@@ -1068,11 +1068,11 @@ def _calm_run(
 
 
 def _reconcile() -> Callable[..., Any] | None:
-    """``terugkeer.notify.reconcile.reconcile`` when it is installed."""
+    """``terugkeer.notify.assurance.reconcile.reconcile`` when it is installed."""
     try:
-        module = importlib.import_module("terugkeer.notify.reconcile")
+        module = importlib.import_module("terugkeer.notify.assurance.reconcile")
     except ModuleNotFoundError as e:
-        if e.name == "terugkeer.notify.reconcile":
+        if e.name == "terugkeer.notify.assurance.reconcile":
             return None
         raise
     fn = getattr(module, "reconcile", None)
@@ -1121,7 +1121,7 @@ def _run(
     config: DrillConfig, url: str | None, server: str, say: Callable[[str], None] | None
 ) -> DrillReport:
     from terugkeer.db.engine import make_engine
-    from terugkeer.db.migrate import upgrade
+    from terugkeer.migrations import upgrade
 
     tell = say or (lambda _line: None)
     rng = random.Random(config.seed)  # noqa: S311 - the drill's plan, not security
@@ -1290,7 +1290,7 @@ def _drill(
     receivers.set_faults(Faults.none())  # the receivers are repaired
     report.dead_letters, report.bursts_confirmed, retried = _operator(engine)
     drained = _wait_drained(engine, group, config.settle_timeout) and drained
-    from terugkeer.notify.escalate import escalate
+    from terugkeer.notify.assurance.escalate import escalate
 
     for _ in range(3):  # the check cycle's outbox check, until it finds nothing to queue
         counts = escalate(engine)

@@ -8,16 +8,15 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
-from terugkeer.db.bulk import among
-from terugkeer.db.tables import feed_events
-from terugkeer.detention.store import chunks
+from terugkeer.db.bulk import among, chunks
+from terugkeer.detention.ingest import AppliedBatch, BatchHook
+from terugkeer.detention.tables import feed_events
 from terugkeer.domain.codes import DETENTION_KINDS, EventKind
-from terugkeer.feed.ingest import AppliedBatch, BatchHook
-from terugkeer.feed.parse import FeedEvent
-from terugkeer.notify.evaluate import Evaluation, Happening, evaluate_period
-from terugkeer.notify.obligations import ApplyCounts, apply_evaluation, period_facts
-from terugkeer.notify.rules import RuleSet, default_rules
-from terugkeer.notify.watch import brake_bursts
+from terugkeer.domain.events import FeedEvent
+from terugkeer.notify.assurance.watch import brake_bursts
+from terugkeer.notify.rules.evaluate import Evaluation, Happening, evaluate_period
+from terugkeer.notify.rules.obligations import ApplyCounts, apply_evaluation, period_facts
+from terugkeer.notify.rules.ruleset import RuleSet, default_rules
 
 PLANNING_KINDS = (EventKind.INTAKE, EventKind.RELEASE_DATE_SET)
 

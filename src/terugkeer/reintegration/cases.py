@@ -15,12 +15,11 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from terugkeer.db.bulk import among, insert_rows, read_date, read_datetime, reserve_ids
+from terugkeer.db.bulk import among, chunks, insert_rows, read_date, read_datetime, reserve_ids
 from terugkeer.db.engine import ConnOrEngine, transaction
-from terugkeer.db.tables import detention_periods, feed_events, persons
-from terugkeer.detention.store import chunks
+from terugkeer.detention.ingest import AppliedBatch, BatchHook
+from terugkeer.detention.tables import detention_periods, feed_events, persons
 from terugkeer.domain.codes import DETENTION_KINDS
-from terugkeer.feed.ingest import AppliedBatch, BatchHook
 from terugkeer.reintegration.audit import audit_many, now_utc
 from terugkeer.reintegration.codes import ConsentStatus
 from terugkeer.reintegration.scope import (

@@ -30,9 +30,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from terugkeer.db.bulk import among, read_date
-from terugkeer.db.tables import detention_periods
-from terugkeer.detention.store import chunks
+from terugkeer.db.bulk import among, chunks, read_date
+from terugkeer.detention.tables import detention_periods
 from terugkeer.reintegration import codes, values
 from terugkeer.reintegration.audit import audit, audit_many, now_utc
 from terugkeer.reintegration.codes import (

@@ -13,9 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy import case as sql_case
 
-from terugkeer.db.bulk import among, read_date
-from terugkeer.db.tables import detention_periods
-from terugkeer.detention.store import chunks
+from terugkeer.db.bulk import among, chunks, read_date
+from terugkeer.detention.tables import detention_periods
 from terugkeer.domain.refdata import refdata
 from terugkeer.reintegration import codes
 from terugkeer.reintegration.audit import audit, audit_many

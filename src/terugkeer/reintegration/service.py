@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select, update
 
 from terugkeer.db.bulk import among, read_date, read_datetime
 from terugkeer.db.engine import ConnOrEngine, transaction
-from terugkeer.db.tables import detention_periods, persons
+from terugkeer.detention.tables import detention_periods, persons
 from terugkeer.reintegration import codes
 from terugkeer.reintegration.audit import audit, audit_many, now_utc
 from terugkeer.reintegration.codes import (
@@ -279,7 +279,7 @@ def prefill_screening(conn: Connection, case_id: int, period_id: int, *, now: da
 
 def prefill_screenings(conn: Connection, cases: Sequence[tuple[int, int]], *, now: datetime) -> int:
     """:func:`prefill_screening` for many (case id, period id) pairs, with set-based reads."""
-    from terugkeer.detention.store import chunks
+    from terugkeer.db.bulk import chunks
 
     period_of = dict(cases)
     screened: dict[int, Any] = {}
@@ -379,7 +379,7 @@ def current_facts(
 ) -> dict[int, dict[tuple[str, str], Any]]:
     """Per case: (condition, moment) -> the newest fact row."""
     out: dict[int, dict[tuple[str, str], Any]] = {}
-    from terugkeer.detention.store import chunks
+    from terugkeer.db.bulk import chunks
 
     for chunk in chunks(list(case_ids)):
         for r in conn.execute(

@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from terugkeer.db.tables import metadata
+from terugkeer.db.metadata import metadata
 from terugkeer.db.types import UTCDateTime
 
 # A case (nazorgdossier): one per detention period, in the municipality the person returns to.

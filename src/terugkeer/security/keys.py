@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from terugkeer.db.tables import victims
+from terugkeer.detention.tables import victims
 from terugkeer.security.crypto import FieldCipher, contact_context, field_cipher
 
 

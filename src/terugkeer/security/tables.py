@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, Text
 
-from terugkeer.db.tables import metadata
+from terugkeer.db.metadata import metadata
 from terugkeer.db.types import UTCDateTime
 
 users = Table(

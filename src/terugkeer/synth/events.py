@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from terugkeer.domain.codes import EventKind
-from terugkeer.feed.parse import KIND_RANK
+from terugkeer.domain.events import KIND_RANK
 from terugkeer.synth import clock
 from terugkeer.synth import params as P
 from terugkeer.synth.clock import DAY, HOUR, I64

@@ -10,7 +10,7 @@ file, with exactly the malformed lines quarantined.
 * out of order: a line moved 1 to ``max_distance`` lines earlier or later (log-uniform
   distance, so most moves are short);
 * malformed: an extra line derived from the current one, of one of :data:`MALFORMED_TYPES`.
-  All but ``release_before_intake`` fail :func:`terugkeer.feed.parse.parse_line`; that one is
+  All but ``release_before_intake`` fail :func:`terugkeer.detention.parse.parse_line`; that one is
   well formed but dated before its period's intake, so folding the period fails.
 """
 
@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from terugkeer.detention.parse import KIND_FIELDS
 from terugkeer.domain.bsn import is_valid_bsn
 from terugkeer.domain.codes import EventKind
 from terugkeer.domain.refdata import RefData
-from terugkeer.feed.parse import KIND_FIELDS
 from terugkeer.synth import clock
 
 MALFORMED_TYPES = (

@@ -18,7 +18,7 @@ from terugkeer import __version__
 from terugkeer.db.engine import make_engine
 from terugkeer.security.crypto import check_production_settings
 from terugkeer.security.roles import Permission
-from terugkeer.security.web import check_routes, requires, security_headers
+from terugkeer.web.auth import check_routes, requires, security_headers
 
 API_VERSION = "1.0.0"
 BASE = "/api/v1"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from terugkeer.security import audit
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.security.tables import audit_log
-from terugkeer.security.web import requires
+from terugkeer.web.auth import requires
 
 router = APIRouter(tags=["audit"])
 Auditor = Annotated[Principal, Depends(requires(Permission.AUDIT_READ))]

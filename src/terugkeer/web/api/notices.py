@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Engine, false, or_
 
-from terugkeer.notify import inbox
-from terugkeer.notify.inbox import NoticeList, NoticeRead
+from terugkeer.notify.delivery import inbox
+from terugkeer.notify.delivery.inbox import NoticeList, NoticeRead
 from terugkeer.security import audit
 from terugkeer.security.roles import Permission, Principal, Role
-from terugkeer.security.web import requires
+from terugkeer.web.auth import requires
 
 router = APIRouter(tags=["meldingen"])
 

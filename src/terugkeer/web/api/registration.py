@@ -38,8 +38,8 @@ from terugkeer.reintegration.schemas import (
     UpcomingReturn,
 )
 from terugkeer.security.roles import Permission, Principal
-from terugkeer.security.web import authenticate, requires
 from terugkeer.web.app import problem
+from terugkeer.web.auth import authenticate, requires
 
 router = APIRouter(tags=["nazorg"])
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from terugkeer.security.accounts import SESSION_HOURS, SignInError, sign_in, sign_out
 from terugkeer.security.roles import Permission
-from terugkeer.security.web import SESSION_COOKIE, requires, set_session_cookie
+from terugkeer.web.auth import SESSION_COOKIE, requires, set_session_cookie
 
 router = APIRouter(tags=["sessies"])
 Public = Annotated[None, Depends(requires(Permission.HEALTH_READ))]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from terugkeer.security import audit
 from terugkeer.security.keys import victim_contact
 from terugkeer.security.roles import Permission, Principal
-from terugkeer.security.web import requires
+from terugkeer.web.auth import requires
 
 router = APIRouter(tags=["slachtoffers"])
 IdvOfficer = Annotated[Principal, Depends(requires(Permission.VICTIM_CONTACT_READ))]

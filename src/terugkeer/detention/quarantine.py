@@ -1,0 +1,116 @@
+"""The quarantine: messages that could not be applied, kept with their raw content and
+reason, listed for the operator and replayed after a fix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from terugkeer.detention.ingest import (
+    BatchHook,
+    IngestResult,
+    Item,
+    ProgressCallback,
+    ingest_items,
+)
+from terugkeer.detention.tables import quarantine
+
+STATUSES = ("open", "applied", "all")
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    id: int
+    received_at: datetime
+    origin: str
+    line_no: int
+    event_id: str | None
+    reason: str
+    field: str | None
+    value: str | None
+    message: str
+    waits_for: str | None
+    status: str
+    attempts: int
+    raw: str
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["received_at"] = self.received_at.isoformat()
+        return out
+
+
+def _query(status: str, reason: str | None, ids: Sequence[int] | None) -> Any:
+    if status not in STATUSES:
+        raise ValueError(f"unknown quarantine status [{status}]; use one of {STATUSES}")
+    stmt = select(quarantine).order_by(quarantine.c.id)
+    if status != "all":
+        stmt = stmt.where(quarantine.c.status == status)
+    if reason:
+        stmt = stmt.where(quarantine.c.reason == reason)
+    if ids:
+        stmt = stmt.where(quarantine.c.id.in_(list(ids)))
+    return stmt
+
+
+def list_quarantine(
+    engine: Engine,
+    *,
+    status: str = "open",
+    reason: str | None = None,
+    limit: int | None = None,
+) -> list[QuarantineEntry]:
+    stmt = _query(status, reason, None)
+    if limit:
+        stmt = stmt.limit(limit)
+    with engine.connect() as conn:
+        return [
+            QuarantineEntry(
+                id=r.id,
+                received_at=r.received_at,
+                origin=r.origin,
+                line_no=r.line_no,
+                event_id=r.event_id,
+                reason=r.reason,
+                field=r.field,
+                value=r.value,
+                message=r.message,
+                waits_for=r.waits_for,
+                status=r.status,
+                attempts=r.attempts,
+                raw=r.raw,
+            )
+            for r in conn.execute(stmt)
+        ]
+
+
+def count_by_reason(engine: Engine, status: str = "open") -> dict[str, int]:
+    stmt = select(quarantine.c.reason, func.count()).group_by(quarantine.c.reason)
+    if status != "all":
+        stmt = stmt.where(quarantine.c.status == status)
+    with engine.connect() as conn:
+        return {reason: n for reason, n in conn.execute(stmt)}
+
+
+def replay(
+    engine: Engine,
+    *,
+    ids: Sequence[int] | None = None,
+    reason: str | None = None,
+    batch_size: int = 5000,
+    progress: ProgressCallback | None = None,
+    hooks: Sequence[BatchHook] = (),
+) -> IngestResult:
+    """Apply open quarantined messages again (after the data or the code was fixed).
+
+    Each message is applied, found to be a duplicate, or stays in quarantine with its reason
+    brought up to date; nothing is removed.
+    """
+    with engine.connect() as conn:
+        rows = conn.execute(_query("open", reason, ids)).all()
+    items = [Item(r.line_no, r.origin, r.raw, r.format, quarantine_id=r.id) for r in rows]
+    return ingest_items(engine, items, batch_size=batch_size, progress=progress, hooks=hooks)

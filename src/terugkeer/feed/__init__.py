@@ -1,1 +1,0 @@
-"""The detention feed, version 1: parsing, validation, ingest and quarantine."""

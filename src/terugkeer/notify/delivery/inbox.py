@@ -1,0 +1,308 @@
+"""The portal inbox of a recipient organisation: list, read and acknowledge notices.
+
+An organisation is a recipient kind and reference: a mayor (``mayor``, ``GM0363``), the IDV
+(``idv``, ``OM-IDV``; its inbox also holds the notices for each victim, which the IDV passes
+on) or a nazorg coordinator (``nazorg``, ``GM0363``). A notice is in the inbox once one of its
+deliveries, on any channel, is delivered: an e-mail or webhook says that there is a notice,
+the inbox shows it.
+
+Queries here never commit; :func:`mark_read` and :func:`acknowledge` own their transaction.
+The web API and the command line render the same :class:`NoticeRead` objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
+
+from terugkeer.db.bulk import among
+from terugkeer.db.engine import ConnOrEngine, transaction
+from terugkeer.notify.alerts import resolve_alert
+from terugkeer.notify.tables import deliveries, obligations
+
+ORGANISATION_KINDS = ("mayor", "idv", "nazorg")
+IDV_REF = "OM-IDV"
+MAX_NOTE = 2000
+
+
+class InboxError(Exception):
+    """Base of the inbox's errors."""
+
+
+class NoticeNotFound(InboxError, LookupError):
+    pass
+
+
+class NoticeConflict(InboxError):
+    """The notice is not in a state that allows this."""
+
+
+class InvalidRequest(InboxError, ValueError):
+    pass
+
+
+class DeliveryRead(BaseModel):
+    id: int
+    notice: str = Field(description="notice, change, correction or reminder")
+    version: int
+    channel: str
+    status: str
+    attempts: int
+    delivered_at: datetime | None
+    read_at: datetime | None
+
+
+class NoticeRead(BaseModel):
+    """A notice as its recipient sees it (no BSN, no name, no contact details)."""
+
+    id: int = Field(description="the reference (kenmerk) of the notice: the obligation id")
+    rule_id: str
+    rule_version: str
+    subject: str = Field(description="release, leave, escape, recapture, death or intake")
+    recipient_kind: str
+    recipient_ref: str | None
+    period_ref: str
+    occurrence: str
+    planned_for: datetime | None
+    due_at: datetime
+    status: str
+    late: bool
+    late_reason: str | None
+    backfilled: bool
+    version: int
+    facts: dict[str, Any]
+    delivered_at: datetime | None
+    read: bool = Field(description="every delivered notice of it has been read")
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    ack_note: str | None
+    void_reason: str | None
+    escalation: int
+    deliveries: list[DeliveryRead]
+
+
+class NoticeList(BaseModel):
+    recipient_kind: str
+    recipient_ref: str
+    total: int
+    limit: int
+    offset: int
+    notices: list[NoticeRead]
+
+
+def organisation_filter(kind: str, ref: str) -> ColumnElement[bool]:
+    """The obligations whose notices belong in this organisation's inbox."""
+    if kind not in ORGANISATION_KINDS:
+        raise InvalidRequest(
+            f"unknown recipient kind [{kind}]: use one of {', '.join(ORGANISATION_KINDS)}"
+        )
+    if not ref or len(ref) > 64:
+        raise InvalidRequest("a recipient reference of 1 to 64 characters is needed")
+    own = and_(obligations.c.recipient_kind == kind, obligations.c.recipient_ref == ref)
+    if kind == "idv" and ref == IDV_REF:
+        return or_(own, obligations.c.recipient_kind == "victim")
+    return own
+
+
+def _delivered(unread: bool = False) -> ColumnElement[bool]:
+    d = deliveries.alias("delivered")
+    conditions = [d.c.obligation_id == obligations.c.id, d.c.status == "delivered"]
+    if unread:
+        conditions.append(d.c.read_at.is_(None))
+    return exists().where(*conditions).correlate(obligations)
+
+
+def list_notices(
+    conn: Connection,
+    recipient_kind: str,
+    recipient_ref: str,
+    *,
+    unread: bool = False,
+    unacknowledged: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> NoticeList:
+    """The organisation's notices, newest delivery first."""
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise InvalidRequest("limit must be 1 to 1000 and offset 0 or more")
+    where = [organisation_filter(recipient_kind, recipient_ref), _delivered()]
+    if unread:
+        where.append(_delivered(unread=True))
+    if unacknowledged:
+        where.append(obligations.c.status == "delivered")
+    total = conn.execute(select(func.count()).select_from(obligations).where(*where)).scalar_one()
+    rows = conn.execute(
+        select(obligations)
+        .where(*where)
+        .order_by(obligations.c.delivered_at.desc().nulls_last(), obligations.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return NoticeList(
+        recipient_kind=recipient_kind,
+        recipient_ref=recipient_ref,
+        total=int(total),
+        limit=limit,
+        offset=offset,
+        notices=_render(conn, rows),
+    )
+
+
+def _scoped(scope: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
+    return [] if scope is None else [scope]
+
+
+def get_notice(
+    conn: Connection, notice_id: int, scope: ColumnElement[bool] | None = None
+) -> NoticeRead:
+    """One notice; not found until it is delivered, nor outside ``scope`` (the caller's
+    organisations: a notice of another organisation does not exist for them)."""
+    row = conn.execute(
+        select(obligations).where(obligations.c.id == notice_id, _delivered(), *_scoped(scope))
+    ).first()
+    if row is None:
+        raise NoticeNotFound(f"no delivered notice with reference [{notice_id}]")
+    return _render(conn, [row])[0]
+
+
+def mark_read(
+    target: ConnOrEngine,
+    notice_id: int,
+    now: datetime | None = None,
+    scope: ColumnElement[bool] | None = None,
+) -> NoticeRead:
+    """Mark every delivered, unread delivery of the notice as read (in the caller's
+    transaction when given a connection, so that its audit row commits with it)."""
+    now = now or datetime.now(UTC)
+    with transaction(target) as conn:
+        get_notice(conn, notice_id, scope)
+        _read(conn, notice_id, now)
+        return get_notice(conn, notice_id, scope)
+
+
+def acknowledge(
+    target: ConnOrEngine,
+    notice_id: int,
+    by: str,
+    note: str | None = None,
+    now: datetime | None = None,
+    scope: ColumnElement[bool] | None = None,
+) -> NoticeRead:
+    """Record that the recipient acknowledges the notice. For a victim notice the IDV officer
+    says how the victim was informed (``note``, required). Given a connection, this happens
+    in the caller's transaction, so that its audit row commits with it."""
+    now = now or datetime.now(UTC)
+    by = (by or "").strip()
+    note = (note or "").strip() or None
+    if not by or len(by) > 100:
+        raise InvalidRequest("who acknowledges must be given, at most 100 characters")
+    if note is not None and len(note) > MAX_NOTE:
+        raise InvalidRequest(f"the note is longer than {MAX_NOTE} characters")
+    with transaction(target) as conn:
+        query = select(obligations).where(
+            obligations.c.id == notice_id, _delivered(), *_scoped(scope)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(of=obligations)
+        row = conn.execute(query).first()
+        if row is None:
+            raise NoticeNotFound(f"no delivered notice with reference [{notice_id}]")
+        if row.status == "acknowledged":
+            raise NoticeConflict(
+                f"notice [{notice_id}] was already acknowledged by {row.acknowledged_by} "
+                f"at {row.acknowledged_at.isoformat(timespec='minutes')}"
+            )
+        if row.status == "voided":
+            raise NoticeConflict(f"notice [{notice_id}] was withdrawn: {row.void_reason}")
+        if row.status != "delivered":
+            raise NoticeConflict(
+                f"notice [{notice_id}] is {row.status}: a newer version is on its way; "
+                "acknowledge that one"
+            )
+        if row.recipient_kind == "victim" and note is None:
+            raise InvalidRequest(
+                "for a victim notice, say when and how the victim was informed (note)"
+            )
+        conn.execute(
+            update(obligations)
+            .where(obligations.c.id == notice_id, obligations.c.status == "delivered")
+            .values(
+                status="acknowledged",
+                acknowledged_at=now,
+                acknowledged_by=by,
+                ack_note=note,
+                updated_at=now,
+            )
+        )
+        _read(conn, notice_id, now)
+        resolve_alert(conn, f"unacknowledged:{notice_id}", now)
+        return get_notice(conn, notice_id, scope)
+
+
+def _read(conn: Connection, notice_id: int, now: datetime) -> None:
+    conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.obligation_id == notice_id,
+            deliveries.c.status == "delivered",
+            deliveries.c.read_at.is_(None),
+        )
+        .values(read_at=now)
+    )
+
+
+def _render(conn: Connection, rows: Sequence[Any]) -> list[NoticeRead]:
+    ids = [r.id for r in rows]
+    sent: dict[int, list[DeliveryRead]] = {i: [] for i in ids}
+    if ids:
+        for d in conn.execute(
+            select(deliveries)
+            .where(among(conn, deliveries.c.obligation_id, ids))
+            .order_by(deliveries.c.id)
+        ):
+            sent[d.obligation_id].append(
+                DeliveryRead(
+                    id=d.id,
+                    notice=d.notice,
+                    version=d.obligation_version,
+                    channel=d.channel,
+                    status=d.status,
+                    attempts=d.attempts,
+                    delivered_at=d.delivered_at,
+                    read_at=d.read_at,
+                )
+            )
+    return [
+        NoticeRead(
+            id=r.id,
+            rule_id=r.rule_id,
+            rule_version=r.rule_version,
+            subject=r.subject,
+            recipient_kind=r.recipient_kind,
+            recipient_ref=r.recipient_ref,
+            period_ref=r.period_ref,
+            occurrence=r.occurrence,
+            planned_for=r.planned_for,
+            due_at=r.due_at,
+            status=r.status,
+            late=r.late,
+            late_reason=r.late_reason,
+            backfilled=r.backfilled,
+            version=r.version,
+            facts=json.loads(r.facts),
+            delivered_at=r.delivered_at,
+            read=all(d.read_at is not None for d in sent[r.id] if d.status == "delivered"),
+            acknowledged_at=r.acknowledged_at,
+            acknowledged_by=r.acknowledged_by,
+            ack_note=r.ack_note,
+            void_reason=r.void_reason,
+            escalation=r.escalation,
+            deliveries=sent[r.id],
+        )
+        for r in rows
+    ]
