@@ -33,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/bandit -q -c pyproject.toml -r src
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH) -- $(BENCH_ARGS)
