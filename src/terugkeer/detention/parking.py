@@ -1,0 +1,123 @@
+"""Parked and quarantined messages of the ingest: the parked ones a batch takes up again, and
+the outcome of every message, written to ``quarantine``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from terugkeer.db.bulk import among, chunks
+from terugkeer.detention.items import Item
+from terugkeer.detention.tables import quarantine
+from terugkeer.domain.events import FeedError
+
+
+def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
+    """Open quarantine rows parked on one of ``keys``."""
+    items: list[Item] = []
+    keys = list(keys)
+    if not keys or not _any_parked(conn):
+        return items
+    for chunk in chunks(sorted(keys)):
+        for row in conn.execute(
+            select(
+                quarantine.c.id,
+                quarantine.c.origin,
+                quarantine.c.line_no,
+                quarantine.c.raw,
+                quarantine.c.format,
+            )
+            .where(quarantine.c.status == "open", among(conn, quarantine.c.waits_for, chunk))
+            .order_by(quarantine.c.id)
+        ):
+            items.append(
+                Item(row.line_no, row.origin, row.raw, row.format, quarantine_id=row.id, woken=True)
+            )
+    return items
+
+
+def _any_parked(conn: Connection) -> bool:
+    return (
+        conn.execute(
+            select(quarantine.c.id)
+            .where(quarantine.c.status == "open", quarantine.c.waits_for.is_not(None))
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def quarantine_row(
+    item: Item, error: FeedError, now: datetime, event_id: str | None
+) -> dict[str, Any]:
+    return {
+        "received_at": now,
+        "origin": item.origin[:255],
+        "line_no": item.line_no,
+        "raw": item.raw,
+        "event_id": event_id,
+        "reason": error.reason,
+        "field": error.field,
+        "value": error.value,
+        "message": error.message,
+        "waits_for": error.waits_for,
+        "format": item.fmt,
+        "status": "open",
+        "resolved_at": None,
+        "attempts": 0 if item.quarantine_id is None else 1,
+    }
+
+
+def write_outcomes(
+    conn: Connection,
+    outcomes: Iterable[tuple[Item, FeedError | None, str | None]],
+    now: datetime,
+) -> None:
+    """Record each message's final outcome in quarantine: a new failure is quarantined (or
+    parked, with ``waits_for``), a parked one that failed again is updated, and a parked one
+    now applied is marked ``applied``."""
+    rows: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    done: list[int] = []
+    for item, error, event_id in outcomes:
+        if error is None:
+            if item.quarantine_id is not None:
+                done.append(item.quarantine_id)
+        elif item.quarantine_id is None:
+            rows.append(quarantine_row(item, error, now, event_id))
+        else:
+            updates.append(
+                {
+                    "b_id": item.quarantine_id,
+                    "reason": error.reason,
+                    "field": error.field,
+                    "value": error.value,
+                    "message": error.message,
+                    "waits_for": error.waits_for,
+                }
+            )
+    if rows:
+        conn.execute(insert(quarantine), rows)
+    if updates:
+        conn.execute(
+            update(quarantine)
+            .where(quarantine.c.id == bindparam("b_id"))
+            .values(
+                reason=bindparam("reason"),
+                field=bindparam("field"),
+                value=bindparam("value"),
+                message=bindparam("message"),
+                waits_for=bindparam("waits_for"),
+                attempts=quarantine.c.attempts + 1,
+            ),
+            updates,
+        )
+    for chunk in chunks(done):
+        conn.execute(
+            update(quarantine)
+            .where(among(conn, quarantine.c.id, chunk))
+            .values(status="applied", resolved_at=now, attempts=quarantine.c.attempts + 1)
+        )
