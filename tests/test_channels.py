@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from terugkeer.config import get_settings
 from terugkeer.notify.delivery.channels import DeliveryError, Notice
 from terugkeer.notify.delivery.channels.email import EmailChannel, SmtpSettings, compose
 from terugkeer.notify.delivery.channels.portal import PortalChannel
@@ -271,11 +272,23 @@ def test_maildir_mode_writes_one_file_per_delivery(tmp_path: Path) -> None:
     assert msg["Subject"].startswith("terugkeer: melding 42")
 
 
-def test_email_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TERUGKEER_SMTP_HOST", "smtp.example")
-    monkeypatch.setenv("TERUGKEER_SMTP_PORT", "2525")
-    monkeypatch.setenv("TERUGKEER_SMTP_FROM", "noreply@terugkeer.example")
-    monkeypatch.setenv("TERUGKEER_SMTP_TLS", "ssl")
+@pytest.fixture
+def setenv(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], None]]:
+    """Sets an environment variable and has the settings read again (they are cached)."""
+
+    def set_(name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    yield set_
+    get_settings.cache_clear()  # before monkeypatch restores the environment: read lazily
+
+
+def test_email_settings_come_from_the_environment(setenv: Callable[[str, str], None]) -> None:
+    setenv("TERUGKEER_SMTP_HOST", "smtp.example")
+    setenv("TERUGKEER_SMTP_PORT", "2525")
+    setenv("TERUGKEER_SMTP_FROM", "noreply@terugkeer.example")
+    setenv("TERUGKEER_SMTP_TLS", "ssl")
     s = EmailChannel.from_env().settings
     assert (s.host, s.port, s.sender, s.tls) == (
         "smtp.example",
@@ -283,7 +296,7 @@ def test_email_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
         "noreply@terugkeer.example",
         "ssl",
     )
-    monkeypatch.setenv("TERUGKEER_SMTP_TLS", "sometimes")
+    setenv("TERUGKEER_SMTP_TLS", "sometimes")
     with pytest.raises(ValueError, match="tls"):
         EmailChannel.from_env()
 
@@ -392,8 +405,13 @@ def test_webhook_bad_urls_are_permanent() -> None:
         assert not e.value.retryable
 
 
-def test_webhook_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TERUGKEER_WEBHOOK_SECRET", "s3cret")
-    monkeypatch.setenv("TERUGKEER_WEBHOOK_TIMEOUT", "2.5")
+def test_webhook_settings_come_from_the_environment(setenv: Callable[[str, str], None]) -> None:
+    setenv("TERUGKEER_WEBHOOK_SECRET", "s3cret")
+    setenv("TERUGKEER_WEBHOOK_TIMEOUT", "2.5")
     channel = WebhookChannel.from_env()
     assert (channel.secret, channel.timeout) == (b"s3cret", 2.5)
+    setenv("TERUGKEER_SMTP_PASSWORD", "pa55word")
+    assert get_settings().smtp.password.get_secret_value() == "pa55word"
+    shown = repr(get_settings()) + str(get_settings())
+    assert "s3cret" not in shown
+    assert "pa55word" not in shown

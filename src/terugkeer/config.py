@@ -1,4 +1,12 @@
-"""Typed settings, read from the environment (prefix ``TERUGKEER_``); bad values fail fast."""
+"""Typed settings, read from the environment (prefix ``TERUGKEER_``); bad values fail fast.
+
+:class:`Settings` is the one place that reads ``TERUGKEER_*`` variables; the rest of the
+package asks :func:`get_settings` (cached per process: a test that changes the environment
+calls ``get_settings.cache_clear()``). The channels' groups are nested models whose variables
+keep their flat names: ``TERUGKEER_SMTP_HOST`` is ``settings.smtp.host``,
+``TERUGKEER_WEBHOOK_SECRET`` is ``settings.webhook.secret``. Every variable is listed in
+``docs/operations.md`` (section "Settings").
+"""
 
 from __future__ import annotations
 
@@ -6,20 +14,53 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_VAR_DIR = Path("var")
 
 
+class SmtpSettings(BaseModel):
+    """The e-mail channel (``TERUGKEER_SMTP_*``); see ``notify/delivery/channels/email.py``."""
+
+    host: str = "localhost"
+    port: int = Field(default=25, ge=1, le=65535)
+    # TERUGKEER_SMTP_FROM; `sender` in code (`from` is a keyword)
+    sender: str = Field(
+        default="terugkeer@localhost", validation_alias=AliasChoices("from", "sender")
+    )
+    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str = ""
+    password: SecretStr = Field(default=SecretStr(""), repr=False)
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    portal_url: str = "http://127.0.0.1:8000"
+    # when set: write messages as .eml files into this folder instead of sending them
+    maildir: str = ""
+
+
+class WebhookSettings(BaseModel):
+    """The webhook channel (``TERUGKEER_WEBHOOK_*``); see ``channels/webhook.py``."""
+
+    secret: SecretStr = Field(default=SecretStr(""), repr=False)
+    timeout: float = Field(default=10.0, gt=0, le=300)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TERUGKEER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="TERUGKEER_",
+        extra="ignore",
+        # TERUGKEER_SMTP_PORTAL_URL -> smtp.portal_url: split once, after the group's name
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in var/")
     var_dir: Path = DEFAULT_VAR_DIR
     ingest_batch_size: int = Field(default=5000, ge=1, le=1_000_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # also append every log line to this file (the test suite scans it for personal data)
+    log_tee: str = ""
     # comma-separated id:base64key pairs; the last one encrypts (see security/crypto.py)
     encryption_keys: str = Field(default="", repr=False)
     rules_file: str = Field(default="", description="notification rule file; default: shipped")
@@ -28,6 +69,11 @@ class Settings(BaseSettings):
     # burst brake: releases of one source in one hour above max(multiple x usual rate, minimum)
     burst_multiple: float = Field(default=10.0, gt=1)
     burst_minimum: int = Field(default=20, ge=2)
+    # who runs a command, for the audit log (else `user`, the older name, else the login)
+    actor: str = ""
+    user: str = ""
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @field_validator("database_url")
     @classmethod

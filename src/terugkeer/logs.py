@@ -1,17 +1,18 @@
 """Structured logging. Log lines carry counts, codes and references, never BSNs, names or
 contact details (a test scans the log output of the whole test run for them).
 
-``TERUGKEER_LOG_TEE=PATH`` also appends every log line (structlog and the standard library)
-to PATH; the test suite uses it to scan what was logged."""
+``TERUGKEER_LOG_TEE=PATH`` (``Settings.log_tee``) also appends every log line (structlog and
+the standard library) to PATH; the test suite uses it to scan what was logged."""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any, TextIO
 
 import structlog
+
+from terugkeer.config import get_settings
 
 
 class _TeeLogger:
@@ -35,7 +36,7 @@ _tee_file: TextIO | None = None
 
 def _tee() -> TextIO | None:
     global _tee_file
-    path = os.environ.get("TERUGKEER_LOG_TEE")
+    path = get_settings().log_tee
     if path and (_tee_file is None or _tee_file.name != path):
         _tee_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the process
     return _tee_file if path else None

@@ -2,10 +2,10 @@
 the kind of event and where to read it in the portal. No personal data: no BSN, no name, no
 period reference; the recipient reads the notice itself in the portal.
 
-Settings (environment, prefix ``TERUGKEER_SMTP_``): ``HOST``, ``PORT``, ``FROM``, ``TLS``
-(``starttls``, ``ssl`` or ``none``), ``USERNAME``, ``PASSWORD``, ``TIMEOUT`` (seconds),
-``PORTAL_URL`` (the base of the link) and ``MAILDIR``: when set, messages are written as
-``.eml`` files into that folder instead of being sent (for the demo and for trying things out).
+Settings: :class:`terugkeer.config.SmtpSettings`, ``TERUGKEER_SMTP_*`` in the environment
+(``HOST``, ``PORT``, ``FROM``, ``TLS``, ``USERNAME``, ``PASSWORD``, ``TIMEOUT``, ``PORTAL_URL``,
+``MAILDIR``; see ``docs/operations.md``). With ``MAILDIR`` set, messages are written as ``.eml``
+files into that folder instead of being sent (for the demo and for trying things out).
 """
 
 from __future__ import annotations
@@ -18,11 +18,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from terugkeer.config import SmtpSettings, get_settings
 from terugkeer.notify.delivery.channels import (
     NOTICE_NL,
     SUBJECT_NL,
@@ -31,24 +28,11 @@ from terugkeer.notify.delivery.channels import (
     Notice,
 )
 
+KEY_HEADER = "X-Terugkeer-Idempotency-Key"  # the delivery's key, as the webhook's Idempotency-Key
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-class SmtpSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TERUGKEER_SMTP_", extra="ignore")
-
-    host: str = "localhost"
-    port: int = Field(default=25, ge=1, le=65535)
-    sender: str = Field(
-        default="terugkeer@localhost",
-        validation_alias=AliasChoices("TERUGKEER_SMTP_FROM", "sender"),
-    )
-    tls: Literal["starttls", "ssl", "none"] = "starttls"
-    username: str = ""
-    password: SecretStr = SecretStr("")
-    timeout: float = Field(default=30.0, gt=0, le=600)
-    portal_url: str = "http://127.0.0.1:8000"
-    maildir: str = ""
+__all__ = ["EmailChannel", "SmtpSettings", "compose"]
 
 
 def compose(notice: Notice, sender: str, portal_url: str) -> EmailMessage:
@@ -66,7 +50,7 @@ def compose(notice: Notice, sender: str, portal_url: str) -> EmailMessage:
     domain = sender.rpartition("@")[2] or "terugkeer.invalid"
     msg["Message-ID"] = f"<{_SAFE.sub('.', notice.idempotency_key)}@{domain}>"
     msg["X-Terugkeer-Reference"] = str(notice.obligation_id)
-    msg["X-Terugkeer-Idempotency-Key"] = notice.idempotency_key
+    msg[KEY_HEADER] = notice.idempotency_key
     lines = [
         f"Er staat een {what} voor u klaar in terugkeer.",
         "",
@@ -102,7 +86,8 @@ class EmailChannel:
 
     @classmethod
     def from_env(cls) -> EmailChannel:
-        return cls(SmtpSettings())
+        """The channel as ``TERUGKEER_SMTP_*`` configures it."""
+        return cls(get_settings().smtp)
 
     def send(self, notice: Notice) -> None:
         message = compose(notice, self.settings.sender, self.settings.portal_url)

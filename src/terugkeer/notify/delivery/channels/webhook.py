@@ -23,10 +23,9 @@ from typing import Literal
 from urllib.parse import SplitResult, urlsplit
 
 import structlog
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from terugkeer import __version__
+from terugkeer.config import get_settings
 from terugkeer.notify.delivery.channels import DeliveryError, Notice
 
 log = structlog.get_logger(__name__)
@@ -34,13 +33,6 @@ log = structlog.get_logger(__name__)
 SIGNATURE_HEADER = "X-Terugkeer-Signature"
 RETRYABLE_4XX = (408, 429)
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
-
-
-class WebhookSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TERUGKEER_WEBHOOK_", extra="ignore")
-
-    secret: SecretStr = SecretStr("")
-    timeout: float = Field(default=10.0, gt=0, le=300)
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -69,10 +61,9 @@ class WebhookChannel:
 
     @classmethod
     def from_env(cls) -> WebhookChannel:
-        from terugkeer.config import get_settings
-
-        s = WebhookSettings()
-        environment = get_settings().environment
+        """The channel as ``TERUGKEER_WEBHOOK_*`` and ``TERUGKEER_ENVIRONMENT`` configure it."""
+        settings = get_settings()
+        s, environment = settings.webhook, settings.environment
         if not s.secret.get_secret_value() and environment != "development":
             log.warning(
                 "TERUGKEER_WEBHOOK_SECRET is not set: webhook notices will not be sent",
