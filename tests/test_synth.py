@@ -24,7 +24,12 @@ import pytest
 from terugkeer.detention.parse import parse_line
 from terugkeer.detention.periods import PeriodState, fold
 from terugkeer.domain.bsn import is_valid_bsn
-from terugkeer.domain.codes import COUNTS_AS_RECIDIVISM, CaseDecision, EventKind
+from terugkeer.domain.codes import (
+    COUNTS_AS_RECIDIVISM,
+    DETENTION_KINDS,
+    CaseDecision,
+    EventKind,
+)
 from terugkeer.domain.events import FeedError, FeedEvent
 from terugkeer.domain.refdata import refdata
 from terugkeer.synth import MessyRates, SynthSummary, clock, generate
@@ -146,19 +151,7 @@ def test_every_line_parses_with_the_right_source_and_kinds(year: Year) -> None:
     rd = refdata()
     det = year.events["detention.jsonl"]
     assert {rd.institutions[e.source].type.value for e in det} == {"pi", "jji", "tbs"}
-    assert {e.kind for e in det} == {
-        EventKind.INTAKE,
-        EventKind.RELEASE_DATE_SET,
-        EventKind.LEAVE_GRANTED,
-        EventKind.LEAVE_START,
-        EventKind.LEAVE_END,
-        EventKind.ESCAPE,
-        EventKind.RECAPTURE,
-        EventKind.TRANSFER,
-        EventKind.TITLE_CHANGE,
-        EventKind.RELEASE,
-        EventKind.DEATH,
-    }
+    assert {e.kind for e in det} == DETENTION_KINDS
     assert {(e.source, e.kind) for e in year.events["victims.jsonl"]} == {
         ("OM-IDV", EventKind.VICTIM_REGISTERED)
     }
@@ -171,6 +164,20 @@ def test_every_line_parses_with_the_right_source_and_kinds(year: Year) -> None:
         first = json.loads(year.lines[name][0])
         assert first["feed_version"] == 1
         assert first["occurred_at"][-6:] in ("+01:00", "+02:00")
+
+
+def test_the_event_columns_name_each_detention_kind() -> None:
+    """synth.events numbers the detention kinds in EventKind's order; K_* name the numbers."""
+    from terugkeer.synth import events as columns
+
+    assert len(columns.KINDS) == len(DETENTION_KINDS)
+    assert set(columns.KINDS) == DETENTION_KINDS
+    named = {"K_INTAKE": "INTAKE", "K_RDS": "RELEASE_DATE_SET", "K_GRANT": "LEAVE_GRANTED",
+             "K_LSTART": "LEAVE_START", "K_LEND": "LEAVE_END", "K_ESCAPE": "ESCAPE",
+             "K_RECAPTURE": "RECAPTURE", "K_TRANSFER": "TRANSFER", "K_TITLE": "TITLE_CHANGE",
+             "K_RELEASE": "RELEASE", "K_DEATH": "DEATH"}  # fmt: skip
+    for index, kind in named.items():
+        assert columns.KINDS[getattr(columns, index)] is EventKind[kind], index
 
 
 def test_feeds_are_in_time_order(year: Year) -> None:

@@ -26,12 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from terugkeer.domain.codes import EventKind
+from terugkeer.domain.codes import DETENTION_KINDS, EventKind
 from terugkeer.domain.events import KIND_RANK
 from terugkeer.synth import clock
 from terugkeer.synth import params as P
 from terugkeer.synth.clock import DAY, HOUR, I64
 from terugkeer.synth.model import (
+    B8,
     R_INTO_TBS,
     T_JUVENILE,
     T_PRISON,
@@ -41,19 +42,7 @@ from terugkeer.synth.model import (
 )
 from terugkeer.synth.places import Places
 
-KINDS = (
-    EventKind.INTAKE,
-    EventKind.RELEASE_DATE_SET,
-    EventKind.LEAVE_GRANTED,
-    EventKind.LEAVE_START,
-    EventKind.LEAVE_END,
-    EventKind.ESCAPE,
-    EventKind.RECAPTURE,
-    EventKind.TRANSFER,
-    EventKind.TITLE_CHANGE,
-    EventKind.RELEASE,
-    EventKind.DEATH,
-)
+KINDS = tuple(k for k in EventKind if k in DETENTION_KINDS)  # in EventKind's order, as below
 (
     K_INTAKE,
     K_RDS,
@@ -100,12 +89,46 @@ def build_events(
     pyrng: random.Random,
     progress: Callable[[int], None] | None = None,
 ) -> DetentionEvents:
+    """The detention events of every period: the per-period draws (numpy), then each period's
+    events laid out on its stay (plain Python, in period order)."""
+    draws = _draw_per_period(pop, places, rng)
+    layout = _Layout(pop, places, draws, pyrng)
+    n = pop.n
+    step = max(1, n // 200)
+    for i in range(n):
+        layout.period(i)
+        if progress is not None and (i + 1) % step == 0:
+            progress(i + 1)
+    if progress is not None:
+        progress(n)
+    return layout.result()
+
+
+@dataclass
+class _Draws:
+    """What :func:`build_events` draws per period before laying out the events."""
+
+    n_leaves: I64
+    non_return: B8  # the last leave ends in an escape
+    escape: B8  # a custody escape
+    n_tr: I64  # transfers
+    sentenced_at_intake: B8
+    in_intake: B8  # the planned release day is written in the intake
+    change: B8  # the planned release day changes later
+    planned0: I64  # the first planned release day
+    late_change: B8  # the change comes in the last week
+    end_rds: B8  # forensic: a release date set near the end
+    ret: I64  # return municipality
+    leave_muni: I64
+    ret_in_intake: I64
+
+
+def _draw_per_period(pop: Population, places: Places, rng: np.random.Generator) -> _Draws:
     n = pop.n
     g = pop.group
     stay = pop.stay_days
     death = pop.is_death
 
-    # --- per-period draws -------------------------------------------------------------------
     lam = np.zeros(n, dtype=np.float64)
     long_sentence = np.isin(g, [Group.PT_SENTENCE, Group.SENTENCE])
     lam = np.where(long_sentence & (stay >= 180), P.LEAVES_LONG_SENTENCE, lam)
@@ -142,7 +165,32 @@ def build_events(
     anywhere = rng.choice(n_muni, size=n, p=places.municipality_weights)
     leave_muni = np.where(ret >= 0, ret, np.where(res >= 0, res, anywhere))
     ret_in_intake = np.where((ret >= 0) & (ret != res) & ~pop.return_changed_later, ret, -1)
+    return _Draws(
+        n_leaves=n_leaves,
+        non_return=non_return,
+        escape=escape,
+        n_tr=n_tr,
+        sentenced_at_intake=sentenced_at_intake,
+        in_intake=in_intake,
+        change=change,
+        planned0=planned0,
+        late_change=late_change,
+        end_rds=end_rds,
+        ret=ret,
+        leave_muni=leave_muni,
+        ret_in_intake=ret_in_intake,
+    )
 
+
+_Loc = Callable[[int, float], int]
+_LocalDay = Callable[[int], int]
+_Office = Callable[[int, int], int]
+
+
+def _local_clock(pop: Population, rnd: Callable[[], float]) -> tuple[_Loc, _LocalDay, _Office]:
+    """Three conversions over the days of the population's stays (with 40 days' margin):
+    ``loc(day, sec)``, the UTC moment of a local day and second; ``lday(t)``, the local day of
+    a UTC moment; ``office(t, limit)``, ``t`` moved into office hours (uses ``rnd``)."""
     d_lo = int(min(pop.day_in.min(initial=0), pop.day_out.min(initial=0))) - 40
     d_hi = int(max(pop.day_in.max(initial=0), pop.day_out.max(initial=0))) + 40
     day_off: list[int] = [
@@ -166,115 +214,157 @@ def build_events(
         moved = loc(day, 8 * HOUR + rnd() * 2 * HOUR)
         return moved if moved < limit else t
 
-    types = places.institution_type
-    same_type = {t: places.by_type[t].tolist() for t in places.by_type}
+    return loc, lday, office
 
-    col_t = array("q")
-    col_p = array("q")
-    col_k = array("b")
-    col_seq = array("h")
-    col_s = array("h")
-    col_a = array("q")
-    col_b = array("q")
-    col_c = array("i")
-    escapes_out = np.zeros(n, dtype=np.int64)
-    leaves_out = np.zeros(n, dtype=np.int64)
-    transfers_out = np.zeros(n, dtype=np.int64)
-    changed_out = change.astype(np.int64)
-    intake_planned = np.where(in_intake, planned0, -1)
 
-    L_t_in = pop.t_in.tolist()
-    L_t_out = pop.t_out.tolist()
-    L_t_tc = pop.t_tc.tolist()
-    L_tc = pop.has_tc.tolist()
-    L_death = death.tolist()
-    L_title_in = pop.title_in.tolist()
-    L_title_out = pop.title_out.tolist()
-    L_sentence = pop.sentence.tolist()
-    L_kind = pop.release_kind.tolist()
-    L_inst = pop.institution.tolist()
-    L_ret = ret.tolist()
-    L_changed = pop.return_changed_later.tolist()
-    L_planned = pop.planned_day.tolist()
-    L_day_out = pop.day_out.tolist()
-    L_planned0 = planned0.tolist()
-    L_in_intake = in_intake.tolist()
-    L_sent_in = sentenced_at_intake.tolist()
-    L_change = change.tolist()
-    L_late = late_change.tolist()
-    L_end_rds = end_rds.tolist()
-    L_leaves = n_leaves.tolist()
-    L_nonret = non_return.tolist()
-    L_escape = escape.tolist()
-    L_ntr = n_tr.tolist()
-    L_lmuni = leave_muni.tolist()
-    rnd = pyrng.random
-    step = max(1, n // 200)
+_Event = tuple[int, int, int, int, int, int]  # (t, rank, kind, a, b, c)
 
-    for i in range(n):
-        tin = L_t_in[i]
-        tout = L_t_out[i]
+
+class _Layout:
+    """Lays out the events of one period after another on its stay and appends them to the
+    columns; :meth:`result` gives the columns and the per-period counts."""
+
+    def __init__(
+        self, pop: Population, places: Places, draws: _Draws, pyrng: random.Random
+    ) -> None:
+        n = pop.n
+        self.draws = draws
+        self.pyrng = pyrng
+        self.rnd = pyrng.random
+        self.loc, self.lday, self.office = _local_clock(pop, self.rnd)
+        self.types = places.institution_type
+        self.same_type = {t: places.by_type[t].tolist() for t in places.by_type}
+
+        self.col_t = array("q")
+        self.col_p = array("q")
+        self.col_k = array("b")
+        self.col_seq = array("h")
+        self.col_s = array("h")
+        self.col_a = array("q")
+        self.col_b = array("q")
+        self.col_c = array("i")
+        self.escapes_out = np.zeros(n, dtype=np.int64)
+        self.leaves_out = np.zeros(n, dtype=np.int64)
+        self.transfers_out = np.zeros(n, dtype=np.int64)
+        self.changed_out = draws.change.astype(np.int64)
+        self.intake_planned = np.where(draws.in_intake, draws.planned0, -1)
+
+        self.L_t_in = pop.t_in.tolist()
+        self.L_t_out = pop.t_out.tolist()
+        self.L_t_tc = pop.t_tc.tolist()
+        self.L_tc = pop.has_tc.tolist()
+        self.L_death = pop.is_death.tolist()
+        self.L_title_in = pop.title_in.tolist()
+        self.L_title_out = pop.title_out.tolist()
+        self.L_sentence = pop.sentence.tolist()
+        self.L_kind = pop.release_kind.tolist()
+        self.L_inst = pop.institution.tolist()
+        self.L_ret = draws.ret.tolist()
+        self.L_changed = pop.return_changed_later.tolist()
+        self.L_planned = pop.planned_day.tolist()
+        self.L_day_out = pop.day_out.tolist()
+        self.L_planned0 = draws.planned0.tolist()
+        self.L_in_intake = draws.in_intake.tolist()
+        self.L_sent_in = draws.sentenced_at_intake.tolist()
+        self.L_change = draws.change.tolist()
+        self.L_late = draws.late_change.tolist()
+        self.L_end_rds = draws.end_rds.tolist()
+        self.L_leaves = draws.n_leaves.tolist()
+        self.L_nonret = draws.non_return.tolist()
+        self.L_escape = draws.escape.tolist()
+        self.L_ntr = draws.n_tr.tolist()
+        self.L_lmuni = draws.leave_muni.tolist()
+
+    def period(self, i: int) -> None:
+        """Period ``i``'s events, in the order of the module's docstring, into the columns."""
+        tin = self.L_t_in[i]
+        tout = self.L_t_out[i]
+        ev: list[_Event] = []
+        tr_t, tr_to = self._transfers(i, tin, tout, ev)
+        self.transfers_out[i] = len(tr_t)
+        ev.append((tin, RANK[K_INTAKE], K_INTAKE, self.L_title_in[i], 0, -1))
+        self._release_dates(i, tin, tout, ev)
+        self._custody_escape(i, tin, tout, ev)
+        self._leaves(i, tin, tout, ev)
+        if self.L_death[i]:
+            ev.append((tout, RANK[K_DEATH], K_DEATH, 0, 0, -1))
+        else:
+            rk = self.L_kind[i]
+            ev.append(
+                (tout, RANK[K_RELEASE], K_RELEASE, rk, 0, self.L_ret[i] if rk != R_INTO_TBS else -1)
+            )
+        ev.sort()
+        if ev[-1][2] not in (K_RELEASE, K_DEATH) or ev[0][2] != K_INTAKE:  # pragma: no cover
+            raise AssertionError(f"period {i}: events outside the stay: {ev}")
+        self._append(i, ev, tr_t, tr_to)
+
+    def _transfers(
+        self, i: int, tin: int, tout: int, ev: list[_Event]
+    ) -> tuple[list[int], list[int]]:
+        """Transfers between 5 % and 45 % of the stay, daytime: their moments and the
+        institutions they go to."""
+        pyrng, rnd, lday = self.pyrng, self.rnd, self.lday
         span = tout - tin
-        inst0 = L_inst[i]
-        ev: list[tuple[int, int, int, int, int, int]] = []  # (t, rank, kind, a, b, c)
-
-        # transfers: between 5 % and 45 % of the stay, daytime
+        inst0 = self.L_inst[i]
         tr_t: list[int] = []
         tr_to: list[int] = []
-        if L_ntr[i]:
+        if self.L_ntr[i]:
             lo_d = lday(tin + span // 20) + 1
             hi_d = lday(tin + span * 45 // 100) - 1
             if hi_d >= lo_d:
                 cur = inst0
-                pool = same_type[types[inst0]]
-                for d in sorted({pyrng.randint(lo_d, hi_d) for _ in range(L_ntr[i])}):
+                pool = self.same_type[self.types[inst0]]
+                for d in sorted({pyrng.randint(lo_d, hi_d) for _ in range(self.L_ntr[i])}):
                     if len(pool) < 2:
                         break
                     dest = cur
                     while dest == cur:
                         dest = pool[int(rnd() * len(pool))]
-                    tt = loc(d, 9 * HOUR + rnd() * 6 * HOUR)
+                    tt = self.loc(d, 9 * HOUR + rnd() * 6 * HOUR)
                     if not tin < tt < tout:
                         continue
                     tr_t.append(tt)
                     tr_to.append(dest)
                     ev.append((tt, RANK[K_TRANSFER], K_TRANSFER, dest, 0, -1))
                     cur = dest
-        transfers_out[i] = len(tr_t)
+        return tr_t, tr_to
 
-        ev.append((tin, RANK[K_INTAKE], K_INTAKE, L_title_in[i], 0, -1))
-
-        # release dates
-        planned = L_planned[i]
-        ret_c = L_ret[i] if L_changed[i] else -1
+    def _release_dates(self, i: int, tin: int, tout: int, ev: list[_Event]) -> None:
+        """The planned release date after the intake (or in it) or after the judgment, a
+        forensic one near the end, and a later change of it."""
+        rnd, office = self.rnd, self.office
+        span = tout - tin
+        planned = self.L_planned[i]
+        ret_c = self.L_ret[i] if self.L_changed[i] else -1
         first_rds = -1
         first_pos = -1
-        if planned >= 0 and L_sent_in[i]:
-            if L_in_intake[i]:
+        if planned >= 0 and self.L_sent_in[i]:
+            if self.L_in_intake[i]:
                 first_rds = tin
             else:
                 first_rds = tin + int(30 * MINUTE + rnd() * min(30 * HOUR, span * 0.3))
                 first_rds = office(first_rds, tin + span // 2)
                 first_pos = len(ev)
-                ev.append((first_rds, RANK[K_RDS], K_RDS, L_planned0[i], 0, ret_c))
+                ev.append((first_rds, RANK[K_RDS], K_RDS, self.L_planned0[i], 0, ret_c))
                 ret_c = -1
-        if L_tc[i]:
-            ttc = L_t_tc[i]
-            sent = L_sentence[i] if L_title_out[i] != L_title_in[i] else 0
-            ev.append((ttc, RANK[K_TITLE], K_TITLE, L_title_out[i], sent, -1))
+        if self.L_tc[i]:
+            ttc = self.L_t_tc[i]
+            title_out = self.L_title_out[i]
+            sent = self.L_sentence[i] if title_out != self.L_title_in[i] else 0
+            ev.append((ttc, RANK[K_TITLE], K_TITLE, title_out, sent, -1))
             if planned >= 0:
                 first_rds = ttc + int(10 * MINUTE + rnd() * min(26 * HOUR, (tout - ttc) * 0.4))
                 first_rds = office(first_rds, ttc + (tout - ttc) // 2)
                 first_pos = len(ev)
-                ev.append((first_rds, RANK[K_RDS], K_RDS, L_planned0[i], 0, ret_c))
+                ev.append((first_rds, RANK[K_RDS], K_RDS, self.L_planned0[i], 0, ret_c))
                 ret_c = -1
-        if L_end_rds[i]:
+        if self.L_end_rds[i]:
             t_rds = max(tin + HOUR, tout - int((14 + rnd() * 76) * DAY))
             t_rds = office(t_rds, tout - DAY)
-            ev.append((t_rds, RANK[K_RDS], K_RDS, L_day_out[i], 0, ret_c))
+            ev.append((t_rds, RANK[K_RDS], K_RDS, self.L_day_out[i], 0, ret_c))
             ret_c = -1
-        if L_change[i] and first_rds >= 0:
-            if L_late[i]:
+        if self.L_change[i] and first_rds >= 0:
+            if self.L_late[i]:
                 lo, hi = tout - int(6.9 * DAY), tout - DAY
             else:
                 lo, hi = first_rds + HOUR, tout - 8 * DAY
@@ -282,118 +372,114 @@ def build_events(
             if hi > lo:
                 t_change = office(lo + int(rnd() * (hi - lo)), hi)
                 ev.append((t_change, RANK[K_RDS], K_RDS, planned, 0, ret_c))
-                ret_c = -1
             else:  # no room for a later change: the first date was right after all
-                changed_out[i] = 0
+                self.changed_out[i] = 0
                 if first_pos >= 0:
                     t0, r0, k0, _a, b0, c0 = ev[first_pos]
                     ev[first_pos] = (t0, r0, k0, planned, b0, c0)
                 else:
-                    intake_planned[i] = planned
+                    self.intake_planned[i] = planned
 
-        # custody escape: between 46 % and 59 % of the stay
-        if L_escape[i]:
+    def _custody_escape(self, i: int, tin: int, tout: int, ev: list[_Event]) -> None:
+        """An escape from custody between 46 % and 59 % of the stay, and the recapture."""
+        if self.L_escape[i]:
+            rnd = self.rnd
+            span = tout - tin
             te = tin + int(span * (0.46 + 0.06 * rnd()))
             latest = tin + int(span * 0.59)
-            tr = te + int(min(2 * DAY * pyrng.lognormvariate(0, 1), latest - te))
+            tr = te + int(min(2 * DAY * self.pyrng.lognormvariate(0, 1), latest - te))
             if tr > te + 10 * MINUTE:
                 ev.append((te, RANK[K_ESCAPE], K_ESCAPE, 0, 0, -1))
                 ev.append((tr, RANK[K_RECAPTURE], K_RECAPTURE, 0, 0, -1))
-                escapes_out[i] += 1
+                self.escapes_out[i] += 1
 
-        # leaves: in the last part of the stay, after the judgment, one slot each
-        k = L_leaves[i]
-        if k:
-            ws = tin + int(span * 0.6)
-            if L_tc[i]:
-                ws = max(ws, L_t_tc[i] + DAY)
-            ws = max(ws, tout - 365 * DAY)
-            we = tout - DAY
-            k = min(k, max(0, (we - ws) // (12 * DAY)))
-            lm = L_lmuni[i]
-            slot = (we - ws) // k if k else 0
-            made = 0
-            for j in range(k):
-                s0 = ws + j * slot
-                lead = pyrng.randint(7, min(21, max(7, slot // DAY - 4)))
-                nights = 0 if rnd() < P.DAY_LEAVE_SHARE else pyrng.randint(1, 3)
-                first_day = lday(s0) + lead + 1
-                last_day = lday(s0 + slot) - nights - 1
-                if last_day < first_day:
-                    continue
-                d = pyrng.randint(first_day, last_day)
-                lf = loc(d, 9 * HOUR + rnd() * 2 * HOUR)
-                if nights:
-                    lu = loc(d + nights, 17 * HOUR + rnd() * 2 * HOUR)
-                else:
-                    lu = lf + int(8 * HOUR + rnd() * 4 * HOUR)
-                grant = loc(d - lead, 10 * HOUR + rnd() * 6 * HOUR)
-                if not (s0 <= grant < lf and lu < s0 + slot):
-                    continue
-                ev.append((grant, RANK[K_GRANT], K_GRANT, lf, lu, lm))
-                ev.append((lf + int(rnd() * 30 * MINUTE), RANK[K_LSTART], K_LSTART, 0, 0, lm))
-                made += 1
-                if j == k - 1 and L_nonret[i]:
-                    te = lu + int(HOUR + rnd() * 5 * HOUR)
-                    tr = te + int(4 * DAY * pyrng.lognormvariate(0, 1))
-                    tr = min(tr, tout - 2 * HOUR)
-                    ev.append((te, RANK[K_ESCAPE], K_ESCAPE, 0, 0, -1))
-                    ev.append((tr, RANK[K_RECAPTURE], K_RECAPTURE, 0, 0, -1))
-                    escapes_out[i] += 1
-                else:
-                    back = lu - int(rnd() * 2 * HOUR) if rnd() < 0.95 else lu + int(rnd() * HOUR)
-                    ev.append((back, RANK[K_LEND], K_LEND, 0, 0, -1))
-            leaves_out[i] = made
+    def _leaves(self, i: int, tin: int, tout: int, ev: list[_Event]) -> None:
+        """Leaves in the last part of the stay, after the judgment, one slot each; the last
+        one may end in an escape (not returned) and a recapture."""
+        k = self.L_leaves[i]
+        if not k:
+            return
+        pyrng, rnd, loc, lday = self.pyrng, self.rnd, self.loc, self.lday
+        span = tout - tin
+        ws = tin + int(span * 0.6)
+        if self.L_tc[i]:
+            ws = max(ws, self.L_t_tc[i] + DAY)
+        ws = max(ws, tout - 365 * DAY)
+        we = tout - DAY
+        k = min(k, max(0, (we - ws) // (12 * DAY)))
+        lm = self.L_lmuni[i]
+        slot = (we - ws) // k if k else 0
+        made = 0
+        for j in range(k):
+            s0 = ws + j * slot
+            lead = pyrng.randint(7, min(21, max(7, slot // DAY - 4)))
+            nights = 0 if rnd() < P.DAY_LEAVE_SHARE else pyrng.randint(1, 3)
+            first_day = lday(s0) + lead + 1
+            last_day = lday(s0 + slot) - nights - 1
+            if last_day < first_day:
+                continue
+            d = pyrng.randint(first_day, last_day)
+            lf = loc(d, 9 * HOUR + rnd() * 2 * HOUR)
+            if nights:
+                lu = loc(d + nights, 17 * HOUR + rnd() * 2 * HOUR)
+            else:
+                lu = lf + int(8 * HOUR + rnd() * 4 * HOUR)
+            grant = loc(d - lead, 10 * HOUR + rnd() * 6 * HOUR)
+            if not (s0 <= grant < lf and lu < s0 + slot):
+                continue
+            ev.append((grant, RANK[K_GRANT], K_GRANT, lf, lu, lm))
+            ev.append((lf + int(rnd() * 30 * MINUTE), RANK[K_LSTART], K_LSTART, 0, 0, lm))
+            made += 1
+            if j == k - 1 and self.L_nonret[i]:
+                te = lu + int(HOUR + rnd() * 5 * HOUR)
+                tr = te + int(4 * DAY * pyrng.lognormvariate(0, 1))
+                tr = min(tr, tout - 2 * HOUR)
+                ev.append((te, RANK[K_ESCAPE], K_ESCAPE, 0, 0, -1))
+                ev.append((tr, RANK[K_RECAPTURE], K_RECAPTURE, 0, 0, -1))
+                self.escapes_out[i] += 1
+            else:
+                back = lu - int(rnd() * 2 * HOUR) if rnd() < 0.95 else lu + int(rnd() * HOUR)
+                ev.append((back, RANK[K_LEND], K_LEND, 0, 0, -1))
+        self.leaves_out[i] = made
 
-        if L_death[i]:
-            ev.append((tout, RANK[K_DEATH], K_DEATH, 0, 0, -1))
-        else:
-            rk = L_kind[i]
-            ev.append(
-                (tout, RANK[K_RELEASE], K_RELEASE, rk, 0, L_ret[i] if rk != R_INTO_TBS else -1)
-            )
-
-        ev.sort()
-        if ev[-1][2] not in (K_RELEASE, K_DEATH) or ev[0][2] != K_INTAKE:  # pragma: no cover
-            raise AssertionError(f"period {i}: events outside the stay: {ev}")
-        src = inst0
+    def _append(self, i: int, ev: list[_Event], tr_t: list[int], tr_to: list[int]) -> None:
+        """The sorted events of period ``i`` into the columns, each with the institution the
+        person is in at that moment (a transfer comes from the institution the person
+        leaves)."""
+        src = self.L_inst[i]
         nt = 0
         for seq, (t, _rank, kind, a, b, c) in enumerate(ev):
             while nt < len(tr_t) and tr_t[nt] < t:
                 src = tr_to[nt]
                 nt += 1
-            col_t.append(t)
-            col_p.append(i)
-            col_k.append(kind)
-            col_seq.append(seq)
-            # the transfer itself comes from the institution the person leaves
-            col_s.append(src)  # a transfer comes from the institution the person leaves
-            col_a.append(a)
-            col_b.append(b)
-            col_c.append(c)
-        if progress is not None and (i + 1) % step == 0:
-            progress(i + 1)
+            self.col_t.append(t)
+            self.col_p.append(i)
+            self.col_k.append(kind)
+            self.col_seq.append(seq)
+            self.col_s.append(src)
+            self.col_a.append(a)
+            self.col_b.append(b)
+            self.col_c.append(c)
 
-    if progress is not None:
-        progress(n)
+    def result(self) -> DetentionEvents:
+        def np64(col: array[int]) -> I64:
+            return np.frombuffer(col, dtype=f"i{col.itemsize}").astype(np.int64)
 
-    def np64(col: array[int]) -> I64:
-        return np.frombuffer(col, dtype=f"i{col.itemsize}").astype(np.int64)
-
-    return DetentionEvents(
-        t=np64(col_t),
-        period=np64(col_p),
-        kind=np64(col_k),
-        seq=np64(col_seq),
-        src=np64(col_s),
-        a=np64(col_a),
-        b=np64(col_b),
-        c=np64(col_c),
-        planned_in_intake=intake_planned,
-        return_in_intake=ret_in_intake,
-        leaves=leaves_out,
-        escapes=escapes_out,
-        transfers=transfers_out,
-        leave_muni=leave_muni,
-        date_changes=changed_out,
-    )
+        d = self.draws
+        return DetentionEvents(
+            t=np64(self.col_t),
+            period=np64(self.col_p),
+            kind=np64(self.col_k),
+            seq=np64(self.col_seq),
+            src=np64(self.col_s),
+            a=np64(self.col_a),
+            b=np64(self.col_b),
+            c=np64(self.col_c),
+            planned_in_intake=self.intake_planned,
+            return_in_intake=d.ret_in_intake,
+            leaves=self.leaves_out,
+            escapes=self.escapes_out,
+            transfers=self.transfers_out,
+            leave_muni=d.leave_muni,
+            date_changes=self.changed_out,
+        )

@@ -194,20 +194,110 @@ def build_population(
     releases: int,
     year: int,
 ) -> Population:
+    """The population, drawn in the order of the module's docstring (the order of the draws
+    is part of the output: the same seed gives the same year)."""
+    is_death, group = _draw_groups(rng, releases)
+    n = len(group)
+    s = _draw_stays(rng, group)
+    _end_by_death(rng, s, is_death)
+    tm = _draw_times(rng, year, group, is_death, s)
+    off = _draw_offences(rng, group, is_death, s, releases)
+    ps = _draw_persons(rng, pyrng, places, group, is_death, s.stay, tm, releases)
+    person = ps.person
+
+    # --- ages at release in completed years ---------------------------------------------------
+    age_years = _completed_years(ps.p_birth[person], tm.day_out)
+
+    # --- conditions -------------------------------------------------------------------------
+    cond_in, cond_out = _conditions(rng, ps.p_risk[person], s.stay, is_death)
+
+    forced = ps.next_period >= 0
+    p_recid, recid_draw = _draw_reconvictions(
+        rng, group, ps, age_years, cond_out, off.off_cat, forced, off.in_society
+    )
+
+    # period reference numbers in order of intake
+    order = np.lexsort((np.arange(n), tm.t_in))
+    ref_number = np.empty(n, dtype=np.int64)
+    ref_number[order] = np.arange(1, n + 1, dtype=np.int64)
+
+    return Population(
+        year=year,
+        n_releases=releases,
+        n=n,
+        is_death=is_death,
+        group=group,
+        stay_days=s.stay,
+        pt_days=s.pt,
+        sentence=s.sentence,
+        released_at_trial=s.released_at_trial,
+        release_kind=s.kind,
+        title_in=s.title_in,
+        title_out=s.title_out,
+        has_tc=s.has_tc,
+        planned_day=tm.planned,
+        day_in=tm.day_in,
+        day_out=tm.day_out,
+        t_in=tm.t_in,
+        t_out=tm.t_out,
+        t_tc=tm.t_tc,
+        n_off=off.n_off,
+        off_cat=off.off_cat,
+        off_max=off.off_max,
+        serious=off.serious,
+        person=person,
+        second_of=ps.second_of,
+        next_period=ps.next_period,
+        p_female=ps.p_female,
+        p_birth_day=ps.p_birth,
+        p_risk=ps.p_risk,
+        p_has_bsn=ps.p_has_bsn,
+        p_residence=ps.p_res,
+        p_province=ps.p_prov,
+        return_muni=ps.return_muni,
+        return_changed_later=ps.changed_later,
+        institution=ps.institution,
+        cond_in=cond_in,
+        cond_out=cond_out,
+        p_recid=p_recid,
+        forced_recid=forced,
+        recid_draw=recid_draw,
+        age_at_release=age_years,
+        ref_number=ref_number,
+    )
+
+
+def _draw_groups(rng: np.random.Generator, releases: int) -> tuple[B8, I64]:
+    """Which periods end in death (the last ones) and the path of each period."""
     n_death = int(rng.binomial(releases, P.DEATH_RATE)) if releases > 0 else 0
     n = releases + n_death
     is_death = np.zeros(n, dtype=np.bool_)
     is_death[releases:] = True
 
-    # --- groups ------------------------------------------------------------------------
     shares = np.array([P.GROUP_SHARES[k] for k in GROUP_KEYS], dtype=np.float64)
     group = np.empty(n, dtype=np.int64)
     group[:releases] = rng.choice(len(GROUP_KEYS), size=releases, p=shares / shares.sum())
     dg = np.array([int(g) for g in _DEATH_GROUPS], dtype=np.int64)
     dp = np.array(list(_DEATH_GROUPS.values()), dtype=np.float64)
     group[releases:] = dg[rng.choice(len(dg), size=n_death, p=dp / dp.sum())]
+    return is_death, group
 
-    # --- stays -------------------------------------------------------------------------
+
+@dataclass
+class _Stays:
+    stay: I64
+    pt: I64
+    sentence: I64
+    kind: I64
+    title_in: I64
+    title_out: I64
+    has_tc: B8
+    released_at_trial: B8
+
+
+def _draw_stays(rng: np.random.Generator, group: I64) -> _Stays:
+    """Stay, pre-trial part, sentence, release kind and titles per group."""
+    n = len(group)
     stay = np.zeros(n, dtype=np.int64)
     pt = np.zeros(n, dtype=np.int64)
     sentence = np.zeros(n, dtype=np.int64)
@@ -298,18 +388,38 @@ def build_population(
     has_tc = pt > 0
     released_at_trial = has_tc & (stay <= pt)
     stay = np.where(has_tc, np.maximum(stay, pt), stay)
+    return _Stays(stay, pt, sentence, kind, title_in, title_out, has_tc, released_at_trial)
 
-    # deaths: the period ends somewhere in its planned stay
-    died_after = np.maximum(1, np.floor(stay * (0.05 + 0.95 * rng.random(n)))).astype(np.int64)
-    stay = np.where(is_death, np.minimum(stay, died_after), stay)
-    kind = np.where(is_death, -1, kind)
-    no_tc = is_death & has_tc & (pt >= stay)
-    has_tc &= ~no_tc
-    released_at_trial &= ~is_death
-    title_out = np.where(no_tc, title_in, title_out)
-    pt = np.where(has_tc, pt, 0)
 
-    # --- dates and times ------------------------------------------------------------------
+def _end_by_death(rng: np.random.Generator, s: _Stays, is_death: B8) -> None:
+    """Deaths: the period ends somewhere in its planned stay (changes ``s``)."""
+    n = len(is_death)
+    died_after = np.maximum(1, np.floor(s.stay * (0.05 + 0.95 * rng.random(n)))).astype(np.int64)
+    s.stay = np.where(is_death, np.minimum(s.stay, died_after), s.stay)
+    s.kind = np.where(is_death, -1, s.kind)
+    no_tc = is_death & s.has_tc & (s.pt >= s.stay)
+    s.has_tc &= ~no_tc
+    s.released_at_trial &= ~is_death
+    s.title_out = np.where(no_tc, s.title_in, s.title_out)
+    s.pt = np.where(s.has_tc, s.pt, 0)
+
+
+@dataclass
+class _Times:
+    y0: int  # the year's first day
+    day_in: I64
+    day_out: I64
+    t_in: I64
+    t_out: I64
+    t_tc: I64
+    planned: I64  # planned release day as known once sentenced (-1: none)
+
+
+def _draw_times(rng: np.random.Generator, year: int, group: I64, is_death: B8, s: _Stays) -> _Times:
+    """Release days (fewer on weekends), intake days, moments of intake, judgment and release,
+    and the planned release day."""
+    n = len(group)
+    stay, pt, kind, sentence, has_tc = s.stay, s.pt, s.kind, s.sentence, s.has_tc
     y0 = clock.day_number(date(year, 1, 1))
     y1 = clock.day_number(date(year + 1, 1, 1))
     days = np.arange(y0, y1, dtype=np.int64)
@@ -329,7 +439,7 @@ def build_population(
         out: I64 = (lo_h * HOUR + rng.random(n) * (hi_h - lo_h) * HOUR).astype(np.int64)
         return out
 
-    pretrial_in = title_in == T_PRE_TRIAL
+    pretrial_in = s.title_in == T_PRE_TRIAL
     forensic = np.isin(group, [Group.TBS, Group.PIJ])
     s_in = np.where(pretrial_in, tod(10, 19), np.where(forensic, tod(10, 16), tod(8, 21)))
     s_in = np.where(np.isin(group, JUVENILE) & ~forensic, tod(10, 18), s_in)
@@ -341,8 +451,8 @@ def build_population(
     tc_day = day_in + pt
     t_tc = np.where(has_tc, clock.local_to_utc(tc_day, tod(10, 17)), -1)
     # released at trial: the release follows the judgment by one to four hours
-    t_tc = np.where(released_at_trial, clock.local_to_utc(tc_day, tod(11, 16)), t_tc)
-    t_out = np.where(released_at_trial, t_tc + tod(1, 4), t_out)
+    t_tc = np.where(s.released_at_trial, clock.local_to_utc(tc_day, tod(11, 16)), t_tc)
+    t_out = np.where(s.released_at_trial, t_tc + tod(1, 4), t_out)
     # a death on the day of the trial comes after it
     t_out = np.where(has_tc & (t_tc >= t_out), t_tc + tod(1, 4), t_out)
 
@@ -355,8 +465,25 @@ def build_population(
     planned = np.where(early_repl, day_in + sentence, planned)
     planned = np.where(is_death & sentenced, day_in + np.maximum(sentence, stay + 1), planned)
     planned = np.where(is_death & (group == Group.PT_SENTENCE) & ~has_tc, -1, planned)
+    return _Times(y0, day_in, day_out, t_in, t_out, t_tc, planned)
 
-    # --- offences -------------------------------------------------------------------------
+
+@dataclass
+class _Offences:
+    n_off: I64
+    off_cat: I64
+    off_max: I64
+    serious: B8
+    in_society: B8  # released into society (not dead, not into tbs)
+
+
+def _draw_offences(
+    rng: np.random.Generator, group: I64, is_death: B8, s: _Stays, releases: int
+) -> _Offences:
+    """Up to three offences per period with their statutory maximum; the serious share is
+    calibrated to the target number per 35,000 releases."""
+    n = len(group)
+    stay, kind, title_in = s.stay, s.kind, s.title_in
     off_cat = np.zeros((n, 3), dtype=np.int64)
     off_max = np.zeros((n, 3), dtype=np.int64)
     primary = _choice_keys(rng, P.OTHER_CATEGORIES, n)
@@ -400,8 +527,38 @@ def build_population(
             off_max[mask, col] = draw
     off_max[:, 0] = np.where(needs_four, np.maximum(off_max[:, 0], 4), off_max[:, 0])
     serious = np.isin(off_cat[:, 0], [C_ZEDEN, C_ZWAAR]) | np.isin(group, [Group.TBS, Group.PIJ])
+    return _Offences(n_off, off_cat, off_max, serious, in_society)
 
-    # --- persons (one per period first; second releases then share the first's person) ----
+
+@dataclass
+class _Persons:
+    person: I64  # person index per period
+    second_of: I64
+    next_period: I64
+    p_birth: I64
+    p_female: B8
+    p_risk: F64
+    p_has_bsn: B8
+    p_res: I64
+    p_prov: I64
+    return_muni: I64
+    changed_later: B8
+    institution: I64
+
+
+def _draw_persons(
+    rng: np.random.Generator,
+    pyrng: random.Random,
+    places: Places,
+    group: I64,
+    is_death: B8,
+    stay: I64,
+    tm: _Times,
+    releases: int,
+) -> _Persons:
+    """One person per period first; second releases then share the first's person. Then the
+    persons' municipalities, the periods' return municipalities and first institutions."""
+    n = len(group)
     risk = rng.standard_normal(n)
     female = rng.random(n) < P.FEMALE_SHARE
     age = _ages(rng, group, n)
@@ -412,7 +569,9 @@ def build_population(
         np.maximum(age, 18.05 + stay / 365.25),
     )
     has_bsn = rng.random(n) >= P.NO_BSN_SHARE
-    second_of = _pair_second_releases(rng, pyrng, group, is_death, risk, t_in, t_out, y0, releases)
+    second_of = _pair_second_releases(
+        rng, pyrng, group, is_death, risk, tm.t_in, tm.t_out, tm.y0, releases
+    )
     person_of = np.arange(n, dtype=np.int64)
     is_second = second_of >= 0
     person_of[is_second] = second_of[is_second]
@@ -423,7 +582,7 @@ def build_population(
     person_index[reps] = np.arange(len(reps), dtype=np.int64)
     person = person_index[person_of]
 
-    birth = day_out - np.floor(age * 365.25).astype(np.int64) - rng.integers(0, 2, n)
+    birth = tm.day_out - np.floor(age * 365.25).astype(np.int64) - rng.integers(0, 2, n)
     p_birth = birth[reps]
     p_female = female[reps]
     p_risk = risk[reps]
@@ -444,26 +603,35 @@ def build_population(
     changed_later |= (return_muni >= 0) & (return_muni != res) & (rng.random(n) < 0.5)
 
     institution = _institutions(rng, places, group, p_prov[person])
+    return _Persons(person, second_of, next_period, p_birth, p_female, p_risk, p_has_bsn,
+                    p_res, p_prov, return_muni, changed_later, institution)  # fmt: skip
 
-    # --- ages at release in completed years ---------------------------------------------------
-    age_years = _completed_years(p_birth[person], day_out)
 
-    # --- conditions -------------------------------------------------------------------------
-    cond_in, cond_out = _conditions(rng, p_risk[person], stay, is_death)
-
-    # --- reconviction propensity ----------------------------------------------------------
+def _draw_reconvictions(
+    rng: np.random.Generator,
+    group: I64,
+    ps: _Persons,
+    age_years: I64,
+    cond_out: B8,
+    off_cat: I64,
+    forced: B8,
+    in_society: B8,
+) -> tuple[F64, B8]:
+    """The reconviction propensity per period (calibrated to the two-year share) and the draw;
+    a first release followed by a second one (``forced``) is reconvicted."""
+    n = len(group)
+    person = ps.person
     ok = cond_out.sum(axis=1)
     logit = (
-        P.RISK_EFFECT * p_risk[person]
+        P.RISK_EFFECT * ps.p_risk[person]
         + P.AGE_EFFECT * (age_years - 30) / 10
-        + P.FEMALE_EFFECT * p_female[person]
+        + P.FEMALE_EFFECT * ps.p_female[person]
         + P.CONDITION_EFFECT * (ok - ok.mean())
         + P.DEBTS_EFFECT * ~cond_out[:, 3]
         + P.ZEDEN_EFFECT * (off_cat[:, 0] == C_ZEDEN)
     )
     for key, eff in P.GROUP_EFFECT.items():
         logit = logit + eff * (group == GROUP_KEYS.index(key))
-    forced = next_period >= 0
     soc = in_society
     free = soc & ~forced
     n_soc = max(1, int(soc.sum()))
@@ -475,56 +643,7 @@ def build_population(
     alpha = bisect(share, P.RECIDIVISM_2Y, -20, 20)
     p_recid = np.where(soc, sigmoid(alpha + logit), 0.0)
     recid_draw = soc & (forced | (rng.random(n) < p_recid))
-
-    # period reference numbers in order of intake
-    order = np.lexsort((np.arange(n), t_in))
-    ref_number = np.empty(n, dtype=np.int64)
-    ref_number[order] = np.arange(1, n + 1, dtype=np.int64)
-
-    return Population(
-        year=year,
-        n_releases=releases,
-        n=n,
-        is_death=is_death,
-        group=group,
-        stay_days=stay,
-        pt_days=pt,
-        sentence=sentence,
-        released_at_trial=released_at_trial,
-        release_kind=kind,
-        title_in=title_in,
-        title_out=title_out,
-        has_tc=has_tc,
-        planned_day=planned,
-        day_in=day_in,
-        day_out=day_out,
-        t_in=t_in,
-        t_out=t_out,
-        t_tc=t_tc,
-        n_off=n_off,
-        off_cat=off_cat,
-        off_max=off_max,
-        serious=serious,
-        person=person,
-        second_of=second_of,
-        next_period=next_period,
-        p_female=p_female,
-        p_birth_day=p_birth,
-        p_risk=p_risk,
-        p_has_bsn=p_has_bsn,
-        p_residence=p_res,
-        p_province=p_prov,
-        return_muni=return_muni,
-        return_changed_later=changed_later,
-        institution=institution,
-        cond_in=cond_in,
-        cond_out=cond_out,
-        p_recid=p_recid,
-        forced_recid=forced,
-        recid_draw=recid_draw,
-        age_at_release=age_years,
-        ref_number=ref_number,
-    )
+    return p_recid, recid_draw
 
 
 def _ages(rng: np.random.Generator, group: I64, n: int) -> F64:
