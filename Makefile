@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH ?=
 BENCH_ARGS ?=
+DRILL_ARGS ?=
 
-.PHONY: demo test test-postgres bench serve lint lock clean
+.PHONY: demo test test-postgres bench drill serve lint lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || PYTHON=python3; \
@@ -29,14 +30,18 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/bandit -q -c pyproject.toml -r src
 	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH) -- $(BENCH_ARGS)
+
+# The fault drill (tools/drill, docs/drill.md), e.g. make drill DRILL_ARGS="--quick --seed 1"
+drill: $(STAMP)
+	$(BIN)/python -m tools.drill $(DRILL_ARGS)
 
 serve: $(STAMP)
 	$(BIN)/terugkeer serve

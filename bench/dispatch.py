@@ -16,7 +16,7 @@ the same run, and the receiver's own ceiling.
 - **ceiling**: one bare keep-alive `http.client` loop posting the same N pre-signed bodies.
 
 The receiver is a keep-alive HTTP/1.1 `ThreadingHTTPServer` in its own process
-(`terugkeer.notify.drill.Receivers`) that checks each HMAC signature and records each
+(`tools.drill.Receivers`, the fault drill's) that checks each HMAC signature and records each
 `Idempotency-Key`, so every notice is checked to arrive exactly once. Times run from starting
 the worker processes until they have all exited with the queue empty (process start included,
 on both sides); `steady` figures run from the receiver's first to its last accepted notice.
@@ -52,9 +52,10 @@ from terugkeer.notify.delivery.channels.webhook import (
 )
 
 if TYPE_CHECKING:
-    from terugkeer.notify.drill import Receivers, ReceiverStats
+    from tools.drill import Receivers, ReceiverStats
 
 HERE = Path(__file__).parent
+ROOT = HERE.parent  # the repository: the drill's receivers are in tools/, not installed
 SECRET = b"terugkeer-bench-webhook-secret"
 
 RULE_VERSION = "bench"
@@ -348,9 +349,9 @@ def main() -> int:
         "--concurrency", type=int, default=8, help="procrastinate: jobs at once per worker"
     )
     args = parser.parse_args()
-    sys.path.insert(0, str(HERE))
+    sys.path[:0] = [str(HERE), str(ROOT)]  # bench/common.py; tools/ (also for spawned processes)
     from common import postgres_available
-    from terugkeer.notify.drill import Receivers
+    from tools.drill import Receivers
 
     if not postgres_available():
         print("the dispatch benchmark needs PostgreSQL (see bench/common.py)", file=sys.stderr)

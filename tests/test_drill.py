@@ -1,6 +1,6 @@
-"""The drill, shortened, on PostgreSQL: dispatcher processes and an ingest process killed with
-SIGKILL, receivers on loopback failing at random, a messy feed arriving in chunks while the
-dispatchers run. One drill; two claims about it:
+"""The drill (``tools/drill``, a development tool), shortened, on PostgreSQL: dispatcher
+processes and an ingest process killed with SIGKILL, receivers on loopback failing at random,
+a messy feed arriving in chunks while the dispatchers run. One drill; two claims about it:
 
 - nothing is lost in delivery: every obligation that was written is delivered (or waits for a
   recipient with an alert raised), every notice recorded as delivered reached its receiver, and
@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from terugkeer.notify.drill import DrillConfig, DrillReport, run_drill
+from tools.drill import DrillConfig, DrillReport, run_drill
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -75,7 +75,8 @@ def test_a_request_cut_off_by_a_killed_sender_is_not_a_bad_signature() -> None:
     import socket
     import threading
 
-    from terugkeer.notify.drill import Faults, _http_server, _ReceiverState
+    from tools.drill import Faults
+    from tools.drill.receivers import _http_server, _ReceiverState
 
     state = _ReceiverState(b"secret", 1, Faults(http_error=0, http_timeout=0))
     server = _http_server(state)

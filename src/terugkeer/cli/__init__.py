@@ -297,11 +297,10 @@ def serve(
 
 
 def _register_groups() -> None:
-    from terugkeer.cli import accounts, dispatch, drill, reconcile, reintegration, watch
+    from terugkeer.cli import accounts, dispatch, reconcile, reintegration, watch
 
     for module in (dispatch, reconcile, watch):
         module.register(app, notify_app)
-    drill.register(app)
     reintegration.register(app)
     accounts.register(app)
 

@@ -761,7 +761,7 @@ def run_worker_process(
             signal.signal(sig, handler)
 
 
-class _ChildStop:
+class ChildStop:
     """A worker process's stop signal: set by SIGTERM (from the group's parent), and also
     when the parent is gone. Deliberately not a multiprocessing.Event: its lock would stay
     taken forever by a process killed while holding it."""
@@ -787,7 +787,7 @@ def _child(url: str, index: int, once: bool, options: WorkerOptions) -> None:
     from terugkeer.logs import configure
 
     configure(get_settings().log_level)
-    stop = _ChildStop()
+    stop = ChildStop()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the round, then stop
     engine = make_engine(url)
