@@ -8,9 +8,10 @@ rebuilds the period from all its events; both give the same result because both 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any
 
 from terugkeer.domain.codes import (
@@ -80,14 +81,11 @@ class PeriodState:
         return {k: getattr(self, k) for k in STORED_FIELDS}
 
 
-STORED_FIELDS = (
-    "period_ref",
-    "person_key",
+STATE_COLUMNS = (
     "source",
     "institution",
     "title",
     "sentence_days",
-    "offences",
     "residence_municipality",
     "return_municipality",
     "planned_release_date",
@@ -100,6 +98,15 @@ STORED_FIELDS = (
     "last_event_id",
     "event_count",
 )
+"""The fields of :class:`PeriodState` stored as the columns of ``detention_periods`` by the
+same name; besides them a period row has its ``period_ref`` and ``person_id``."""
+PERIOD_COLUMNS = ("period_ref", "person_id", *STATE_COLUMNS)
+"""The columns of ``detention_periods`` that ingest writes (``id`` aside), in order."""
+STORED_FIELDS = ("period_ref", "person_key", "offences", *STATE_COLUMNS)
+"""Everything stored about a period, as fields of :class:`PeriodState`."""
+
+state_values: Callable[[PeriodState], tuple[Any, ...]] = attrgetter(*STATE_COLUMNS)
+"""The values of :data:`STATE_COLUMNS` of a state, in order."""
 
 
 def _sequence(event: FeedEvent, message: str) -> FeedError:

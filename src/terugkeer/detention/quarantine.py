@@ -4,7 +4,7 @@ reason, listed for the operator and replayed after a fix."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from terugkeer.detention.ingest import (
     ingest_items,
 )
 from terugkeer.detention.tables import quarantine
+from terugkeer.domain import render
 
 STATUSES = ("open", "applied", "all")
 
@@ -39,9 +40,7 @@ class QuarantineEntry:
     raw: str
 
     def as_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["received_at"] = self.received_at.isoformat()
-        return out
+        return render.as_json(self)
 
 
 def _query(status: str, reason: str | None, ids: Sequence[int] | None) -> Any:

@@ -19,6 +19,7 @@ from terugkeer.db.bulk import among, chunks, insert_rows, read_date, read_dateti
 from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.detention.ingest import AppliedBatch, BatchHook
 from terugkeer.detention.tables import detention_periods, feed_events, persons
+from terugkeer.domain import render
 from terugkeer.domain.codes import DETENTION_KINDS
 from terugkeer.reintegration.audit import audit_many, now_utc
 from terugkeer.reintegration.codes import ConsentStatus
@@ -44,13 +45,7 @@ class OpenResult:
     skipped: Counter[str] = field(default_factory=Counter)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "periods": self.periods,
-            "opened": self.opened,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "skipped": dict(sorted(self.skipped.items())),
-        }
+        return render.as_json(self)  # skipped: by reason, in order
 
 
 _COLUMNS = (

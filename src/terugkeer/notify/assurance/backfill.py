@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, select, update
 from terugkeer.db.bulk import among, chunks
 from terugkeer.detention.parse import parse_line
 from terugkeer.detention.tables import detention_periods, feed_events
+from terugkeer.domain import render
 from terugkeer.domain.codes import DETENTION_KINDS, EventKind
 from terugkeer.domain.refdata import refdata
 from terugkeer.notify.assurance.reconcile import VOIDED, Gap, find_gaps, record_alerts, shared
@@ -121,18 +122,7 @@ class BackfillItem:
     note: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "rule_id": self.rule_id,
-            "period_ref": self.period_ref,
-            "occurrence": self.occurrence,
-            "recipient_kind": self.recipient_kind,
-            "recipient_ref": self.recipient_ref,
-            "due_at": None if self.due_at is None else self.due_at.isoformat(),
-            "action": self.action,
-            "source": self.source,
-            "note": self.note,
-        }
+        return render.as_json(self)
 
 
 @dataclass
@@ -149,22 +139,12 @@ class BackfillReport:
     items: list[BackfillItem] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "since": self.since.isoformat(),
-            "now": self.now.isoformat(),
-            "missing": self.missing,
-            "before_since": self.before_since,
-            "created": self.created,
-            "reopened": self.reopened,
-            "notices": self.notices,
-            "unresolved": self.unresolved,
-            "remaining": self.remaining,
-            "by_source": {
-                s: sum(1 for i in self.items if i.source == s)
-                for s in ("dispatcher", "reconciliation")
-            },
-            "items": [i.as_json() for i in self.items],
+        out = render.as_json(self)
+        items = out.pop("items")
+        by_source = {
+            s: sum(1 for i in self.items if i.source == s) for s in ("dispatcher", "reconciliation")
         }
+        return {**out, "by_source": by_source, "items": items}
 
 
 def _from_gap(rules: RuleSet, gap: Gap, now: datetime) -> Required:
@@ -291,15 +271,7 @@ class Explanation:
     stored: list[dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "period_ref": self.period_ref,
-            "status": self.status,
-            "rules_version": self.rules_version,
-            "trace": self.trace,
-            "required": self.required,
-            "voids": self.voids,
-            "stored": self.stored,
-        }
+        return render.as_json(self)
 
 
 def explain_period(engine: Engine, period_ref: str, rules: RuleSet | None = None) -> Explanation:

@@ -19,7 +19,7 @@ several workers never raise the same alert twice.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ import structlog
 from sqlalchemy import Connection, Engine, exists, select, text, update
 
 from terugkeer.db.bulk import among, chunks
+from terugkeer.domain import render
 from terugkeer.notify.alerts import raise_alert, resolve_alert
 from terugkeer.notify.rules.obligations import Endpoints, add_delivery, delivery_key
 from terugkeer.notify.rules.ruleset import RuleSet, default_rules
@@ -50,7 +51,7 @@ class EscalationCounts:
     skipped: bool = False  # another worker was escalating
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return render.as_json(self)
 
 
 def ack_window(rules: RuleSet, rule_id: str) -> timedelta:
