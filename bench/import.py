@@ -45,7 +45,7 @@ from terugkeer.db.engine import make_engine
 from terugkeer.detention.tables import detention_periods, persons
 from terugkeer.migrations import upgrade
 from terugkeer.reintegration.codes import ACTIVITY_TYPES
-from terugkeer.reintegration.importer import import_activities
+from terugkeer.reintegration.importing import import_activities
 from terugkeer.reintegration.tables import reintegration_cases
 
 MUNICIPALITY = "GM0363"

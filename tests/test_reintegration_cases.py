@@ -17,7 +17,7 @@ from terugkeer.reintegration import codes
 from terugkeer.reintegration.cases import open_cases, reintegration_hook
 from terugkeer.reintegration.codes import Condition, InOrder
 from terugkeer.reintegration.errors import Conflict, ConsentRequired, Invalid, NotFound
-from terugkeer.reintegration.importer import import_screenings
+from terugkeer.reintegration.importing import import_screenings
 from terugkeer.reintegration.queries import (
     activity_costs,
     completeness,

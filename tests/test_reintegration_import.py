@@ -15,15 +15,18 @@ from typer.testing import CliRunner
 from terugkeer.cli import app
 from terugkeer.config import get_settings
 from terugkeer.detention.ingest import ingest_text
-from terugkeer.reintegration import importer, values
+from terugkeer.reintegration import values
 from terugkeer.reintegration.cases import reintegration_hook
-from terugkeer.reintegration.importer import (
+from terugkeer.reintegration.importing import (
+    activities as activity_import,
+)
+from terugkeer.reintegration.importing import (
     error_file_for,
     import_activities,
     import_cases,
     import_screenings,
 )
-from terugkeer.reintegration.sheets import detect_encoding, open_sheet
+from terugkeer.reintegration.sheets import detect_encoding
 from terugkeer.reintegration.tables import (
     activities,
     condition_facts,
@@ -441,8 +444,8 @@ def test_column_check_stores_what_the_row_check_stores(
     back to the row check) and through the row check alone (XLSX cells): the same rows stored,
     each case's activities in the file's order."""
     openpyxl = pytest.importorskip("openpyxl")
-    monkeypatch.setattr(importer, "CHUNK_ROWS", chunk)
-    monkeypatch.setattr(importer, "FLUSH_ROWS", 3)
+    monkeypatch.setattr(activity_import, "CHUNK_ROWS", chunk)
+    monkeypatch.setattr(activity_import, "FLUSH_ROWS", 3)
     path = write(tmp_path / "a.csv", ACTIVITIES_HEADER, MIXED_ACTIVITIES)
     report = import_activities(consenting, path, municipality=GM, actor="t")
     assert report.ok, report.text()
@@ -477,16 +480,16 @@ def test_a_repeated_activity_is_reported_with_the_row_it_repeats(
 ) -> None:
     """Writing, a repeat is left to the unique index, in another chunk and another batch of
     inserts too; the file is then checked again and the report is exact."""
-    monkeypatch.setattr(importer, "CHUNK_ROWS", 2)
-    monkeypatch.setattr(importer, "FLUSH_ROWS", 2)
+    monkeypatch.setattr(activity_import, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(activity_import, "FLUSH_ROWS", 2)
     causes: list[Exception | None] = []
-    diagnose = importer._Diagnose.__init__
+    diagnose = activity_import.Diagnose.__init__
 
-    def spy(self: importer._Diagnose, cause: Exception | None = None) -> None:
+    def spy(self: activity_import.Diagnose, cause: Exception | None = None) -> None:
         causes.append(cause)
         diagnose(self, cause)
 
-    monkeypatch.setattr(importer._Diagnose, "__init__", spy)
+    monkeypatch.setattr(activity_import.Diagnose, "__init__", spy)
     rows = [
         *GOOD_ACTIVITIES,
         "NZ-001;A9;apply_id;Gemeente;01-02-2025;;;;;",
@@ -532,8 +535,8 @@ def test_a_bad_row_after_many_good_ones(
     consenting: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rows already written by the optimistic pass go with its transaction."""
-    monkeypatch.setattr(importer, "CHUNK_ROWS", 2)
-    monkeypatch.setattr(importer, "FLUSH_ROWS", 2)
+    monkeypatch.setattr(activity_import, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(activity_import, "FLUSH_ROWS", 2)
     good = [f"NZ-001;B{k};apply_id;Gemeente;01-02-2025;;1;10,00;gemeente;" for k in range(9)]
     path = write(tmp_path / "a.csv", ACTIVITIES_HEADER, [*good, "NZ-001;B9;apply_id;;;;;;;"])
     report = import_activities(consenting, path, municipality=GM, actor="t")
@@ -559,58 +562,6 @@ def test_who_imported_is_stored_as_given(consenting: Engine, tmp_path: Path) -> 
     assert stored == [(actor, f"import:{report.import_id}")] * 3
 
 
-PLAIN_LINES = [
-    "NZ-001;A1;apply_id;Gemeente;01-02-2025;;1;10,00;gemeente;",
-    "",  # an empty line: skipped, its number used
-    ";;;;;;;;;",  # only separators: skipped
-    "NZ-001;A2;apply_id;Gemeente €;01-02-2025",  # short: padded
-    "NZ-001;A3;apply_id;Gemeente;01-02-2025;;;;;;;",  # empty cells beyond the header: dropped
-    " ; ;",  # blank: skipped
-    "NZ-001;A4;apply_id; José ;01-02-2025;;;;;",
-]
-
-
-@pytest.mark.parametrize("block", [16, 100, 1 << 18])
-@pytest.mark.parametrize(
-    ("encoding", "newline", "quoted"),
-    [
-        ("cp1252", "\r\n", False),
-        ("utf-8-sig", "\n", False),
-        ("utf-8", "\r\n", True),
-        ("cp1252", "\n", True),
-    ],
-)
-def test_the_plain_reader_reads_what_the_sheet_reads(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    block: int,
-    encoding: str,
-    newline: str,
-    quoted: bool,
-) -> None:
-    """The writing pass splits plain CSV itself; rows, numbers and cells are those of
-    ``Sheet.rows``, up to and after the first quoted field (read by the csv module)."""
-    monkeypatch.setattr(importer, "_BLOCK_BYTES", block)
-    monkeypatch.setattr(importer, "CHUNK_ROWS", 2)
-    lines = list(PLAIN_LINES)
-    if quoted:
-        lines[4:4] = ['NZ-001;"A;5";apply_id;"Gemeente\r\nNoord";01-02-2025;;;;;', "x;y"]
-    lines += [f"NZ-002;B{k};soort;aanbieder;01-02-2025;;;;;" for k in range(20)]
-    path = tmp_path / "a.csv"
-    path.write_bytes((newline.join([ACTIVITIES_HEADER, *lines]) + newline).encode(encoding))
-    sheet = open_sheet(path, importer.ACTIVITY_ALIASES)
-    expected = [(n, list(cells)) for n, cells in sheet.rows]
-    start = importer._plain_start(path, sheet.encoding)
-    assert start is not None
-    assert sheet.encoding is not None
-    got = []
-    for ns, rows, columns in importer._plain_chunks(path, start, sheet.encoding, ";", 10):
-        cells = rows if rows is not None else list(zip(*columns or (), strict=True))
-        got += [(n, list(c)) for n, c in zip(ns, cells, strict=True)]
-    assert got == expected
-    assert len(got) == len(lines) - 3
-
-
 def test_cells_beyond_the_header_are_reported_as_before(consenting: Engine, tmp_path: Path) -> None:
     rows = [*GOOD_ACTIVITIES, "NZ-001;A9;apply_id;Gemeente;01-02-2025;;;;;;x"]
     path = write(tmp_path / "a.csv", ACTIVITIES_HEADER, rows)
@@ -631,7 +582,7 @@ def test_an_import_gives_the_connection_back_with_its_own_page_cache(
         pytest.skip("a page cache setting of SQLite")
     with periods.connect() as conn:
         configured = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    assert configured != -importer.IMPORT_CACHE_KIB
+    assert configured != -activity_import.IMPORT_CACHE_KIB
     import_cases(
         periods, write(tmp_path / "d.csv", CASES_HEADER, GOOD_CASES), municipality=GM, actor="t"
     )

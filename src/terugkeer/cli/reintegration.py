@@ -68,7 +68,7 @@ def _engine() -> Any:
 
 
 def _run_import(kind: str, path: Path, municipality: str | None, **kw: Any) -> None:
-    from terugkeer.reintegration import importer
+    from terugkeer.reintegration import importing as importer
 
     as_json = kw.pop("as_json")
     if not path.is_file():

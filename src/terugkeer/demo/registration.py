@@ -19,7 +19,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from terugkeer.reintegration.cases import OpenResult, open_cases
-from terugkeer.reintegration.importer import (
+from terugkeer.reintegration.importing import (
     ImportReport,
     import_activities,
     import_cases,

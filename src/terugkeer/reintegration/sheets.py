@@ -13,7 +13,7 @@ import csv
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +46,20 @@ class Sheet:
     delimiter: str | None = None
     sha256: str | None = None
 
+    closer: Callable[[], None] | None = None  # closes the file when ``rows`` was not read
+
     def name_of(self, column: str) -> str:
         """The column's name as the file writes it (for error reports)."""
         i = self.columns.get(column)
         return self.header[i] if i is not None else column
+
+    def close(self) -> None:
+        """Let go of the file, read to the end or not (another reader reads it instead)."""
+        close = getattr(self.rows, "close", None)
+        if close is not None:
+            close()
+        if self.closer is not None:
+            self.closer()
 
 
 def detect_encoding(path: Path) -> str:
@@ -102,13 +112,25 @@ def open_sheet(
         raise SheetError(f"no such file: {path}", row=0)
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        header, rows = _xlsx(path)
+        header, rows, closer = _xlsx(path)
         encoding, delimiter, sha = None, None, None
     elif suffix in (".csv", ".txt"):
         encoding, sha = inspect_file(path)
-        header, rows, delimiter = _csv(path, encoding)
+        header, rows, delimiter, closer = _csv(path, encoding)
     else:
         raise SheetError(f"unsupported file type [{path.suffix}]: use .csv or .xlsx", row=0)
+    try:
+        columns = _columns(header, aliases, required)
+    except SheetError:
+        closer()
+        raise
+    return Sheet(path, header, columns, rows, encoding, delimiter, sha, closer)
+
+
+def _columns(
+    header: list[str], aliases: Mapping[str, Sequence[str]], required: Sequence[str]
+) -> dict[str, int]:
+    """Canonical column name -> position, for ``header``."""
     lookup = {norm_header(a): canonical for canonical, names in aliases.items() for a in names}
     columns: dict[str, int] = {}
     for i, name in enumerate(header):
@@ -127,16 +149,50 @@ def open_sheet(
     missing = [aliases[c][0] for c in required if c not in columns]
     if missing:
         raise SheetError(f"missing column(s): {', '.join(missing)}", column=missing[0])
-    return Sheet(path, header, columns, rows, encoding, delimiter, sha)
+    return columns
 
 
-def _csv(path: Path, encoding: str) -> tuple[list[str], Iterator[tuple[int, list[Any]]], str]:
+def undecodable(e: UnicodeDecodeError) -> SheetError:
+    """The refusal of a file with a byte its encoding lacks."""
+    return SheetError(f"the file is neither UTF-8 nor Windows-1252: {e.reason}", row=0)
+
+
+def unreadable(e: csv.Error) -> SheetError:
+    """The refusal of a file the csv module cannot read."""
+    return SheetError(f"not a readable CSV file: {e}", row=0)
+
+
+def padded(n: int, cells: list[str], width: int, delimiter: str) -> list[str] | None:
+    """CSV record ``n`` as the import reads it: None for an empty one (skipped, its number
+    used), a short one padded to ``width`` cells, empty cells beyond the header dropped; a
+    value beyond the header raises :class:`SheetError`."""
+    if len(cells) == width:
+        return cells if any(cells) else None
+    if len(cells) < width:
+        if not any(c.strip() for c in cells):
+            return None
+        cells = cells + [""] * (width - len(cells))
+    else:
+        if any(c.strip() for c in cells[width:]):
+            raise SheetError(
+                f"row {n} has {len(cells)} cells, the header {width}",
+                row=n,
+                column="",
+                value=delimiter.join(cells[width:])[:40],
+            )
+        cells = cells[:width]
+    return cells if any(cells) else None
+
+
+def _csv(
+    path: Path, encoding: str
+) -> tuple[list[str], Iterator[tuple[int, list[Any]]], str, Callable[[], None]]:
     fh = path.open(encoding=encoding, newline="")
     try:
         first = fh.readline()
     except UnicodeDecodeError as e:
         fh.close()
-        raise SheetError(f"the file is neither UTF-8 nor Windows-1252: {e.reason}", row=1) from e
+        raise undecodable(e) from e
     if not first.strip():
         fh.close()
         raise SheetError("the file is empty or its first row (the header) is empty", row=1)
@@ -147,40 +203,21 @@ def _csv(path: Path, encoding: str) -> tuple[list[str], Iterator[tuple[int, list
     def rows() -> Iterator[tuple[int, list[Any]]]:
         try:
             reader = csv.reader(fh, delimiter=delimiter)
-            for n, cells in enumerate(reader, start=2):
-                if len(cells) == width:
-                    if any(cells):
-                        yield n, cells
-                    continue
-                if len(cells) < width:
-                    if not any(c.strip() for c in cells):
-                        continue
-                    cells = cells + [""] * (width - len(cells))
-                elif len(cells) > width:
-                    if any(c.strip() for c in cells[width:]):
-                        raise SheetError(
-                            f"row {n} has {len(cells)} cells, the header {width}",
-                            row=n,
-                            column="",
-                            value=delimiter.join(cells[width:])[:40],
-                        )
-                    cells = cells[:width]
-                if not any(cells):
-                    continue
-                yield n, cells
+            for n, record in enumerate(reader, start=2):
+                cells = padded(n, record, width, delimiter)
+                if cells is not None:
+                    yield n, cells
         except UnicodeDecodeError as e:
-            raise SheetError(
-                f"the file is neither UTF-8 nor Windows-1252: {e.reason}", row=0
-            ) from e
+            raise undecodable(e) from e
         except csv.Error as e:
-            raise SheetError(f"not a readable CSV file: {e}", row=0) from e
+            raise unreadable(e) from e
         finally:
             fh.close()
 
-    return header, rows(), delimiter
+    return header, rows(), delimiter, fh.close
 
 
-def _xlsx(path: Path) -> tuple[list[str], Iterator[tuple[int, list[Any]]]]:
+def _xlsx(path: Path) -> tuple[list[str], Iterator[tuple[int, list[Any]]], Callable[[], None]]:
     try:
         import openpyxl  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError as e:  # pragma: no cover - depends on the installation
@@ -220,4 +257,4 @@ def _xlsx(path: Path) -> tuple[list[str], Iterator[tuple[int, list[Any]]]]:
         finally:
             book.close()
 
-    return header, rows()
+    return header, rows(), book.close

@@ -1,0 +1,440 @@
+"""Importing a municipality's activities: one row per activity of a case (named by the
+municipality's case reference).
+
+Optimistic: the file is checked and written in one pass, in one transaction, read by the fast
+CSV reader where the file allows it (:mod:`.readers`); a repeated activity is left to the
+table's unique index. At the first problem of any kind (a bad row, a repeat, a damaged file)
+that transaction is rolled back and the file is checked again without writing, read by the
+reference reader, with every row's own check and a record of every (case, key) seen, for the
+report of every error. ``--dry-run`` is that second pass only.
+
+Rows are read in blocks of ``CHUNK_ROWS`` and checked column by column
+(:class:`~.activity_checks.ColumnCheck`); a block with any doubt (a bad or unusual value, a
+repeated activity) is checked again row by row (:class:`~.activity_checks.RowCheck`), which
+reports every problem with its row, column, value and reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import operator
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from terugkeer.db.bulk import execute_many, placeholders, sqlite_datetime
+from terugkeer.reintegration.audit import audit, now_utc
+from terugkeer.reintegration.codes import ConsentScope, ConsentStatus
+from terugkeer.reintegration.importing.activity_checks import (
+    Checked,
+    ColumnCheck,
+    Columns,
+    Row,
+    RowCheck,
+)
+from terugkeer.reintegration.importing.readers import Blocks, Reader, reader_for
+from terugkeer.reintegration.importing.report import Collector, ImportReport, finish
+from terugkeer.reintegration.importing.shared import (
+    check_municipality,
+    end_import,
+    open_for,
+    sha256_of,
+    start_import,
+)
+from terugkeer.reintegration.scope import today
+from terugkeer.reintegration.sheets import Sheet, SheetError
+from terugkeer.reintegration.tables import reintegration_cases
+
+ACTIVITY_ALIASES: dict[str, tuple[str, ...]] = {
+    "case_ref": ("dossiernummer", "dossier", "dossiernr", "zaaknummer", "case_ref"),
+    "activity_ref": ("activiteitnummer", "activiteit_id", "activiteitnr", "activity_ref"),
+    "type": ("soort", "soort_activiteit", "activiteit", "type"),
+    "provider": ("aanbieder", "uitvoerder", "provider"),
+    "start_date": ("startdatum", "begindatum", "start", "start_date"),
+    "end_date": ("einddatum", "eind", "end_date"),
+    "hours": ("uren", "aantal_uren", "hours"),
+    "cost": ("kosten", "kosten_euro", "bedrag", "cost", "cost_eur"),
+    "funder": ("financier", "bekostiging", "funder"),
+    "programme": ("programma", "aanpak", "programme"),
+}
+_REQUIRED = ("case_ref", "type", "provider", "start_date")
+_ACTIVITY_COLUMNS = (
+    "case_id",
+    "key",
+    "municipal_ref",
+    "type",
+    "condition",
+    "provider",
+    "start_date",
+    "end_date",
+    "hours_x100",
+    "cost_cents",
+    "funder",
+    "programme",
+    "recorded_at",
+    "recorded_by",
+    "source",
+    "updated_at",
+)
+CHUNK_ROWS = 2_048  # rows checked together, column by column
+IMPORT_CACHE_KIB = 131_072  # SQLite page cache while importing activities
+FLUSH_ROWS = 20_000  # rows written together, in case order
+_CASE_ID = operator.itemgetter(0)
+
+Existing = dict[tuple[int, str], tuple[int, tuple[Any, ...]]]
+
+
+def import_activities(
+    engine: Engine,
+    path: Path,
+    *,
+    municipality: str,
+    actor: str,
+    dry_run: bool = False,
+    write_report: bool = True,
+    now: datetime | None = None,
+) -> ImportReport:
+    """Import a municipality's activities: one row per activity of a case (named by the
+    municipality's case reference).
+
+    Optimistic: the file is checked and written in one pass, in one transaction; a repeated
+    activity is left to the table's unique index. At the first problem of any kind (a bad
+    row, a repeat) that transaction is rolled back and the file is checked again without
+    writing, with every row's own check and a record of every (case, key) seen, for the
+    report of every error. ``--dry-run`` is that second pass only."""
+    now = now or now_utc()
+    municipality = check_municipality(municipality)
+    report = ImportReport("activities", path, municipality, dry_run)
+    sheet = open_for(report, ACTIVITY_ALIASES, _REQUIRED)
+    if sheet is None:
+        return finish(report, write_report=write_report)
+    conn = engine.connect()
+    cache_size = None
+    if conn.dialect.name == "sqlite":
+        # room for the unique index of a large import; the connection's own setting after
+        cache_size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        conn.exec_driver_sql(f"PRAGMA cache_size={-IMPORT_CACHE_KIB}")
+        conn.commit()  # end the autobegun transaction: the import begins its own
+    try:
+        cause: Exception | None = None
+        if not dry_run:
+            try:
+                with conn.begin():
+                    _Pass(conn, sheet, report, municipality, actor, now, write=True).run()
+                return finish(report, write_report=write_report)
+            except Diagnose as e:  # rolled back: start again, to report every problem
+                cause = e.cause
+            report = ImportReport("activities", path, municipality, dry_run)
+            sheet = open_for(report, ACTIVITY_ALIASES, _REQUIRED)
+            if sheet is None:  # the file changed under us
+                return finish(report, write_report=write_report)
+        with conn.begin() as trans:
+            _Pass(conn, sheet, report, municipality, actor, now, write=False).run()
+            trans.rollback()
+        if cause is not None and report.ok:
+            raise cause  # not a problem of the file (a concurrent import of the same rows?)
+    finally:
+        if cache_size is not None:
+            with contextlib.suppress(SQLAlchemyError):  # never hide the error that got us here
+                conn.exec_driver_sql(f"PRAGMA cache_size={int(cache_size)}")
+        conn.close()
+    return finish(report, write_report=write_report)
+
+
+class Diagnose(Exception):  # a signal, not an error
+    """The optimistic pass met a problem: check the whole file again, reporting every error.
+    ``cause`` is the database's error when it was the unique index that found it."""
+
+    def __init__(self, cause: Exception | None = None) -> None:
+        super().__init__("check the file again")
+        self.cause = cause
+
+
+class _Pass:
+    """One pass over an activity file inside the caller's transaction; with ``write`` it
+    stores the file.
+
+    Writing, the first problem raises :class:`Diagnose`; repeated activities are found by the
+    table's unique index (and, for rows that update a stored activity, here). Not writing,
+    every problem is reported and every (case, key) is remembered to report a repeat with the
+    row it repeats."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        sheet: Sheet,
+        report: ImportReport,
+        municipality: str,
+        actor: str,
+        now: datetime,
+        *,
+        write: bool,
+    ) -> None:
+        self.conn, self.sheet, self.report, self.write = conn, sheet, report, write
+        self.municipality, self.actor, self.now = municipality, actor, now
+        self.err = Collector(report, sheet)
+        self.sqlite = sqlite = conn.dialect.name == "sqlite"
+        self.integrity_error: type[Exception] = conn.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
+        cases = _cases(conn, municipality)
+        self.existing = _existing_activities(conn, municipality)
+        if write:
+            sha = sheet.sha256 or sha256_of(sheet.path)
+            report.import_id = start_import(conn, report, actor, sha, now)
+        self.source = f"import:{report.import_id}"
+        self.stamp: Any = sqlite_datetime(now) if sqlite else now
+        self.insert_sql, self.update_sql, self.tail = self._statements()
+        last_day = today()
+        columns = Columns(sheet.columns)
+        self.row_check = RowCheck(columns, cases, municipality, last_day, self.err, sqlite=sqlite)
+        self.column_check = ColumnCheck(columns, cases, last_day, sqlite=sqlite)
+        self.seen: dict[tuple[int, str], int] = {}  # (case, key) -> the row it is on
+        self.case_ids: set[int] = set()
+        self.inserts: list[tuple[Any, ...]] = []
+        self.updates: list[tuple[Any, ...]] = []
+
+    def _statements(self) -> tuple[str, str, tuple[Any, ...]]:
+        """The insert and the update, and the values an insert binds after a row's own.
+
+        recorded_at, recorded_by, source and updated_at are the same on every row: on SQLite
+        they go into the statement as literals instead of being bound a million times."""
+        conn = self.conn
+        constants = (self.stamp, self.actor[:100], self.source, self.stamp)
+        literals = [_sql_text(v) for v in constants] if self.sqlite else [None]
+        tail: tuple[Any, ...] = ()
+        names = ", ".join(_ACTIVITY_COLUMNS)
+        if self.sqlite and None not in literals:
+            insert_sql = (
+                f"INSERT INTO activities ({names}) "  # noqa: S608  # nosec B608
+                f"VALUES ({placeholders(conn, 12)}, {', '.join(map(str, literals))})"
+            )
+        else:
+            tail = constants
+            insert_sql = (
+                f"INSERT INTO activities ({names}) "  # noqa: S608  # nosec B608
+                f"VALUES ({placeholders(conn, len(_ACTIVITY_COLUMNS))})"
+            )
+        mark = "?" if self.sqlite else "%s"
+        update_names = (*_ACTIVITY_COLUMNS[2:12], "updated_at", "source")
+        update_sql = (
+            f"UPDATE activities SET {', '.join(f'{c} = {mark}' for c in update_names)} "  # noqa: S608  # nosec B608
+            f"WHERE id = {mark}"
+        )
+        return insert_sql, update_sql, tail
+
+    def run(self) -> None:
+        """Read, check, take every row; writing, flush and record the import."""
+        report = self.report
+        # CSV cells are text; XLSX cells may be numbers and dates: those take the row check
+        columnwise = self.sheet.delimiter is not None
+        # writing, a plain CSV file is read faster than Sheet.rows reads it (the same rows)
+        reader = reader_for(self.sheet, fast=self.write and columnwise)
+        feed = _recorded(reader, self.err)
+        try:
+            n_rows = 0
+            for block in feed:
+                n_rows += len(block.numbers)
+                columns = block.columns() if columnwise else None
+                if not (columns and self._take_block(block.numbers, columns)):
+                    for n, cells in block:
+                        row = self.row_check.check(n, cells)
+                        if row is not None:
+                            self._take(n, row)
+                if self.write:
+                    if report.bad:  # (a damaged file, too)
+                        raise Diagnose
+                    if len(self.inserts) + len(self.updates) >= FLUSH_ROWS:
+                        self._flush()
+            report.rows = n_rows
+            if self.write:
+                if report.bad:
+                    raise Diagnose
+                self._flush()
+        finally:
+            feed.close()  # the file, when a problem ends the pass early
+            self.seen.clear()
+            self.inserts.clear()
+        if self.write and not report.bad:
+            self._record()
+
+    def _take_block(self, ns: Sequence[int], columns: list[Sequence[str]]) -> bool:
+        """Check and take a block of CSV rows column by column; False (having changed nothing
+        but caches) when any row needs the row-by-row check."""
+        c = self.column_check.check(columns)
+        if c is None:
+            return False
+        m = len(ns)
+        self.case_ids.update(c.ids)
+        existing, report = self.existing, self.report
+        if self.write:
+            if not existing or existing.keys().isdisjoint(zip(c.ids, c.keys, strict=True)):
+                # all new: a repeated activity is refused by the unique index on (case, key)
+                self.inserts.extend(
+                    zip(c.ids, c.keys, c.refs, c.types, c.conditions, c.providers, c.starts,
+                        c.ends, c.hours, c.costs, c.funders, c.programmes,
+                        *map(itertools.repeat, self.tail), strict=False)
+                )  # fmt: skip
+                report.applied += m
+                return True
+        else:
+            # a repeated activity, in the block or with a row before: row by row, for the report
+            fresh = dict(zip(zip(c.ids, c.keys, strict=True), ns, strict=True))
+            if len(fresh) < m or not self.seen.keys().isdisjoint(fresh):
+                return False
+            self.seen.update(fresh)
+            if report.errors:
+                return True  # nothing will be written: only look for more errors
+            if not existing or existing.keys().isdisjoint(fresh):
+                report.applied += m
+                return True
+        self._settle_block(ns, c)
+        return True
+
+    def _settle_block(self, ns: Sequence[int], c: Checked) -> None:
+        """Some rows of the block are stored already: insert, update or unchanged, row by
+        row."""
+        for j in range(len(ns)):
+            k = (c.ids[j], c.keys[j])
+            if self.write and k in self.existing:
+                if k in self.seen:
+                    raise Diagnose
+                self.seen[k] = ns[j]
+            self._settle(
+                k,
+                (c.ids[j], c.types[j], c.conditions[j], c.providers[j], None, c.starts[j], None,
+                 c.ends[j], c.hours[j], c.costs[j], c.funders[j], c.programmes[j], c.refs[j]),
+            )  # fmt: skip
+
+    def _take(self, n: int, row: Row) -> None:
+        """A checked row (as ``RowCheck.check`` returns it): a repeat of an earlier row is an
+        error."""
+        case_id, type_, provider, start, ref = row[0], row[1], row[3], row[4], row[12]
+        key = f"ref:{ref}" if ref else f"{type_}|{start.isoformat()}|{provider}"[:200]
+        k = (case_id, key)
+        self.case_ids.add(case_id)
+        if self.write and k not in self.existing:
+            self._settle(k, row)  # a repeat of an earlier row: the unique index will say so
+            return
+        first = self.seen.get(k)
+        if first is not None:
+            if self.write:
+                raise Diagnose
+            where = "activity_ref" if ref else "type"
+            self.err.add(n, where, ref or type_, f"the same activity is on row {first}")
+            return
+        self.seen[k] = n
+        if not self.report.errors:  # else nothing will be written: only look for more errors
+            self._settle(k, row)
+
+    def _settle(self, k: tuple[int, str], row: Row) -> None:
+        """Insert, update or unchanged, against what is stored (dates compared in the form
+        they are bound and read back in: ISO text on SQLite, dates elsewhere)."""
+        (case_id, type_, condition, provider, _, start_bind, _, end_bind, hours, cost, funder,
+         programme, ref) = row  # fmt: skip
+        old = self.existing.get(k)
+        if old is not None:
+            if old[1] == (type_, provider, start_bind, end_bind, hours, cost, funder, programme):
+                self.report.unchanged += 1
+                return
+            if self.write:
+                self.updates.append(
+                    (ref, type_, condition, provider, start_bind, end_bind, hours, cost, funder,
+                     programme, self.stamp, self.source, old[0])
+                )  # fmt: skip
+        elif self.write:
+            self.inserts.append(
+                (case_id, k[1], ref, type_, condition, provider, start_bind, end_bind, hours,
+                 cost, funder, programme, *self.tail)
+            )  # fmt: skip
+        self.report.applied += 1
+
+    def _flush(self) -> None:
+        try:
+            if self.inserts:
+                # in case order (stable: a case keeps the file's order): the unique index on
+                # (case, key) is then filled page after page instead of all over
+                self.inserts.sort(key=_CASE_ID)
+                execute_many(self.conn, self.insert_sql, self.inserts)
+            if self.updates:
+                execute_many(self.conn, self.update_sql, self.updates)
+        except self.integrity_error as e:  # a repeated activity (or a concurrent import)
+            raise Diagnose(e) from e
+        self.inserts, self.updates = [], []
+
+    def _record(self) -> None:
+        """The import's counts and its audit row (the one place an activity import writes
+        one)."""
+        end_import(self.conn, self.report)
+        audit(
+            self.conn,
+            self.actor,
+            "activities_imported",
+            None,
+            {
+                "import_id": self.report.import_id,
+                "municipality": self.municipality,
+                "applied": self.report.applied,
+                "unchanged": self.report.unchanged,
+                "cases": len(self.case_ids),
+            },
+            at=self.now,
+        )
+
+
+def _recorded(reader: Reader, errors: Collector) -> Blocks:
+    """The reader's blocks; a file it refuses halfway becomes an error of the file."""
+    blocks = reader.blocks(CHUNK_ROWS)
+    try:
+        yield from blocks
+    except SheetError as e:
+        errors.add(e.row, e.column, e.value, e.message)
+    finally:
+        blocks.close()
+
+
+def _sql_text(value: str) -> str | None:
+    """``value`` as an SQLite string literal; None when it cannot be one (a NUL)."""
+    if "\x00" in value:
+        return None
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _cases(conn: Connection, municipality: str) -> dict[str, tuple[int, bool]]:
+    """The municipality's cases with a reference: reference -> (id, consent for
+    registration)."""
+    cases: dict[str, tuple[int, bool]] = {}
+    t = reintegration_cases
+    for r in conn.execute(
+        select(t.c.id, t.c.municipal_ref, t.c.consent, t.c.consent_scope).where(
+            t.c.municipality == municipality, t.c.municipal_ref.is_not(None)
+        )
+    ):
+        ok = r.consent == ConsentStatus.GIVEN and ConsentScope.REGISTRATION in (
+            r.consent_scope or ""
+        ).split(",")
+        cases[r.municipal_ref] = (r.id, ok)
+    return cases
+
+
+def _existing_activities(conn: Connection, municipality: str) -> Existing:
+    """The municipality's stored activities, in one read through the driver: (case, key) ->
+    (id, the values an import compares, as the driver gives them: dates as ISO text on
+    SQLite, as dates elsewhere, which is also how the import binds them)."""
+    sql = (
+        "SELECT a.id, a.case_id, a.key, a.type, a.provider, a.start_date, a.end_date,"
+        " a.hours_x100, a.cost_cents, a.funder, a.programme"
+        " FROM activities a JOIN reintegration_cases c ON c.id = a.case_id"
+        " WHERE c.municipality = ?"
+    )
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, (municipality,))
+        return {(r[1], r[2]): (r[0], tuple(r[3:])) for r in cursor.fetchall()}
+    finally:
+        cursor.close()
