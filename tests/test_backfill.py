@@ -15,6 +15,7 @@ from terugkeer.notify.assurance.backfill import backfill, explain_period, list_o
 from terugkeer.notify.assurance.reconcile import reconcile
 from terugkeer.notify.rules.evaluate import Evaluation
 from terugkeer.notify.tables import deliveries
+from terugkeer.security.actor import Actor
 
 from .feedutil import T0, intake, msg
 from .test_reconcile import (
@@ -30,6 +31,7 @@ from .test_reconcile import (
 )
 
 LATER = datetime(2026, 3, 1, tzinfo=UTC)
+TEST = Actor.system("test", "testing")
 
 
 def notices_of(engine: Engine, obligation_id: int) -> list[tuple[str, str]]:
@@ -140,7 +142,7 @@ def test_explain_and_list(engine: Engine) -> None:
         intake("e1", fields={"offences": [{"category": "vermogen", "statutory_max_years": 4}]}),
         msg("release", "e2", 30, release_kind="court_order"),
     )
-    explanation = explain_period(engine, "P1")
+    explanation = explain_period(engine, "P1", actor=TEST)
     fired = {(t["event_id"], t["rule_id"]): (t["fired"], t["why"]) for t in explanation.trace}
     assert fired[("e1", "mayor.release")][0] is False
     assert "no offence in ['zeden', 'zwaar_geweld']" in fired[("e1", "mayor.release")][1]
@@ -152,12 +154,12 @@ def test_explain_and_list(engine: Engine) -> None:
         "nazorg.intake|P1|intake|-": "open",
         "nazorg.release|P1|release|-": "open",
     }
-    listed = list_obligations(engine, period_ref="P1")
+    listed = list_obligations(engine, period_ref="P1", actor=TEST)
     assert [r["rule_id"] for r in listed] == ["nazorg.intake", "nazorg.release"]
     assert listed[1]["late"] is False  # the planned notice went out in time
-    assert list_obligations(engine, status="voided") == []
+    assert list_obligations(engine, status="voided", actor=TEST) == []
     with pytest.raises(ValueError, match=r"unknown status \[done\]"):
-        list_obligations(engine, status="done")
+        list_obligations(engine, status="done", actor=TEST)
 
 
 def test_a_victim_registration_that_arrives_late_is_caught_up(engine: Engine) -> None:

@@ -17,8 +17,8 @@ from sqlalchemy import Engine, func, select, update
 from typer.testing import CliRunner, Result
 
 from terugkeer.cli import app
-from terugkeer.cli import audit as audit_cli
-from terugkeer.cli.audit import actor_name
+from terugkeer.cli import common as audit_cli
+from terugkeer.cli.common import actor_name
 from terugkeer.config import get_settings
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.detention.tables import detention_periods
@@ -32,6 +32,7 @@ from terugkeer.reintegration.service import (
     record_consent,
 )
 from terugkeer.reintegration.tables import reintegration_cases
+from terugkeer.security import audit
 from terugkeer.security.tables import audit_log
 
 from .feedutil import BSN, BSN2, intake, lines, msg
@@ -188,7 +189,7 @@ def test_no_audit_row_no_output(cli_db: Engine, monkeypatch: pytest.MonkeyPatch)
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the audit log cannot be written")
 
-    monkeypatch.setattr(audit_cli.audit, "record_many", broken)
+    monkeypatch.setattr(audit, "record_many", broken)
     result = runner.invoke(app, ["quarantine", "list", "--json"])
     assert result.exit_code != 0
     assert BSN not in result.stdout
@@ -406,8 +407,22 @@ def test_reintegration_lists_log_each_case_and_figures_log_nothing(cli_db: Engin
     bad = json.loads(run("reintegration", "not-in-order", "-m", GM, "--json").stdout)
     assert [b["case_id"] for b in bad] == [p2]
     assert trail(cli_db, since) == [
-        ("cli:nazorg.ams", "cli", "read", "reintegration_case", str(p1), "preparing returns"),
-        (actor_name(), "cli", "read", "reintegration_case", str(p2), "reintegration follow-up"),
+        (
+            "cli:nazorg.ams",
+            "cli",
+            "case_listed",
+            "reintegration_case",
+            str(p1),
+            "preparing returns",
+        ),
+        (
+            actor_name(),
+            "cli",
+            "case_listed",
+            "reintegration_case",
+            str(p2),
+            "reintegration follow-up",
+        ),
     ]
     since = mark(cli_db)
     run("reintegration", "upcoming", "-m", GM, "--on", "2024-01-01")  # none in the window

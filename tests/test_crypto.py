@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 from terugkeer.config import Settings
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.detention.tables import victims
+from terugkeer.security.actor import Actor
 from terugkeer.security.crypto import (
     DecryptError,
     FieldCipher,
@@ -22,6 +23,8 @@ from terugkeer.security.crypto import (
 from terugkeer.security.keys import rotate, victim_contact
 
 from .feedutil import intake, lines, msg
+
+TEST = Actor.system("test", "testing")
 
 K1, K2 = generate_key(), generate_key()
 
@@ -93,12 +96,14 @@ def test_contact_details_are_stored_encrypted_and_rotated(engine: Engine) -> Non
         stored = conn.execute(select(victims.c.contact)).scalar_one()
     assert "Slachtoffer Een" not in stored
     assert "example.org" not in stored
-    assert victim_contact(engine, "V1")["name"] == "Slachtoffer Een"  # development key
+    assert victim_contact(engine, "V1", actor=TEST)["name"] == "Slachtoffer Een"  # development key
 
     dev_and_new = FieldCipher(
         (*cipher_from_settings(Settings()).keys, ("k2", parse_keys(f"k2:{K2}")[0][1]))
     )
-    report = rotate(engine, dev_and_new)
+    report = rotate(engine, dev_and_new, actor=TEST)
     assert (report.active_key, report.rewritten, report.already_current) == ("k2", 1, 0)
-    assert rotate(engine, dev_and_new).already_current == 1
-    assert victim_contact(engine, "V1", cipher(f"k2:{K2}"))["email"] == "een@example.org"
+    assert rotate(engine, dev_and_new, actor=TEST).already_current == 1
+    assert (
+        victim_contact(engine, "V1", cipher(f"k2:{K2}"), actor=TEST)["email"] == "een@example.org"
+    )

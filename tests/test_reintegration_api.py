@@ -8,8 +8,9 @@ from sqlalchemy import Engine, func, select
 
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.reintegration.cases import reintegration_hook
-from terugkeer.reintegration.tables import reintegration_audit, reintegration_cases
+from terugkeer.reintegration.tables import reintegration_cases
 from terugkeer.security.accounts import add_user, create_token
+from terugkeer.security.tables import audit_log
 from terugkeer.web.app import create_app
 
 from .feedutil import intake, lines, msg
@@ -202,7 +203,12 @@ def test_a_case_through_the_api(client: TestClient, engine: Engine) -> None:
     consents = client.get(f"{base}/toestemmingen", params=q, headers=WHO).json()
     assert [c["status"] for c in consents] == ["given", "withdrawn"]
     with engine.connect() as conn:
-        actors = {r.actor for r in conn.execute(select(reintegration_audit.c.actor))}
+        actors = {
+            r.actor
+            for r in conn.execute(
+                select(audit_log.c.actor).where(audit_log.c.record_type == "reintegration_case")
+            )
+        }
         assert conn.execute(select(reintegration_cases.c.consent)).scalar_one() == "withdrawn"
     assert "caseworker:ams-1" in actors
 

@@ -38,7 +38,8 @@ from terugkeer.reintegration.service import (
     record_consent,
     update_activity,
 )
-from terugkeer.reintegration.tables import reintegration_audit, reintegration_cases
+from terugkeer.reintegration.tables import reintegration_cases
+from terugkeer.security.tables import audit_log
 
 from .feedutil import BSN2, intake, lines, msg
 
@@ -92,7 +93,12 @@ def test_cases_open_when_a_release_is_planned_and_follow_the_period(engine: Engi
         case = get_case(conn, case_id, GM, actor=USER)
         assert case.status == "returned"
         assert case.period.release_date == date(2025, 2, 15)
-        actions = [r.action for r in conn.execute(select(reintegration_audit.c.action))]
+        actions = [
+            r.action
+            for r in conn.execute(
+                select(audit_log.c.action).where(audit_log.c.record_type == "reintegration_case")
+            )
+        ]
     assert "case_opened" in actions
     assert "case_followed_period" in actions
     # another municipality cannot see it
@@ -171,7 +177,12 @@ def test_consent_governs_registration(engine: Engine) -> None:
         assert case.moments is None  # back to the release signal only
         with pytest.raises(ConsentRequired):
             current_conditions(conn, case_id, GM, actor=USER)
-        actions = [r.action for r in conn.execute(select(reintegration_audit.c.action))]
+        actions = [
+            r.action
+            for r in conn.execute(
+                select(audit_log.c.action).where(audit_log.c.record_type == "reintegration_case")
+            )
+        ]
     assert {"consent_refused", "consent_given", "consent_withdrawn"} <= set(actions)
     with pytest.raises(Invalid, match="future"):
         record_consent(engine, case_id, ConsentIn("given", date(2999, 1, 1)), actor=USER)
@@ -309,9 +320,10 @@ def test_activities(engine: Engine) -> None:
         details = [
             json.loads(r.details)
             for r in conn.execute(
-                select(reintegration_audit.c.details).where(
-                    reintegration_audit.c.action == "activity_changed"
-                )
+                select(audit_log.c.details)
+                .where(audit_log.c.action == "activity_changed")
+                .order_by(audit_log.c.id.desc())
+                .limit(1)
             )
         ]
     assert [x.type for x in listed] == ["case_management", "apply_id"]
@@ -331,7 +343,7 @@ def test_steering(engine: Engine) -> None:
         msg("release", "f2", 26, period="P2", bsn=BSN2, release_kind="end_of_sentence"),
     )
     with engine.connect() as conn:
-        upcoming = upcoming_returns(conn, GM, on=date(2025, 2, 10))
+        upcoming = upcoming_returns(conn, GM, actor=USER, on=date(2025, 2, 10))
     assert [(u.period_ref, u.days_until) for u in upcoming] == [("P1", 19)]
     released = _case_id(engine, "P2")
     record_consent(engine, released, ConsentIn("given", date(2025, 1, 10)), actor=USER)
@@ -339,7 +351,7 @@ def test_steering(engine: Engine) -> None:
         engine, released, ConditionsIn("release", {**ALL_OK, "income": "none"}), actor=USER
     )
     with engine.connect() as conn:
-        bad = not_in_order_at_release(conn, GM)
+        bad = not_in_order_at_release(conn, GM, actor=USER)
         shares = completeness(conn, on=date(2025, 4, 1))
     assert [(b.period_ref, b.not_in_order, b.unknown) for b in bad] == [
         ("P2", ["income"], ["care"])

@@ -14,6 +14,7 @@ from terugkeer.detention import ingest, quarantine
 from terugkeer.detention.ingest import BatchHook, IngestResult
 from terugkeer.notify.hook import notify_hook
 from terugkeer.reintegration.cases import reintegration_hook
+from terugkeer.security.actor import Actor, running
 
 
 def hooks() -> list[BatchHook]:
@@ -22,8 +23,17 @@ def hooks() -> list[BatchHook]:
     return [notify_hook(), reintegration_hook()]
 
 
-def ingest_files(engine: Engine, paths: Sequence[Path], **kwargs: Any) -> IngestResult:
-    return ingest.ingest_files(engine, paths, hooks=hooks(), **kwargs)
+def ingest_files(
+    engine: Engine, paths: Sequence[Path], *, actor: Actor | None = None, **kwargs: Any
+) -> IngestResult:
+    """Apply feed files with every hook. A bulk job: one audit row per run by ``actor`` (the
+    files and the counts, also when it fails halfway), not one per message."""
+    if actor is None:
+        return ingest.ingest_files(engine, paths, hooks=hooks(), **kwargs)
+    with running(engine, actor, "ingest", {"files": [p.name for p in paths]}) as job:
+        result = ingest.ingest_files(engine, paths, hooks=hooks(), **kwargs)
+        job.update(result.as_json())
+    return result
 
 
 def replay_quarantine(engine: Engine, **kwargs: Any) -> IngestResult:

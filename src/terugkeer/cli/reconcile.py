@@ -10,21 +10,15 @@ from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from terugkeer.cli.audit import AsOpt, CliAudit, PurposeOpt
-from terugkeer.db.bulk import among
+from terugkeer.cli.common import AsOpt, PurposeOpt, actor, err, out
 from terugkeer.db.engine import make_engine
 
 if TYPE_CHECKING:
     from terugkeer.notify.assurance.reconcile import Gap, ReconcileReport
 
-out = Console()
-err = Console(stderr=True)
-
 SHOWN = 20  # gaps of each kind in the text output (--json has them all)
-GAP_KINDS = ("missing", "overdue", "unacknowledged", "unresolved", "extra", "recipient_differs")
 
 
 @contextmanager
@@ -78,198 +72,150 @@ def _since(value: str) -> datetime:
     return datetime.combine(day, time(0), AMSTERDAM)
 
 
-def register(app: typer.Typer, notify_app: typer.Typer) -> None:
-    """Add this module's commands to the top-level app and the `notify` group."""
+def reconcile_command(
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    shown: Annotated[int, typer.Option("--show", min=0, help="gaps shown per kind")] = SHOWN,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "completeness check",
+) -> None:
+    """Check independently that every required notification exists, is delivered and
+    acknowledged; store gaps as alerts. Exits 1 on any missing, overdue, unacknowledged
+    or unresolved obligation.
 
-    @app.command("reconcile")
-    def reconcile_command(
-        as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-        shown: Annotated[int, typer.Option("--show", min=0, help="gaps shown per kind")] = SHOWN,
-        who: AsOpt = None,
-        purpose: PurposeOpt = "completeness check",
-    ) -> None:
-        """Check independently that every required notification exists, is delivered and
-        acknowledged; store gaps as alerts. Exits 1 on any missing, overdue, unacknowledged
-        or unresolved obligation.
+    A machine job: one audit row per run (the counts), and a `read` of each detention
+    period whose gaps it shows; not one row per obligation it checks."""
+    from terugkeer.notify.assurance.backfill import check
 
-        A machine job: one audit row per run (the counts), and a `read` of each detention
-        period whose gaps it shows; not one row per obligation it checks."""
-        from terugkeer.notify.assurance.reconcile import reconcile
+    by = actor("reconcile", who, purpose)
+    with _database():
+        report = check(make_engine(), actor=by, shown=None if as_json else shown)
+    if as_json:
+        out.print_json(json.dumps(report.as_json()))
+    else:
+        _print_report(report, shown)
+    raise typer.Exit(0 if report.ok else 1)
 
-        trail = CliAudit.of("reconcile", who, purpose)
-        engine = make_engine()
-        with _database():
-            report = reconcile(engine)
-            trail.job(engine, details={"ok": report.ok, **report.counts})
-            gaps = [
-                g for kind in GAP_KINDS for g in getattr(report, kind)[: None if as_json else shown]
-            ]
-            per_period: dict[str, int] = {}
-            for g in gaps:
-                per_period[g.period_ref] = per_period.get(g.period_ref, 0) + 1
-            trail.records(
-                engine,
-                "read",
-                "detention_period",
-                ((p, {"gaps": n}) for p, n in per_period.items()),
-            )
-        if as_json:
-            out.print_json(json.dumps(report.as_json()))
-        else:
-            _print_report(report, shown)
-        raise typer.Exit(0 if report.ok else 1)
 
-    @notify_app.command("backfill")
-    def backfill_command(
-        since: Annotated[
-            str,
-            typer.Option(help="YYYY-MM-DD: backfill what happened since this day (Amsterdam)"),
-        ],
-        as_json: Annotated[bool, typer.Option("--json")] = False,
-        who: AsOpt = None,
-        purpose: PurposeOpt = "completeness repair",
-    ) -> None:
-        """After a fault is fixed: create the missing obligations of events since DATE and
-        send them, marked late ("alsnog"). Exits 1 if any remain missing.
+def backfill_command(
+    since: Annotated[
+        str,
+        typer.Option(help="YYYY-MM-DD: backfill what happened since this day (Amsterdam)"),
+    ],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "completeness repair",
+) -> None:
+    """After a fault is fixed: create the missing obligations of events since DATE and
+    send them, marked late ("alsnog"). Exits 1 if any remain missing.
 
-        Each obligation created (or reopened) is a `create` (`update`) of record type `notice`
-        in the audit log."""
-        from sqlalchemy import select
+    Each obligation created (or reopened) is a `create` (`update`) of record type `notice`
+    in the audit log."""
+    from terugkeer.notify.assurance.backfill import backfill
 
-        from terugkeer.db.bulk import chunks
-        from terugkeer.notify.assurance.backfill import backfill
-        from terugkeer.notify.tables import obligations
-
-        trail = CliAudit.of("notify backfill", who, purpose)
-        start = _since(since)
-        engine = make_engine()
-        with _database():
-            report = backfill(engine, start)
-            ids: dict[str, int] = {}
-            with engine.connect() as conn:
-                for chunk in chunks([i.key for i in report.items]):
-                    for key, obligation_id in conn.execute(
-                        select(obligations.c.key, obligations.c.id).where(
-                            among(conn, obligations.c.key, chunk)
-                        )
-                    ):
-                        ids[key] = obligation_id
-            for action, done in (("create", "created"), ("update", "reopened")):
-                trail.records(
-                    engine,
-                    action,
-                    "notice",
-                    (
-                        (ids[i.key], {"backfilled": True, "since": since})
-                        for i in report.items
-                        if i.action == done and i.key in ids
-                    ),
-                )
-        if as_json:
-            out.print_json(json.dumps(report.as_json()))
-        else:
-            _line(
-                f"missing obligations: {report.missing:,} ({report.before_since:,} caused before "
-                f"{since}: left alone); created {report.created:,}, reopened {report.reopened:,}, "
-                f"notices queued {report.notices:,}, without a known recipient "
-                f"{report.unresolved:,}; still missing {report.remaining:,}"
-            )
-            for i in report.items:
-                note = f" ({i.note})" if i.note else ""
-                _line(
-                    f"  {i.action}: {i.rule_id} for period {i.period_ref} ({i.occurrence}) to "
-                    f"{i.recipient_kind} {i.recipient_ref or '(unresolved)'}, due "
-                    f"{_when(i.due_at)}, marked late (alsnog); from the {i.source}{note}"
-                )
-        raise typer.Exit(1 if report.remaining else 0)
-
-    @notify_app.command("explain")
-    def explain_command(
-        period: Annotated[str, typer.Argument(help="the detention period reference")],
-        as_json: Annotated[bool, typer.Option("--json")] = False,
-        who: AsOpt = None,
-        purpose: PurposeOpt = "explaining notifications",
-    ) -> None:
-        """Which rules fired for each event of a period, which did not, and why.
-
-        A `read` of record type `detention_period` in the audit log."""
-        from terugkeer.notify.assurance.backfill import NotFoundError, explain_period
-
-        trail = CliAudit.of("notify explain", who, purpose)
-        engine = make_engine()
-        with _database():
-            try:
-                explanation = explain_period(engine, period)
-            except NotFoundError as e:
-                _error(str(e))
-                raise typer.Exit(2) from e
-            trail.records(engine, "read", "detention_period", [explanation.period_ref])
-        if as_json:
-            out.print_json(json.dumps(explanation.as_json()))
-            return
+    by = actor("notify backfill", who, purpose)
+    start = _since(since)
+    with _database():
+        report = backfill(make_engine(), start, actor=by)
+    if as_json:
+        out.print_json(json.dumps(report.as_json()))
+    else:
         _line(
-            f"period {explanation.period_ref} ({explanation.status}), "
-            f"rules {explanation.rules_version}"
+            f"missing obligations: {report.missing:,} ({report.before_since:,} caused before "
+            f"{since}: left alone); created {report.created:,}, reopened {report.reopened:,}, "
+            f"notices queued {report.notices:,}, without a known recipient "
+            f"{report.unresolved:,}; still missing {report.remaining:,}"
         )
-        _line("rules per event:")
-        last = None
-        for t in explanation.trace:
-            if t["event_id"] != last:
-                last = t["event_id"]
-                _line(f"  {t['event_id']} {t['kind']} {_when(t['occurred_at'])}")
-            _line(f"    {t['rule_id']}: {'fired' if t['fired'] else 'did not fire'}: {t['why']}")
-        _line("required now:")
-        for r in explanation.required:
-            stored = r["stored_status"] or "MISSING"
-            if r["stored_status"] and r["stored_recipient"] != r["recipient_ref"]:
-                stored += f", stored for {r['stored_recipient'] or '(unresolved)'}"
-            late = f"; late: {r['late_reason']}" if r["late"] else ""
+        for i in report.items:
+            note = f" ({i.note})" if i.note else ""
             _line(
-                f"  {r['rule_id']} {r['occurrence']} to {r['recipient_kind']} "
-                f"{r['recipient_ref'] or '(unresolved)'}, due {_when(r['due_at'])}{late} "
-                f"[{stored}]"
+                f"  {i.action}: {i.rule_id} for period {i.period_ref} ({i.occurrence}) to "
+                f"{i.recipient_kind} {i.recipient_ref or '(unresolved)'}, due "
+                f"{_when(i.due_at)}, marked late (alsnog); from the {i.source}{note}"
             )
-        for v in explanation.voids:
-            _line(f"void: {v['rule_id']} ({v['occurrence']}): {v['why']}")
+    raise typer.Exit(1 if report.remaining else 0)
 
-    @notify_app.command("obligations")
-    def obligations_command(
-        period: Annotated[str | None, typer.Option(help="only this period")] = None,
-        status: Annotated[
-            str | None,
-            typer.Option(help="open, sent, delivered, acknowledged, voided, unresolved or held"),
-        ] = None,
-        limit: Annotated[int, typer.Option(min=0, help="at most this many (0: all)")] = 1000,
-        as_json: Annotated[bool, typer.Option("--json")] = False,
-        who: AsOpt = None,
-        purpose: PurposeOpt = "notification oversight",
-    ) -> None:
-        """List obligations: recipient, event, due time, status, late flag and reason, rule.
 
-        Each obligation shown is a `read` of record type `notice` (its id is the notice's
-        reference) in the audit log."""
-        from terugkeer.notify.assurance.backfill import list_obligations
+def explain_command(
+    period: Annotated[str, typer.Argument(help="the detention period reference")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "explaining notifications",
+) -> None:
+    """Which rules fired for each event of a period, which did not, and why.
 
-        trail = CliAudit.of("notify obligations", who, purpose)
-        engine = make_engine()
-        with _database():
-            try:
-                rows = list_obligations(engine, period, status, limit or None)
-            except ValueError as e:
-                _error(str(e))
-                raise typer.Exit(2) from e
-            trail.records(engine, "read", "notice", (r["id"] for r in rows))
-        if as_json:
-            out.print_json(json.dumps(rows))
-            return
-        for r in rows:
-            late = f", late: {r['late_reason'] or 'no reason given'}" if r["late"] else ""
-            _line(
-                f"{r['period_ref']} {r['rule_id']}@{r['rule_version']} to {r['recipient_kind']} "
-                f"{r['recipient_ref'] or '(unresolved)'}: {r['occurrence']} (event "
-                f"{r['cause_event_id']}), due {_when(r['due_at'])}, {r['status']}{late}"
-            )
-        _line(f"{len(rows):,} obligations")
+    A `read` of record type `detention_period` in the audit log."""
+    from terugkeer.notify.assurance.backfill import NotFoundError, explain_period
+
+    by = actor("notify explain", who, purpose)
+    with _database():
+        try:
+            explanation = explain_period(make_engine(), period, actor=by)
+        except NotFoundError as e:
+            _error(str(e))
+            raise typer.Exit(2) from e
+    if as_json:
+        out.print_json(json.dumps(explanation.as_json()))
+        return
+    _line(
+        f"period {explanation.period_ref} ({explanation.status}), rules {explanation.rules_version}"
+    )
+    _line("rules per event:")
+    last = None
+    for t in explanation.trace:
+        if t["event_id"] != last:
+            last = t["event_id"]
+            _line(f"  {t['event_id']} {t['kind']} {_when(t['occurred_at'])}")
+        _line(f"    {t['rule_id']}: {'fired' if t['fired'] else 'did not fire'}: {t['why']}")
+    _line("required now:")
+    for r in explanation.required:
+        stored = r["stored_status"] or "MISSING"
+        if r["stored_status"] and r["stored_recipient"] != r["recipient_ref"]:
+            stored += f", stored for {r['stored_recipient'] or '(unresolved)'}"
+        late = f"; late: {r['late_reason']}" if r["late"] else ""
+        _line(
+            f"  {r['rule_id']} {r['occurrence']} to {r['recipient_kind']} "
+            f"{r['recipient_ref'] or '(unresolved)'}, due {_when(r['due_at'])}{late} "
+            f"[{stored}]"
+        )
+    for v in explanation.voids:
+        _line(f"void: {v['rule_id']} ({v['occurrence']}): {v['why']}")
+
+
+def obligations_command(
+    period: Annotated[str | None, typer.Option(help="only this period")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="open, sent, delivered, acknowledged, voided, unresolved or held"),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=0, help="at most this many (0: all)")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "notification oversight",
+) -> None:
+    """List obligations: recipient, event, due time, status, late flag and reason, rule.
+
+    Each obligation shown is a `read` of record type `notice` (its id is the notice's
+    reference) in the audit log."""
+    from terugkeer.notify.assurance.backfill import list_obligations
+
+    by = actor("notify obligations", who, purpose)
+    with _database():
+        try:
+            rows = list_obligations(make_engine(), period, status, limit or None, actor=by)
+        except ValueError as e:
+            _error(str(e))
+            raise typer.Exit(2) from e
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    for r in rows:
+        late = f", late: {r['late_reason'] or 'no reason given'}" if r["late"] else ""
+        _line(
+            f"{r['period_ref']} {r['rule_id']}@{r['rule_version']} to {r['recipient_kind']} "
+            f"{r['recipient_ref'] or '(unresolved)'}: {r['occurrence']} (event "
+            f"{r['cause_event_id']}), due {_when(r['due_at'])}, {r['status']}{late}"
+        )
+    _line(f"{len(rows):,} obligations")
 
 
 def _print_report(report: ReconcileReport, shown: int) -> None:
@@ -294,3 +240,11 @@ def _print_report(report: ReconcileReport, shown: int) -> None:
         f"resolved {report.alerts_resolved:,}, open {report.alerts_open:,}, "
         f"already escalated {report.alerts_escalated:,}"
     )
+
+
+def register(app: typer.Typer, notify_app: typer.Typer) -> None:
+    """Add this module's commands to the top-level app and the `notify` group."""
+    app.command("reconcile")(reconcile_command)
+    notify_app.command("backfill")(backfill_command)
+    notify_app.command("explain")(explain_command)
+    notify_app.command("obligations")(obligations_command)

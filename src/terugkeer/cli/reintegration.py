@@ -6,9 +6,9 @@
   ``not-in-order``, ``costs``, ``synth``.
 
 Each command parses its arguments and calls one library function. Who runs it (``--as``, see
-``security/audit_cli.py``) goes into the audit log: imports and ``open-cases`` write a row per
-case they change (through ``reintegration/audit.py``), ``upcoming`` and ``not-in-order`` a row
-per case they show; ``completeness`` and ``costs`` show figures only.
+``cli/common.py``) is passed to the action, which writes the audit rows: imports and
+``open-cases`` a row per case they change, ``upcoming`` and ``not-in-order`` a row per case
+they show (``case_listed``); ``completeness`` and ``costs`` show figures only.
 """
 
 from __future__ import annotations
@@ -19,15 +19,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
-from rich.console import Console
 from rich.table import Table
 
-from terugkeer.cli.audit import AsOpt, CliAudit, PurposeOpt, actor_name
+from terugkeer.cli.common import AsOpt, PurposeOpt, actor, actor_name, err, out
+from terugkeer.reintegration.audit import PURPOSE
 from terugkeer.reintegration.errors import ReintegrationError
-
-out = Console()
-err = Console(stderr=True)
 
 import_app = typer.Typer(
     help="Import registrations from municipal systems and screenings from prisons.",
@@ -140,7 +136,8 @@ def open_cases_command(as_json: JsonOpt = False, who: AsOpt = None) -> None:
     existing cases in line with their periods. Each case opened or changed is in the audit log."""
     from terugkeer.reintegration.cases import open_cases
 
-    result = open_cases(_engine(), None, actor=_actor(who))
+    by = actor("reintegration open-cases", who, PURPOSE)
+    result = open_cases(_engine(), None, actor=by)
     if as_json:
         out.print_json(json.dumps(result.as_json()))
         return
@@ -163,6 +160,7 @@ def completeness_command(
 ) -> None:
     """How complete the registration is, per municipality and moment (figures only: no audit
     row)."""
+    from terugkeer.demo.registration import completeness_table
     from terugkeer.reintegration.queries import completeness
 
     with _engine().connect() as conn:
@@ -171,40 +169,6 @@ def completeness_command(
         out.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
         return
     out.print(completeness_table(rows))
-
-
-def completeness_table(rows: list[Any], limit: int | None = None) -> Table:
-    from terugkeer.reintegration.codes import MOMENTS
-
-    table = Table(
-        title="registration completeness: share of due moments with all five conditions "
-        "recorded (--json gives the counts)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        padding=0,
-        show_edge=False,
-    )
-    table.add_column("municipality", no_wrap=True, overflow="ellipsis", max_width=20)
-    table.add_column("cases", justify="right", no_wrap=True)
-    table.add_column("consent", justify="right", no_wrap=True)
-    for m in MOMENTS:
-        table.add_column(_SHORT_MOMENT.get(m.value, m.value), justify="right", no_wrap=True)
-    shown = sorted(rows, key=lambda r: (-r.cases, r.municipality))
-    for r in shown[:limit] if limit else shown:
-        cells = ["–" if x.share is None else f"{x.share:.0%}" for x in r.moments]
-        table.add_row(f"{r.municipality} {r.name}", f"{r.cases:,}", f"{r.with_consent:,}", *cells)
-    return table
-
-
-# column headers that fit an 80-column terminal
-_SHORT_MOMENT = {
-    "before_release": "before",
-    "month_1": "1 mo",
-    "month_6": "6 mo",
-    "month_12": "12 mo",
-    "month_24": "24 mo",
-}
 
 
 @reintegration_app.command("upcoming")
@@ -218,16 +182,13 @@ def upcoming_command(
 ) -> None:
     """Residents expected back from detention in the next days.
 
-    Each case shown is a `read` of record type `reintegration_case` in the audit log."""
+    Each case shown is a `case_listed` row of record type `reintegration_case` in the audit
+    log."""
     from terugkeer.reintegration.queries import upcoming_returns
 
-    trail = CliAudit.of("reintegration upcoming", who, purpose)
-    engine = _engine()
-    with engine.connect() as conn:
-        rows = upcoming_returns(conn, municipality, on=_on(on), days=days)
-    trail.records(
-        engine, "read", "reintegration_case", (r.case_id for r in rows), {"list": "upcoming"}
-    )
+    by = actor("reintegration upcoming", who, purpose)
+    with _engine().begin() as conn:
+        rows = upcoming_returns(conn, municipality, actor=by, on=_on(on), days=days)
     _print_models(rows, as_json)
 
 
@@ -240,16 +201,13 @@ def not_in_order_command(
 ) -> None:
     """Returned residents whose conditions were not all in order at release.
 
-    Each case shown is a `read` of record type `reintegration_case` in the audit log."""
+    Each case shown is a `case_listed` row of record type `reintegration_case` in the audit
+    log."""
     from terugkeer.reintegration.queries import not_in_order_at_release
 
-    trail = CliAudit.of("reintegration not-in-order", who, purpose)
-    engine = _engine()
-    with engine.connect() as conn:
-        rows = not_in_order_at_release(conn, municipality)
-    trail.records(
-        engine, "read", "reintegration_case", (r.case_id for r in rows), {"list": "not-in-order"}
-    )
+    by = actor("reintegration not-in-order", who, purpose)
+    with _engine().begin() as conn:
+        rows = not_in_order_at_release(conn, municipality, actor=by)
     _print_models(rows, as_json)
 
 

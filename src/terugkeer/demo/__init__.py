@@ -1,4 +1,5 @@
-"""The main job, end to end on a fresh SQLite database (``make demo``)."""
+"""The main job, end to end on a fresh SQLite database (``make demo``). One audit row for the
+run (record type ``job``), in the demo database, by the actor who runs it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from terugkeer.domain.refdata import refdata
 from terugkeer.intake import ingest_files
 from terugkeer.migrations import upgrade
 from terugkeer.notify.tables import deliveries, notify_endpoints, obligations
+from terugkeer.security.actor import Actor
 
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[ProgressCallback]]
 
@@ -41,6 +43,7 @@ def run_demo(
     seed: int,
     console: Console,
     progress: ProgressFactory,
+    actor: Actor,
 ) -> None:
     from terugkeer.synth import MessyRates, generate
 
@@ -98,6 +101,8 @@ def run_demo(
 
     demo_step(engine, workdir / "feeds", workdir, console, seed=seed)
     _demo_users(engine, console)
+    with engine.begin() as conn:
+        actor.job(conn, "demo", details={"releases": releases, "seed": seed})
     console.print(
         f"inspect with: TERUGKEER_DATABASE_URL=sqlite:///{db_path} terugkeer quarantine list "
         "(or: notify obligations, notify alerts, reconcile)"

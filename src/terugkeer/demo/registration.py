@@ -14,11 +14,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
 from terugkeer.reintegration.cases import OpenResult, open_cases
+from terugkeer.reintegration.codes import MOMENTS
 from terugkeer.reintegration.importing import (
     ImportReport,
     import_activities,
@@ -53,7 +55,6 @@ def demo_step(
     did), write synthetic screenings and municipal files from ``feeds`` (``truth.csv``,
     ``detention.jsonl``) into ``workdir/registrations``, import them file by file, and print
     what was imported, what was rejected and the completeness per municipality."""
-    from terugkeer.cli.reintegration import completeness_table
     from terugkeer.reintegration.queries import completeness
     from terugkeer.synth.registrations import MessyRegistrations, write_registrations
 
@@ -120,3 +121,37 @@ def _national(rows: list[Completeness]) -> Table:
         done = sum(r.moments[i].recorded for r in rows)
         table.add_row(m.moment, f"{due:,}", f"{done:,}", f"{done / due:.0%}" if due else "–")
     return table
+
+
+def completeness_table(rows: list[Completeness], limit: int | None = None) -> Table:
+    """Registration completeness per municipality (shares), biggest first: for the demo and
+    `terugkeer reintegration completeness`."""
+    table = Table(
+        title="registration completeness: share of due moments with all five conditions "
+        "recorded (--json gives the counts)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=0,
+        show_edge=False,
+    )
+    table.add_column("municipality", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("cases", justify="right", no_wrap=True)
+    table.add_column("consent", justify="right", no_wrap=True)
+    for m in MOMENTS:
+        table.add_column(_SHORT_MOMENT.get(m.value, m.value), justify="right", no_wrap=True)
+    shown = sorted(rows, key=lambda r: (-r.cases, r.municipality))
+    for r in shown[:limit] if limit else shown:
+        cells = ["–" if x.share is None else f"{x.share:.0%}" for x in r.moments]
+        table.add_row(f"{r.municipality} {r.name}", f"{r.cases:,}", f"{r.with_consent:,}", *cells)
+    return table
+
+
+# column headers that fit an 80-column terminal
+_SHORT_MOMENT = {
+    "before_release": "before",
+    "month_1": "1 mo",
+    "month_6": "6 mo",
+    "month_12": "12 mo",
+    "month_24": "24 mo",
+}

@@ -19,6 +19,7 @@ from terugkeer.detention.ingest import (
 )
 from terugkeer.detention.tables import quarantine
 from terugkeer.domain import render
+from terugkeer.security.actor import Actor
 
 STATUSES = ("open", "applied", "all")
 
@@ -59,15 +60,18 @@ def _query(status: str, reason: str | None, ids: Sequence[int] | None) -> Any:
 def list_quarantine(
     engine: Engine,
     *,
+    actor: Actor,
     status: str = "open",
     reason: str | None = None,
     limit: int | None = None,
 ) -> list[QuarantineEntry]:
+    """Quarantined messages (with their raw lines: personal data); each one is a ``read`` row
+    of record type ``quarantine`` by ``actor``, committed before the list is returned."""
     stmt = _query(status, reason, None)
     if limit:
         stmt = stmt.limit(limit)
-    with engine.connect() as conn:
-        return [
+    with engine.begin() as conn:
+        entries = [
             QuarantineEntry(
                 id=r.id,
                 received_at=r.received_at,
@@ -85,6 +89,8 @@ def list_quarantine(
             )
             for r in conn.execute(stmt)
         ]
+        actor.record(conn, "read", "quarantine", (e.id for e in entries))
+    return entries
 
 
 def count_by_reason(engine: Engine, status: str = "open") -> dict[str, int]:
@@ -103,13 +109,18 @@ def replay(
     batch_size: int = 5000,
     progress: ProgressCallback | None = None,
     hooks: Sequence[BatchHook] = (),
+    actor: Actor | None = None,
 ) -> IngestResult:
     """Apply open quarantined messages again (after the data or the code was fixed).
 
     Each message is applied, found to be a duplicate, or stays in quarantine with its reason
-    brought up to date; nothing is removed.
+    brought up to date; nothing is removed. Each message chosen is an ``update`` row of record
+    type ``quarantine`` by ``actor``, committed with the choice, before the batches (which
+    commit one by one) apply them: no message is replayed without its row.
     """
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         rows = conn.execute(_query("open", reason, ids)).all()
+        if actor is not None:
+            actor.record(conn, "update", "quarantine", (r.id for r in rows))
     items = [Item(r.line_no, r.origin, r.raw, r.format, quarantine_id=r.id) for r in rows]
     return ingest_items(engine, items, batch_size=batch_size, progress=progress, hooks=hooks)

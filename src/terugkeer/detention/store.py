@@ -15,6 +15,7 @@ from terugkeer.detention.tables import feed_events, period_offences
 from terugkeer.domain.codes import DETENTION_KINDS, PeriodStatus
 from terugkeer.domain.events import FeedEvent
 from terugkeer.domain.refdata import refdata
+from terugkeer.security.actor import Actor
 
 _PERIOD_SQL = (
     "SELECT p.id, p.person_id, p.period_ref, s.bsn, s.prison_number, p.source, p.institution,"
@@ -116,8 +117,9 @@ class PeriodProblem:
         return f"period [{self.period_ref}] {self.problem}"
 
 
-def check_periods(conn: Connection) -> list[PeriodProblem]:
-    """Differences between the stored periods and a rebuild from events (empty when consistent)."""
+def check_periods(conn: Connection, *, actor: Actor | None = None) -> list[PeriodProblem]:
+    """Differences between the stored periods and a rebuild from events (empty when consistent).
+    Each period that differs is a ``read`` row by ``actor``, in the caller's transaction."""
     stored = {ref: s for ref, (_, _, s) in load_periods(conn).items()}
     derived = derive_periods(conn)
     problems = []
@@ -133,4 +135,6 @@ def check_periods(conn: Connection) -> list[PeriodProblem]:
                 if v != b.comparable()[k]
             }
             problems.append(PeriodProblem(ref, f"differs from its events: {diff}"))
+    if actor is not None:
+        actor.record(conn, "read", "detention_period", (p.period_ref for p in problems))
     return problems

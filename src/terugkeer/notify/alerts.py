@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from terugkeer.notify.tables import alerts
+from terugkeer.security.actor import Actor
 
 
 def raise_alert(
@@ -40,3 +41,19 @@ def resolve_alert(conn: Connection, key: str, now: datetime) -> bool:
         .values(status="resolved", resolved_at=now)
     )
     return bool(result.rowcount)
+
+
+def list_alerts(
+    conn: Connection, *, actor: Actor, status: str = "open", kind: str | None = None
+) -> list[Any]:
+    """The operator's queue, oldest first (``status`` open, resolved or all). Each alert
+    shown (most name a notice, a delivery or a period) is a ``read`` row of record type
+    ``alert`` by ``actor``, in the caller's transaction."""
+    stmt = select(alerts).order_by(alerts.c.id)
+    if status != "all":
+        stmt = stmt.where(alerts.c.status == status)
+    if kind:
+        stmt = stmt.where(alerts.c.kind == kind)
+    rows = list(conn.execute(stmt).all())
+    actor.record(conn, "read", "alert", ((r.id, {"kind": r.kind}) for r in rows))
+    return rows

@@ -1,27 +1,38 @@
-"""The append-only audit trail of reintegration data, and the transaction helper every action
-uses. Details carry references and codes, never a BSN or a name."""
+"""Reintegration's rows in the one audit log (``security/audit.py``): who read or changed which
+case. Details carry references and codes, never a BSN or a name.
+
+Rows go into the caller's transaction: every reintegration action writes its rows with its
+change (or read), on its own connection. An actor given by name alone (``cli:…``,
+``system:…``, else a caseworker) is recorded with the purpose ``reintegration registration``.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
-from terugkeer.db.bulk import insert_rows
-from terugkeer.reintegration.tables import reintegration_audit
 from terugkeer.security import audit as security_audit
+from terugkeer.security.actor import Actor
+
+PURPOSE = "reintegration registration"
+RECORD_TYPE = "reintegration_case"
 
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+def actor_of(actor: Actor | str) -> Actor:
+    """The actor of a reintegration action (a name alone: see the module's docstring)."""
+    return Actor.named(actor, PURPOSE, "caseworker")
+
+
 def audit(
     conn: Connection,
-    actor: str,
+    actor: Actor | str,
     action: str,
     case_id: int | None,
     details: dict[str, Any] | None = None,
@@ -33,31 +44,16 @@ def audit(
 
 def audit_many(
     conn: Connection,
-    actor: str,
+    actor: Actor | str,
     action: str,
     entries: Sequence[tuple[int | None, dict[str, Any]]],
     *,
     at: datetime | None = None,
 ) -> None:
+    """One row per (case, details), in order, at one moment (``at``, default now)."""
+    who = actor_of(actor)
     when = at or now_utc()
-    insert_rows(
-        conn,
-        reintegration_audit,
-        ("at", "actor", "action", "case_id", "details"),
-        [
-            (when, actor[:100], action, case_id, json.dumps(d, sort_keys=True, default=str))
-            for case_id, d in entries
-        ],
-    )
-    # ...and in the hash-chained audit log of all personal data (security/audit.py)
+    rows = [(str(case_id), who.details(d)) for case_id, d in entries]
     security_audit.record_many(
-        conn,
-        actor[:100],
-        # the caseworker through the API; the command line; the detention hook ("system:…")
-        security_audit.role_of(actor, "caseworker"),
-        action,
-        "reintegration_case",
-        "reintegration registration",
-        [(str(case_id), d) for case_id, d in entries],
-        at=when,
+        conn, who.name, who.role, action, RECORD_TYPE, who.purpose, rows, at=when
     )

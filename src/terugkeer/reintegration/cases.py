@@ -21,7 +21,7 @@ from terugkeer.detention.ingest import AppliedBatch, BatchHook
 from terugkeer.detention.tables import detention_periods, feed_events, persons
 from terugkeer.domain import render
 from terugkeer.domain.codes import DETENTION_KINDS
-from terugkeer.reintegration.audit import audit_many, now_utc
+from terugkeer.reintegration.audit import actor_of, audit_many, now_utc
 from terugkeer.reintegration.codes import ConsentStatus
 from terugkeer.reintegration.scope import (
     CaseStatus,
@@ -32,6 +32,7 @@ from terugkeer.reintegration.scope import (
     skip_reason,
 )
 from terugkeer.reintegration.tables import reintegration_cases
+from terugkeer.security.actor import Actor
 
 SYSTEM = "system:detention"
 
@@ -83,7 +84,7 @@ def open_cases(
     period_refs: Iterable[str] | None,
     *,
     now: datetime | None = None,
-    actor: str = SYSTEM,
+    actor: Actor | str = SYSTEM,
 ) -> OpenResult:
     """Open a case for each period in ``period_refs`` (all periods when None) that needs one,
     and bring existing cases in line with their period. Runs in the caller's transaction when
@@ -107,11 +108,12 @@ def open_cases(
 
 
 def _process(
-    conn: Connection, rows: list[Any], now: datetime, actor: str, result: OpenResult
+    conn: Connection, rows: list[Any], now: datetime, actor: Actor | str, result: OpenResult
 ) -> None:
     result.periods += len(rows)
     if not rows:
         return
+    actor = actor_of(actor)
     existing: dict[int, Any] = {}
     for chunk in chunks([r.id for r in rows]):
         for c in conn.execute(
@@ -174,7 +176,7 @@ def _process(
                     (case_status(view) or CaseStatus.PLANNED).value,
                     ConsentStatus.NONE.value,
                     now,
-                    actor,
+                    actor.name,
                     now,
                 )
                 for case_id, (period_id, row, view) in zip(ids, new, strict=True)

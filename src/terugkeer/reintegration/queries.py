@@ -59,6 +59,7 @@ from terugkeer.reintegration.tables import (
     reintegration_cases,
     reintegration_consents,
 )
+from terugkeer.security.actor import Actor
 
 CENT = Decimal("0.01")
 
@@ -125,7 +126,9 @@ def moments_of(current: dict[tuple[str, str], Any]) -> list[MomentRead]:
     return out
 
 
-def get_case(conn: Connection, case_id: int, municipality: str | None, *, actor: str) -> CaseRead:
+def get_case(
+    conn: Connection, case_id: int, municipality: str | None, *, actor: Actor | str
+) -> CaseRead:
     case = load_case(conn, case_id, municipality)
     audit(conn, actor, "case_read", case.id, {"municipality": case.municipality})
     moments: list[MomentRead] | None = None
@@ -159,7 +162,7 @@ def list_cases(
     conn: Connection,
     municipality: str,
     *,
-    actor: str,
+    actor: Actor | str,
     status: str | None = None,
     limit: int = 100,
     offset: int = 0,
@@ -187,7 +190,7 @@ def list_cases(
 
 
 def consent_history(
-    conn: Connection, case_id: int, municipality: str | None, *, actor: str
+    conn: Connection, case_id: int, municipality: str | None, *, actor: Actor | str
 ) -> list[ConsentRead]:
     case = load_case(conn, case_id, municipality)
     audit(conn, actor, "consents_read", case.id, {})
@@ -218,7 +221,7 @@ def readable_case(conn: Connection, case_id: int, municipality: str | None) -> C
 
 
 def condition_history(
-    conn: Connection, case_id: int, municipality: str | None, *, actor: str
+    conn: Connection, case_id: int, municipality: str | None, *, actor: Actor | str
 ) -> list[FactRead]:
     """Every fact of the case, oldest first: nothing is overwritten."""
     case = readable_case(conn, case_id, municipality)
@@ -234,7 +237,7 @@ def condition_history(
 
 
 def current_conditions(
-    conn: Connection, case_id: int, municipality: str | None, *, actor: str
+    conn: Connection, case_id: int, municipality: str | None, *, actor: Actor | str
 ) -> list[MomentRead]:
     case = readable_case(conn, case_id, municipality)
     audit(conn, actor, "conditions_read", case.id, {})
@@ -262,7 +265,7 @@ def activity_read(r: Any) -> ActivityRead:
 
 
 def list_activities(
-    conn: Connection, case_id: int, municipality: str | None, *, actor: str
+    conn: Connection, case_id: int, municipality: str | None, *, actor: Actor | str
 ) -> list[ActivityRead]:
     case = readable_case(conn, case_id, municipality)
     audit(conn, actor, "activities_read", case.id, {})
@@ -343,9 +346,15 @@ def registration_form(
 
 
 def upcoming_returns(
-    conn: Connection, municipality: str, *, on: date | None = None, days: int = 30
+    conn: Connection,
+    municipality: str,
+    *,
+    actor: Actor | str,
+    on: date | None = None,
+    days: int = 30,
 ) -> list[UpcomingReturn]:
-    """Cases whose planned release falls in the next ``days`` days (from ``on``, default today)."""
+    """Cases whose planned release falls in the next ``days`` days (from ``on``, default today).
+    Each case shown is a ``case_listed`` row in the audit log, in the caller's transaction."""
     start = on or today()
     end = start + timedelta(days=days)
     q = case_select().where(
@@ -371,6 +380,7 @@ def upcoming_returns(
                 consent=case.consent,
             )
         )
+    audit_many(conn, actor, "case_listed", [(r.case_id, {"list": "upcoming"}) for r in out])
     return out
 
 
@@ -384,9 +394,12 @@ def _registrable(conn: Connection, municipality: str | None) -> list[CaseRow]:
     return [c for c in map(case_from_row, conn.execute(q)) if c.may_register]
 
 
-def not_in_order_at_release(conn: Connection, municipality: str) -> list[NotInOrder]:
+def not_in_order_at_release(
+    conn: Connection, municipality: str, *, actor: Actor | str
+) -> list[NotInOrder]:
     """Returned cases (with consent) whose conditions at release are not all in order: a
-    condition not in order, or not known."""
+    condition not in order, or not known. Each case shown is a ``case_listed`` row in the audit
+    log, in the caller's transaction."""
     cases = [c for c in _registrable(conn, municipality) if c.status == CaseStatus.RETURNED]
     facts = current_facts(conn, [c.id for c in cases])
     out = []
@@ -411,6 +424,7 @@ def not_in_order_at_release(conn: Connection, municipality: str) -> list[NotInOr
                     unknown=unknown,
                 )
             )
+    audit_many(conn, actor, "case_listed", [(r.case_id, {"list": "not-in-order"}) for r in out])
     return out
 
 

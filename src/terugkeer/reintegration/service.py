@@ -18,7 +18,7 @@ from terugkeer.db.bulk import among, read_date, read_datetime
 from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.detention.tables import detention_periods, persons
 from terugkeer.reintegration import codes
-from terugkeer.reintegration.audit import audit, audit_many, now_utc
+from terugkeer.reintegration.audit import actor_of, audit, audit_many, now_utc
 from terugkeer.reintegration.codes import (
     ACTIVITY_TYPE,
     CONDITIONS,
@@ -37,6 +37,7 @@ from terugkeer.reintegration.tables import (
     reintegration_cases,
     reintegration_consents,
 )
+from terugkeer.security.actor import Actor
 
 SCREENING_ACTOR = "DJI intake screening"
 MAX_COST_CENTS = 1_000_000_000  # €10 million: anything above is a typing error
@@ -213,7 +214,7 @@ def record_consent(
     case_id: int,
     consent: ConsentIn,
     *,
-    actor: str,
+    actor: Actor | str,
     municipality: str | None = None,
     source: str = "api",
     now: datetime | None = None,
@@ -238,7 +239,7 @@ def apply_consent(
     case: CaseRow,
     consent: ConsentIn,
     *,
-    actor: str,
+    actor: Actor | str,
     source: str,
     now: datetime,
 ) -> None:
@@ -250,7 +251,7 @@ def apply_consent(
             on_date=consent.on_date,
             scope=scope,
             recorded_at=now,
-            recorded_by=actor[:100],
+            recorded_by=actor_of(actor).name,
             source=source,
         )
     )
@@ -434,7 +435,7 @@ def record_conditions(
     case_id: int,
     c: ConditionsIn,
     *,
-    actor: str,
+    actor: Actor | str,
     municipality: str | None = None,
     source: str = "api",
     now: datetime | None = None,
@@ -462,7 +463,7 @@ def record_conditions(
                         "detail": detail,
                         "as_of": as_of,
                         "recorded_at": now,
-                        "recorded_by": actor[:100],
+                        "recorded_by": actor_of(actor).name,
                         "source": source,
                     }
                     for name, status, detail in facts
@@ -573,7 +574,7 @@ def add_activity(
     case_id: int,
     a: ActivityIn,
     *,
-    actor: str,
+    actor: Actor | str,
     municipality: str | None = None,
     source: str = "api",
     now: datetime | None = None,
@@ -594,7 +595,7 @@ def add_activity(
             activities.insert().values(
                 case_id=case_id,
                 recorded_at=now,
-                recorded_by=actor[:100],
+                recorded_by=actor_of(actor).name,
                 source=source,
                 updated_at=now,
                 **_activity_row(a),
@@ -619,7 +620,7 @@ def update_activity(
     activity_id: int,
     a: ActivityIn,
     *,
-    actor: str,
+    actor: Actor | str,
     municipality: str | None = None,
     source: str = "api",
     now: datetime | None = None,

@@ -2,7 +2,8 @@
 (which imports this module at its end, so the metadata is complete wherever it is used).
 
 History is kept, not overwritten: condition facts and consent records are append-only (the
-current value is the newest row); changes of cases and activities are in ``reintegration_audit``.
+current value is the newest row); changes of cases and activities are in the audit log
+(``security/audit.py``).
 Money is stored in euro cents and hours in hundredths of an hour, as integers, so both stores
 hold them exactly.
 """
@@ -17,7 +18,6 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
-    Text,
     UniqueConstraint,
 )
 
@@ -133,17 +133,4 @@ reintegration_imports = Table(
     Column("rows", Integer, nullable=False),
     Column("applied", Integer, nullable=False),
     Column("unchanged", Integer, nullable=False),
-)
-
-# Who read or changed what, append-only. Details carry references and codes, never a BSN.
-reintegration_audit = Table(
-    "reintegration_audit",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("at", UTCDateTime, nullable=False),
-    Column("actor", String(100), nullable=False),
-    Column("action", String(32), nullable=False),
-    Column("case_id", Integer),
-    Column("details", Text, nullable=False),  # JSON
-    Index("ix_reintegration_audit_case_id", "case_id"),
 )

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from terugkeer.domain.refdata import refdata
 from terugkeer.security import audit
+from terugkeer.security.actor import Actor
 from terugkeer.security.crypto import field_cipher
 from terugkeer.security.passwords import (
     hash_password,
@@ -27,6 +28,8 @@ SESSION_HOURS = 8
 THROTTLE_FAILURES = 5
 THROTTLE_WINDOW = timedelta(minutes=15)
 THROTTLE_LOCK = timedelta(minutes=15)
+# who changes accounts when no one is named: terugkeer itself (the demo, the tests)
+_SYSTEM = Actor("system", "system", "account administration")
 
 
 class AccountError(ValueError):
@@ -57,8 +60,16 @@ class NewUser:
 
 
 def add_user(
-    engine: Engine, name: str, role: str, password: str, municipality: str | None = None
+    engine: Engine,
+    name: str,
+    role: str,
+    password: str,
+    municipality: str | None = None,
+    *,
+    actor: Actor | None = None,
 ) -> NewUser:
+    """Add a user, with a ``create`` row of record type ``user`` by ``actor`` (default:
+    terugkeer itself, recorded as ``system``) in the same transaction."""
     try:
         role_ = Role(role)
     except ValueError as e:
@@ -89,9 +100,7 @@ def add_user(
                 created_at=datetime.now(UTC),
             )
         )
-        audit.record(
-            conn, "system", "create", "user", name, "account administration", {"role": role_.value}
-        )
+        (actor or _SYSTEM).record(conn, "create", "user", [name], {"role": role_.value})
     return NewUser(name, role_, totp_uri(secret, name) if secret else None)
 
 
@@ -106,8 +115,11 @@ def _principal(row: Any) -> Principal:
     return Principal(row.name, Role(row.role), row.municipality)
 
 
-def create_token(engine: Engine, token_name: str, user_name: str) -> str:
-    """A new API token for the user; only its hash is kept, the token is returned once."""
+def create_token(
+    engine: Engine, token_name: str, user_name: str, *, actor: Actor | None = None
+) -> str:
+    """A new API token for the user; only its hash is kept, the token is returned once. A
+    ``create`` row of record type ``api_token`` by ``actor`` (default: ``system``)."""
     token = secrets.token_urlsafe(32)
     with engine.begin() as conn:
         user = conn.execute(select(users).where(users.c.name == user_name)).first()
@@ -123,15 +135,7 @@ def create_token(engine: Engine, token_name: str, user_name: str) -> str:
                 created_at=datetime.now(UTC),
             )
         )
-        audit.record(
-            conn,
-            "system",
-            "create",
-            "api_token",
-            token_name,
-            "account administration",
-            {"user": user_name},
-        )
+        (actor or _SYSTEM).record(conn, "create", "api_token", [token_name], {"user": user_name})
     return token
 
 

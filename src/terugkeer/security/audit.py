@@ -200,3 +200,24 @@ def verify(engine: Engine) -> ChainReport:
             return ChainReport(n, False, row.id, "content does not match its hash (changed)")
         prev = row.hash
     return ChainReport(n, True)
+
+
+def read_entries(
+    conn: Connection,
+    who: Principal,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    actor: str | None = None,
+    record_type: str | None = None,
+) -> list[Any]:
+    """Entries of the log after id ``after``, oldest first, for the auditor ``who``; the read
+    itself is an entry (``read`` of record type ``audit_log``), in the caller's transaction."""
+    stmt = select(audit_log).where(audit_log.c.id > after).order_by(audit_log.c.id).limit(limit)
+    if actor:
+        stmt = stmt.where(audit_log.c.actor == actor)
+    if record_type:
+        stmt = stmt.where(audit_log.c.record_type == record_type)
+    rows = list(conn.execute(stmt).all())
+    record(conn, who, "read", "audit_log", f"{after}+{len(rows)}", "audit")
+    return rows

@@ -1,4 +1,5 @@
-"""Key rotation: re-encrypt every sensitive field to the newest key."""
+"""Key rotation: re-encrypt every sensitive field to the newest key; reading a victim's contact
+details. Both write their own audit rows (``security/actor.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from terugkeer.detention.tables import victims
+from terugkeer.security.actor import Actor, running
 from terugkeer.security.crypto import FieldCipher, contact_context, field_cipher
 
 
@@ -19,11 +21,28 @@ class RotationReport:
     already_current: int
 
 
+JOB = "keys rotate"
+
+
 def rotate(
-    engine: Engine, cipher: FieldCipher | None = None, *, batch: int = 1000
+    engine: Engine, cipher: FieldCipher | None = None, *, actor: Actor, batch: int = 1000
 ) -> RotationReport:
-    """Re-encrypt values stored under an older key (or still in plain text) to the active key."""
+    """Re-encrypt values stored under an older key (or still in plain text) to the active key.
+
+    A bulk job over every victim's contact details (shown to no one) that commits batch by
+    batch: one audit row per run, with the counts and the outcome, also when it fails."""
     cipher = cipher or field_cipher()
+    with running(engine, actor, JOB) as job:
+        report = _rotate(engine, cipher, batch)
+        job.update(
+            active_key=report.active_key,
+            rewritten=report.rewritten,
+            already_current=report.already_current,
+        )
+    return report
+
+
+def _rotate(engine: Engine, cipher: FieldCipher, batch: int) -> RotationReport:
     rewritten = current = 0
     last_id = 0
     while True:
@@ -57,15 +76,18 @@ def rotate(
 
 
 def victim_contact(
-    engine: Engine, victim_ref: str, cipher: FieldCipher | None = None
+    engine: Engine, victim_ref: str, cipher: FieldCipher | None = None, *, actor: Actor
 ) -> dict[str, Any]:
-    """The decrypted contact details of one victim (callers check the IDV role first)."""
+    """The decrypted contact details of one victim (callers check the IDV role first); a
+    ``read`` row of record type ``victim_contact``, committed before the details are
+    returned."""
     cipher = cipher or field_cipher()
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         stored = conn.execute(
             select(victims.c.contact).where(victims.c.victim_ref == victim_ref)
         ).scalar_one_or_none()
-    if stored is None:
-        raise KeyError(f"no victim [{victim_ref}]")
+        if stored is None:
+            raise KeyError(f"no victim [{victim_ref}]")
+        actor.record(conn, "read", "victim_contact", [victim_ref])
     result: dict[str, Any] = json.loads(cipher.decrypt(stored, contact_context(victim_ref)))
     return result

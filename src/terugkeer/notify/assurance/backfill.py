@@ -29,11 +29,20 @@ from terugkeer.detention.tables import detention_periods, feed_events
 from terugkeer.domain import render
 from terugkeer.domain.codes import DETENTION_KINDS, EventKind
 from terugkeer.domain.refdata import refdata
-from terugkeer.notify.assurance.reconcile import VOIDED, Gap, find_gaps, record_alerts, shared
+from terugkeer.notify.assurance.reconcile import (
+    VOIDED,
+    Gap,
+    ReconcileReport,
+    find_gaps,
+    reconcile,
+    record_alerts,
+    shared,
+)
 from terugkeer.notify.rules.evaluate import Evaluation, Happening, Required, evaluate_period
 from terugkeer.notify.rules.obligations import apply_evaluation, period_facts
 from terugkeer.notify.rules.ruleset import RuleSet, default_rules
 from terugkeer.notify.tables import obligations
+from terugkeer.security.actor import Actor
 
 STATUSES = ("open", "sent", "delivered", "acknowledged", "voided", "unresolved", "held")
 PLANNING_KINDS = (EventKind.INTAKE.value, EventKind.RELEASE_DATE_SET.value)
@@ -176,10 +185,12 @@ def backfill(
     now: datetime | None = None,
     *,
     rules: RuleSet | None = None,
+    actor: Actor | None = None,
 ) -> BackfillReport:
     """Create the obligations missing for what happened since ``since``, marked late
     ("alsnog"), with their notices queued; one transaction. The reconciliation's alerts are
-    brought up to date in the same transaction."""
+    brought up to date in the same transaction, and so is the audit row of each obligation
+    created (``create``) or reopened (``update``) by ``actor`` (record type ``notice``)."""
     if since.tzinfo is None:
         raise ValueError(f"naive datetime [{since.isoformat()}]: give the time with its zone")
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -247,6 +258,50 @@ def backfill(
         done = {i.key for i in report.items}
         report.remaining = sum(1 for g in after.missing if g.key in done)
         record_alerts(conn, after, now)
+        if actor is not None:
+            _audit_backfill(conn, actor, report, since.date().isoformat())
+    return report
+
+
+def _audit_backfill(conn: Connection, actor: Actor, report: BackfillReport, since: str) -> None:
+    ids: dict[str, int] = {}
+    for chunk in chunks([i.key for i in report.items]):
+        for key, obligation_id in conn.execute(
+            select(obligations.c.key, obligations.c.id).where(among(conn, obligations.c.key, chunk))
+        ):
+            ids[key] = obligation_id
+    for action, done in (("create", "created"), ("update", "reopened")):
+        actor.record(
+            conn,
+            action,
+            "notice",
+            (
+                (ids[i.key], {"backfilled": True, "since": since})
+                for i in report.items
+                if i.action == done and i.key in ids
+            ),
+        )
+
+
+GAP_KINDS = ("missing", "overdue", "unacknowledged", "unresolved", "extra", "recipient_differs")
+
+
+def check(
+    engine: Engine, *, actor: Actor, shown: int | None = None, now: datetime | None = None
+) -> ReconcileReport:
+    """The reconciliation (:func:`reconcile`) as a job of ``actor``: one audit row per run (the
+    counts), and a ``read`` of each detention period among the first ``shown`` gaps of each
+    kind (all when None), the ones its caller shows; not one row per obligation checked."""
+    report = reconcile(engine, now)
+    gaps = [g for kind in GAP_KINDS for g in getattr(report, kind)[:shown]]
+    per_period: dict[str, int] = {}
+    for g in gaps:
+        per_period[g.period_ref] = per_period.get(g.period_ref, 0) + 1
+    with engine.begin() as conn:
+        actor.job(conn, "reconcile", details={"ok": report.ok, **report.counts})
+        actor.record(
+            conn, "read", "detention_period", ((p, {"gaps": n}) for p, n in per_period.items())
+        )
     return report
 
 
@@ -274,9 +329,13 @@ class Explanation:
         return render.as_json(self)
 
 
-def explain_period(engine: Engine, period_ref: str, rules: RuleSet | None = None) -> Explanation:
+def explain_period(
+    engine: Engine, period_ref: str, rules: RuleSet | None = None, *, actor: Actor
+) -> Explanation:
+    """Why the dispatcher did what it did for one period; a ``read`` row of the period by
+    ``actor``, committed before the explanation is returned."""
     rules = rules or default_rules()
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         status = conn.execute(
             select(detention_periods.c.status).where(detention_periods.c.period_ref == period_ref)
         ).scalar_one_or_none()
@@ -284,6 +343,7 @@ def explain_period(engine: Engine, period_ref: str, rules: RuleSet | None = None
             raise NotFoundError(f"no detention period [{period_ref}]")
         view = dispatcher_view(conn, rules, [period_ref])[period_ref]
         stored = {o["key"]: o for o in _obligation_rows(conn, period_ref, None, None)}
+        actor.record(conn, "read", "detention_period", [period_ref])
     evaluation = view.evaluation
     events = {h.event_id: h for h in view.happenings}
     return Explanation(
@@ -340,12 +400,18 @@ def list_obligations(
     period_ref: str | None = None,
     status: str | None = None,
     limit: int | None = None,
+    *,
+    actor: Actor,
 ) -> list[dict[str, Any]]:
-    """Stored obligations, newest period first within due order; ``status`` one of STATUSES."""
+    """Stored obligations, newest period first within due order; ``status`` one of STATUSES.
+    Each obligation shown is a ``read`` row of record type ``notice`` (its id is the notice's
+    reference) by ``actor``, committed before the list is returned."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"unknown status [{status}]; known: {', '.join(STATUSES)}")
-    with engine.connect() as conn:
-        return _obligation_rows(conn, period_ref, status, limit)
+    with engine.begin() as conn:
+        rows = _obligation_rows(conn, period_ref, status, limit)
+        actor.record(conn, "read", "notice", (r["id"] for r in rows))
+    return rows
 
 
 def _obligation_rows(

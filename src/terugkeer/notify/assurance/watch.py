@@ -31,6 +31,7 @@ from terugkeer.domain.events import FeedEvent
 from terugkeer.domain.refdata import refdata
 from terugkeer.notify.alerts import raise_alert, resolve_alert
 from terugkeer.notify.tables import alerts, deliveries, obligations
+from terugkeer.security.actor import Actor
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 log = structlog.get_logger(__name__)
@@ -240,10 +241,11 @@ def decide_burst(
     confirm: bool,
     by: str,
     now: datetime | None = None,
+    actor: Actor | None = None,
 ) -> int:
     """The operator's decision on a burst: confirm (send the held notices) or void them, in
-    the caller's transaction when given a connection. Returns the number of notices released
-    or voided."""
+    the caller's transaction when given a connection, with an ``update`` row of each held
+    notice by ``actor``. Returns the number of notices released or voided."""
     now = now or datetime.now(UTC)
     with transaction(target) as conn:
         alert = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
@@ -252,6 +254,9 @@ def decide_burst(
         if alert.status != "open":
             raise BurstError(f"burst alert [{alert_id}] was already decided ({alert.status})")
         details: dict[str, Any] = json.loads(alert.details)
+        if actor is not None:
+            decided = {"burst_alert": alert_id, "decision": "confirmed" if confirm else "voided"}
+            actor.record(conn, "update", "notice", held_obligations(conn, alert_id), decided)
         ids = _obligations_caused_by(conn, details["releases"])
         count = 0
         for chunk in chunks(ids):

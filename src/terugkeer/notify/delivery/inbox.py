@@ -6,8 +6,12 @@ on) or a nazorg coordinator (``nazorg``, ``GM0363``). A notice is in the inbox o
 deliveries, on any channel, is delivered: an e-mail or webhook says that there is a notice,
 the inbox shows it.
 
-Queries here never commit; :func:`mark_read` and :func:`acknowledge` own their transaction.
-The web API and the command line render the same :class:`NoticeRead` objects.
+Every function here takes the actor (who, in which role, for which purpose) and writes its
+audit rows itself, in its own transaction: a read row per notice shown, an update row per
+notice read or acknowledged. :func:`list_notices` and :func:`get_notice` write into the
+caller's transaction (the caller commits); :func:`mark_read` and :func:`acknowledge` own
+theirs when given an engine. The web API and the command line render the same
+:class:`NoticeRead` objects.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from terugkeer.db.bulk import among
 from terugkeer.db.engine import ConnOrEngine, transaction
 from terugkeer.notify.alerts import resolve_alert
 from terugkeer.notify.tables import deliveries, obligations
+from terugkeer.security.actor import Actor
 
 ORGANISATION_KINDS = ("mayor", "idv", "nazorg")
 IDV_REF = "OM-IDV"
@@ -122,12 +127,13 @@ def list_notices(
     recipient_kind: str,
     recipient_ref: str,
     *,
+    actor: Actor,
     unread: bool = False,
     unacknowledged: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> NoticeList:
-    """The organisation's notices, newest delivery first."""
+    """The organisation's notices, newest delivery first; a ``read`` row per notice shown."""
     if not 1 <= limit <= 1000 or offset < 0:
         raise InvalidRequest("limit must be 1 to 1000 and offset 0 or more")
     where = [organisation_filter(recipient_kind, recipient_ref), _delivered()]
@@ -143,13 +149,22 @@ def list_notices(
         .limit(limit)
         .offset(offset)
     ).all()
+    notices = _render(conn, rows)
+    # one row per notice shown, so that "who saw this notice" has an answer
+    actor.record(
+        conn,
+        "read",
+        "notice",
+        (n.id for n in notices),
+        {"inbox": f"{recipient_kind}:{recipient_ref}"},
+    )
     return NoticeList(
         recipient_kind=recipient_kind,
         recipient_ref=recipient_ref,
         total=int(total),
         limit=limit,
         offset=offset,
-        notices=_render(conn, rows),
+        notices=notices,
     )
 
 
@@ -158,10 +173,23 @@ def _scoped(scope: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
 
 
 def get_notice(
-    conn: Connection, notice_id: int, scope: ColumnElement[bool] | None = None
+    conn: Connection,
+    notice_id: int,
+    scope: ColumnElement[bool] | None = None,
+    *,
+    actor: Actor,
 ) -> NoticeRead:
     """One notice; not found until it is delivered, nor outside ``scope`` (the caller's
-    organisations: a notice of another organisation does not exist for them)."""
+    organisations: a notice of another organisation does not exist for them). A ``read``
+    row in the caller's transaction."""
+    notice = _notice(conn, notice_id, scope)
+    actor.record(conn, "read", "notice", [notice_id])
+    return notice
+
+
+def _notice(
+    conn: Connection, notice_id: int, scope: ColumnElement[bool] | None = None
+) -> NoticeRead:
     row = conn.execute(
         select(obligations).where(obligations.c.id == notice_id, _delivered(), *_scoped(scope))
     ).first()
@@ -175,14 +203,17 @@ def mark_read(
     notice_id: int,
     now: datetime | None = None,
     scope: ColumnElement[bool] | None = None,
+    *,
+    actor: Actor,
 ) -> NoticeRead:
-    """Mark every delivered, unread delivery of the notice as read (in the caller's
-    transaction when given a connection, so that its audit row commits with it)."""
+    """Mark every delivered, unread delivery of the notice as read, with its ``update`` row
+    (in the caller's transaction when given a connection)."""
     now = now or datetime.now(UTC)
     with transaction(target) as conn:
-        get_notice(conn, notice_id, scope)
+        _notice(conn, notice_id, scope)
         _read(conn, notice_id, now)
-        return get_notice(conn, notice_id, scope)
+        actor.record(conn, "update", "notice", [notice_id], {"read": True})
+        return _notice(conn, notice_id, scope)
 
 
 def acknowledge(
@@ -192,10 +223,12 @@ def acknowledge(
     note: str | None = None,
     now: datetime | None = None,
     scope: ColumnElement[bool] | None = None,
+    *,
+    actor: Actor,
 ) -> NoticeRead:
-    """Record that the recipient acknowledges the notice. For a victim notice the IDV officer
-    says how the victim was informed (``note``, required). Given a connection, this happens
-    in the caller's transaction, so that its audit row commits with it."""
+    """Record that the recipient acknowledges the notice, with its ``update`` row. For a
+    victim notice the IDV officer says how the victim was informed (``note``, required).
+    Given a connection, this happens in the caller's transaction."""
     now = now or datetime.now(UTC)
     by = (by or "").strip()
     note = (note or "").strip() or None
@@ -241,7 +274,8 @@ def acknowledge(
         )
         _read(conn, notice_id, now)
         resolve_alert(conn, f"unacknowledged:{notice_id}", now)
-        return get_notice(conn, notice_id, scope)
+        actor.record(conn, "update", "notice", [notice_id], {"acknowledged": True})
+        return _notice(conn, notice_id, scope)
 
 
 def _read(conn: Connection, notice_id: int, now: datetime) -> None:

@@ -6,11 +6,9 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import select
 
 from terugkeer.security import audit
 from terugkeer.security.roles import Permission, Principal
-from terugkeer.security.tables import audit_log
 from terugkeer.web.auth import requires
 
 router = APIRouter(tags=["audit"])
@@ -26,14 +24,10 @@ def list_entries(
     actor: Annotated[str | None, Query(max_length=100)] = None,
     record_type: Annotated[str | None, Query(max_length=40)] = None,
 ) -> list[dict[str, Any]]:
-    stmt = select(audit_log).where(audit_log.c.id > vanaf).order_by(audit_log.c.id).limit(limit)
-    if actor:
-        stmt = stmt.where(audit_log.c.actor == actor)
-    if record_type:
-        stmt = stmt.where(audit_log.c.record_type == record_type)
     with request.app.state.engine.begin() as conn:
-        rows = conn.execute(stmt).all()
-        audit.record(conn, principal, "read", "audit_log", f"{vanaf}+{len(rows)}", "audit")
+        rows = audit.read_entries(
+            conn, principal, after=vanaf, limit=limit, actor=actor, record_type=record_type
+        )
     return [
         {
             "id": r.id,

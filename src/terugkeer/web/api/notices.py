@@ -4,7 +4,7 @@ acknowledge.
 Who may see what: a mayor's office sees its own municipality's mayor notices, a caseworker
 (nazorgcoördinator) its municipality's nazorg notices, the IDV its own notices and the victim
 notices. The scope is part of every query: a notice outside it does not exist for the caller
-(404). Every read and acknowledgement is written to the audit log.
+(404). Every read and acknowledgement is written to the audit log, by the inbox's actions.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Engine, false, or_
 
 from terugkeer.notify.delivery import inbox
 from terugkeer.notify.delivery.inbox import NoticeList, NoticeRead
-from terugkeer.security import audit
+from terugkeer.security.actor import Actor
 from terugkeer.security.roles import Permission, Principal, Role
 from terugkeer.web.auth import requires
 
@@ -109,20 +109,11 @@ def list_notices(
                 conn,
                 ontvanger_soort or kind,
                 ontvanger or ref,
+                actor=Actor.web(principal, PURPOSE),
                 unread=ongelezen,
                 unacknowledged=onbevestigd,
                 limit=limit,
                 offset=offset,
-            )
-            # one row per notice shown, so that "who saw this notice" has an answer
-            audit.record_many(
-                conn,
-                principal.name,
-                principal.role.value,
-                "read",
-                "notice",
-                PURPOSE,
-                [(str(n.id), {"list": f"{kind}:{ref}"}) for n in result.notices],
             )
             return result
     except inbox.InboxError as e:
@@ -138,9 +129,9 @@ def list_notices(
 def get_notice(request: Request, melding_id: NoticeId, principal: Reader) -> NoticeRead:
     try:
         with _engine(request).begin() as conn:
-            notice = inbox.get_notice(conn, melding_id, scope(principal))
-            audit.record(conn, principal, "read", "notice", melding_id, PURPOSE)
-            return notice
+            return inbox.get_notice(
+                conn, melding_id, scope(principal), actor=Actor.web(principal, PURPOSE)
+            )
     except inbox.InboxError as e:
         raise _fail(e) from e
 
@@ -153,9 +144,12 @@ def get_notice(request: Request, melding_id: NoticeId, principal: Reader) -> Not
 )
 def read_notice(request: Request, melding_id: NoticeId, principal: Reader) -> NoticeRead:
     try:
-        with _engine(request).begin() as conn:  # the change and its audit row, or neither
-            notice = inbox.mark_read(conn, melding_id, scope=scope(principal))
-            audit.record(conn, principal, "update", "notice", melding_id, PURPOSE, {"read": True})
+        notice = inbox.mark_read(
+            _engine(request),
+            melding_id,
+            scope=scope(principal),
+            actor=Actor.web(principal, PURPOSE),
+        )
     except inbox.InboxError as e:
         raise _fail(e) from e
     return notice
@@ -175,17 +169,14 @@ def acknowledge_notice(
     body: AcknowledgementCreate | None = None,
 ) -> NoticeRead:
     try:
-        with _engine(request).begin() as conn:  # the change and its audit row, or neither
-            notice = inbox.acknowledge(
-                conn,
-                melding_id,
-                principal.name,
-                body.note if body is not None else None,
-                scope=scope(principal),
-            )
-            audit.record(
-                conn, principal, "update", "notice", melding_id, PURPOSE, {"acknowledged": True}
-            )
+        notice = inbox.acknowledge(
+            _engine(request),
+            melding_id,
+            principal.name,
+            body.note if body is not None else None,
+            scope=scope(principal),
+            actor=Actor.web(principal, PURPOSE),
+        )
     except inbox.InboxError as e:
         raise _fail(e) from e
     return notice

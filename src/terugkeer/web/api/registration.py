@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from terugkeer.domain.refdata import refdata
 from terugkeer.reintegration import codes, queries, service
-from terugkeer.reintegration.audit import audit_many
+from terugkeer.reintegration.audit import PURPOSE
 from terugkeer.reintegration.errors import Invalid, NotFound, ReintegrationError
 from terugkeer.reintegration.schemas import (
     ActivityCreate,
@@ -37,6 +37,7 @@ from terugkeer.reintegration.schemas import (
     RegistrationForm,
     UpcomingReturn,
 )
+from terugkeer.security.actor import Actor
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.app import problem
 from terugkeer.web.auth import authenticate, requires
@@ -58,10 +59,10 @@ def _caller(request: Request) -> Principal:
     return principal
 
 
-def _actor(request: Request) -> str:
+def _actor(request: Request) -> Actor:
     """Who is recorded as having read or recorded something: the signed-in user or the user
-    of the API token (never a name the caller supplies)."""
-    return _caller(request).name[:100]
+    of the API token (never a name the caller supplies), in their role."""
+    return Actor.web(_caller(request), PURPOSE)
 
 
 def _own_municipality(
@@ -81,7 +82,7 @@ def _own_municipality(
     return principal.municipality
 
 
-Actor = Annotated[str, Depends(_actor)]
+Caller = Annotated[Actor, Depends(_actor)]
 Gemeente = Annotated[str, Depends(_own_municipality)]
 OptionalGemeente = Annotated[str | None, Depends(_own_municipality)]
 
@@ -110,7 +111,7 @@ def _run(fn: Callable[[], T]) -> T | JSONResponse:
 )
 def list_cases(
     request: Request,
-    actor: Actor,
+    actor: Caller,
     gemeente: Gemeente,
     status: Annotated[str | None, Query(description="planned, returned, cancelled")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -131,7 +132,7 @@ def list_cases(
     response_model=CaseRead,
     summary="A case: the release signal, and with consent the conditions and activities",
 )
-def get_case(request: Request, case_id: int, gemeente: Gemeente, actor: Actor) -> Any:
+def get_case(request: Request, case_id: int, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> CaseRead:
         with _engine(request).begin() as conn:
             return queries.get_case(conn, case_id, gemeente, actor=actor)
@@ -145,7 +146,7 @@ def get_case(request: Request, case_id: int, gemeente: Gemeente, actor: Actor) -
     response_model=list[ConsentRead],
     summary="The consent history of a case",
 )
-def get_consents(request: Request, case_id: int, gemeente: Gemeente, actor: Actor) -> Any:
+def get_consents(request: Request, case_id: int, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> list[ConsentRead]:
         with _engine(request).begin() as conn:
             return queries.consent_history(conn, case_id, gemeente, actor=actor)
@@ -162,7 +163,7 @@ def get_consents(request: Request, case_id: int, gemeente: Gemeente, actor: Acto
 )
 def post_consent(
     request: Request,
-    actor: Actor,
+    actor: Caller,
     case_id: int,
     body: ConsentCreate,
     gemeente: Gemeente,
@@ -185,7 +186,7 @@ def post_consent(
     response_model=list[MomentRead],
     summary="The current status of each condition per moment, and whether it is in order",
 )
-def get_conditions(request: Request, case_id: int, gemeente: Gemeente, actor: Actor) -> Any:
+def get_conditions(request: Request, case_id: int, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> list[MomentRead]:
         with _engine(request).begin() as conn:
             return queries.current_conditions(conn, case_id, gemeente, actor=actor)
@@ -199,7 +200,7 @@ def get_conditions(request: Request, case_id: int, gemeente: Gemeente, actor: Ac
     response_model=list[FactRead],
     summary="Every recorded status, oldest first",
 )
-def get_condition_history(request: Request, case_id: int, gemeente: Gemeente, actor: Actor) -> Any:
+def get_condition_history(request: Request, case_id: int, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> list[FactRead]:
         with _engine(request).begin() as conn:
             return queries.condition_history(conn, case_id, gemeente, actor=actor)
@@ -237,7 +238,7 @@ def get_form(
 )
 def post_conditions(
     request: Request,
-    actor: Actor,
+    actor: Caller,
     case_id: int,
     body: ConditionsCreate,
     gemeente: Gemeente,
@@ -269,7 +270,7 @@ def _activity_in(body: ActivityCreate) -> service.ActivityIn:
 
 
 def _one_activity(
-    request: Request, case_id: int, activity_id: int, gemeente: str, actor: str
+    request: Request, case_id: int, activity_id: int, gemeente: str, actor: Actor
 ) -> ActivityRead:
     with _engine(request).begin() as conn:
         for a in queries.list_activities(conn, case_id, gemeente, actor=actor):
@@ -284,7 +285,7 @@ def _one_activity(
     response_model=list[ActivityRead],
     summary="The activities of a case",
 )
-def get_activities(request: Request, case_id: int, gemeente: Gemeente, actor: Actor) -> Any:
+def get_activities(request: Request, case_id: int, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> list[ActivityRead]:
         with _engine(request).begin() as conn:
             return queries.list_activities(conn, case_id, gemeente, actor=actor)
@@ -301,7 +302,7 @@ def get_activities(request: Request, case_id: int, gemeente: Gemeente, actor: Ac
 )
 def post_activity(
     request: Request,
-    actor: Actor,
+    actor: Caller,
     case_id: int,
     body: ActivityCreate,
     gemeente: Gemeente,
@@ -323,7 +324,7 @@ def post_activity(
 )
 def put_activity(
     request: Request,
-    actor: Actor,
+    actor: Caller,
     case_id: int,
     activity_id: int,
     body: ActivityCreate,
@@ -356,17 +357,13 @@ def put_activity(
 def get_upcoming(
     request: Request,
     gemeente: Gemeente,
-    actor: Actor,
+    actor: Caller,
     dagen: Annotated[int, Query(ge=1, le=366)] = 30,
     peildatum: date | None = None,
 ) -> Any:
     def go() -> list[UpcomingReturn]:
         with _engine(request).begin() as conn:
-            rows = queries.upcoming_returns(conn, gemeente, on=peildatum, days=dagen)
-            audit_many(
-                conn, actor, "case_listed", [(r.case_id, {"list": "upcoming"}) for r in rows]
-            )
-            return rows
+            return queries.upcoming_returns(conn, gemeente, actor=actor, on=peildatum, days=dagen)
 
     return _run(go)
 
@@ -378,14 +375,10 @@ def get_upcoming(
     tags=["stuurinformatie"],
     summary="Returned residents whose conditions were not all in order at release",
 )
-def get_not_in_order(request: Request, gemeente: Gemeente, actor: Actor) -> Any:
+def get_not_in_order(request: Request, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> list[NotInOrder]:
         with _engine(request).begin() as conn:
-            rows = queries.not_in_order_at_release(conn, gemeente)
-            audit_many(
-                conn, actor, "case_listed", [(r.case_id, {"list": "not-in-order"}) for r in rows]
-            )
-            return rows
+            return queries.not_in_order_at_release(conn, gemeente, actor=actor)
 
     return _run(go)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
-from terugkeer.security import audit
+from terugkeer.security.actor import Actor
 from terugkeer.security.keys import victim_contact
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.auth import requires
@@ -26,9 +26,8 @@ def get_contact(
 ) -> dict[str, Any]:
     engine = request.app.state.engine
     try:
-        contact = victim_contact(engine, slachtoffer)
+        return victim_contact(
+            engine, slachtoffer, actor=Actor.web(principal, "informing the victim")
+        )
     except KeyError as e:
         raise HTTPException(404, f"no victim [{slachtoffer}]") from e
-    with engine.begin() as conn:
-        audit.record(conn, principal, "read", "victim_contact", slachtoffer, "informing the victim")
-    return contact
