@@ -164,7 +164,7 @@ def our_worker(url: str, limit: int) -> None:
     """One process of terugkeer's worker loop, as `terugkeer notify dispatch --once` runs it."""
     from terugkeer.db.engine import make_engine
     from terugkeer.logs import configure
-    from terugkeer.notify.delivery.dispatch import WorkerOptions, run_worker_process
+    from terugkeer.notify.worker import WorkerOptions, run_worker_process
 
     configure("warning")
     engine = make_engine(url)

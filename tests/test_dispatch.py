@@ -32,10 +32,8 @@ from terugkeer.notify.delivery.dispatch import (
     Dispatcher,
     RetryError,
     RetryPolicy,
-    WorkerOptions,
     dispatch_once,
     retry_dead,
-    run_workers,
 )
 from terugkeer.notify.hook import notify_hook
 from terugkeer.notify.tables import (
@@ -45,6 +43,7 @@ from terugkeer.notify.tables import (
     notify_endpoints,
     obligations,
 )
+from terugkeer.notify.worker import WorkerOptions, run_workers
 
 from .feedutil import intake, lines, msg
 from .test_channels import SECRET, Receiver

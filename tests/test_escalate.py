@@ -13,16 +13,14 @@ import pytest
 from sqlalchemy import Engine, select, text, update
 
 from terugkeer.notify.assurance.escalate import LOCK_ID, escalate
-from terugkeer.notify.delivery.dispatch import _optional, dispatch_once, run_checks
+from terugkeer.notify.delivery.dispatch import dispatch_once
 from terugkeer.notify.delivery.inbox import acknowledge
 from terugkeer.notify.tables import alerts, deliveries, obligations
-from terugkeer.security.actor import Actor
+from terugkeer.notify.worker import CHECKS, run_checks
 
 from .feedutil import intake, msg
 from .test_channels import Receiver
 from .test_dispatch import channels, clock, endpoint, feed, obligation, outbox
-
-TEST = Actor.system("test", "testing")
 
 H = timedelta(hours=1)
 S = timedelta(seconds=1)
@@ -81,7 +79,7 @@ def test_an_unacknowledged_notice_goes_to_the_second_channel_then_to_the_operato
     assert obligation(engine, "mayor.release").escalation == 2
     assert escalate(engine, reminded + 72 * H).unacknowledged == 0  # raised once while open
 
-    acknowledge(engine, mayor.id, "OOV-adviseur Amsterdam", now=reminded + 73 * H, actor=TEST)
+    acknowledge(engine, mayor.id, "OOV-adviseur Amsterdam", now=reminded + 73 * H)
     assert f"unacknowledged:{mayor.id}" in {
         a.key for a in alert_rows(engine, "unacknowledged", "resolved")
     }
@@ -124,7 +122,7 @@ def test_reconciliation_and_escalation_put_an_unacknowledged_notice_in_the_queue
     assert again.alerts_escalated >= 1
     assert queue_for_escape() == [f"unacknowledged:{escape.id}"]
     # acknowledged: nothing left open for it
-    acknowledge(engine, escape.id, "OOV Amsterdam", now=late + 2 * S, actor=TEST)
+    acknowledge(engine, escape.id, "OOV Amsterdam", now=late + 2 * S)
     assert escape.key not in {g.key for g in reconcile(engine, late + 3 * S).unacknowledged}
     assert queue_for_escape() == []
 
@@ -133,7 +131,7 @@ def test_an_acknowledged_notice_is_not_escalated(engine: Engine) -> None:
     feed(engine, intake("e1"))
     dispatch_once(engine, clock(), channels=channels())
     for ob in ("mayor.release", "nazorg.release", "nazorg.intake"):
-        acknowledge(engine, obligation(engine, ob).id, "someone", actor=TEST)
+        acknowledge(engine, obligation(engine, ob).id, "someone")
     assert escalate(engine, clock() + 100 * H).as_json() == {
         "reminders": 0, "unacknowledged": 0, "unresolved": 0, "requeued": 0,
         "corrections": 0, "resolved": 0, "skipped": False,
@@ -233,5 +231,4 @@ def test_the_check_cycle_runs_escalation_feed_watch_and_reconciliation(engine: E
     assert results["errors"] == {}
     assert set(results) == {"errors", "escalation", "feed_watch", "reconciliation"}
     assert results["escalation"]["skipped"] is False
-    assert _optional("terugkeer.notify.not_there", "reconcile") is None
-    assert _optional("terugkeer.notify.assurance.escalate", "not_there") is None
+    assert [check.name for check in CHECKS] == ["escalation", "feed_watch", "reconciliation"]

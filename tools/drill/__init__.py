@@ -8,7 +8,7 @@ and drops, or an empty one it is given) with real receivers on loopback, and bre
   into chunks. Each chunk is ingested by its own process (``terugkeer.intake.ingest_files``:
   events, periods, obligations and delivery rows in one transaction per batch) while the
   dispatchers run; two neighbouring chunks swap places and one chunk is sent twice.
-- **Crashes.** Several dispatcher processes (``terugkeer.notify.delivery.dispatch.run_worker``, the
+- **Crashes.** Several dispatcher processes (``terugkeer.notify.worker.run_worker``, the
   first one also running the check cycle) deliver on a short retry policy and a short lease.
   At random moments one is killed with SIGKILL and started again a moment later; some ingest
   processes are killed too, and their chunk is sent again.

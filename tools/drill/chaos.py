@@ -63,12 +63,8 @@ def _worker_main(spec: _WorkerSpec) -> None:
     from terugkeer.notify.delivery.channels.email import EmailChannel, SmtpSettings
     from terugkeer.notify.delivery.channels.portal import PortalChannel
     from terugkeer.notify.delivery.channels.webhook import WebhookChannel
-    from terugkeer.notify.delivery.dispatch import (
-        ChildStop,
-        Dispatcher,
-        WorkerOptions,
-        run_worker,
-    )
+    from terugkeer.notify.delivery.dispatch import Dispatcher
+    from terugkeer.notify.worker import ChildStop, WorkerOptions, run_worker
 
     configure(spec.log_level)
     stop = ChildStop()

@@ -19,21 +19,20 @@ the same ``Idempotency-Key``), never a lost notice.
 
 If the obligation changed while its notice was on its way (a new planned date, a
 withdrawal), the record step queues the ``change`` or ``correction`` the recipient now needs.
+
+The worker that runs the dispatcher continuously, with the periodic checks, is
+:mod:`terugkeer.notify.worker`.
 """
 
 from __future__ import annotations
 
-import importlib
-import multiprocessing
-import multiprocessing.process
 import os
 import random
-import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -46,7 +45,6 @@ from terugkeer.notify.alerts import raise_alert, resolve_alert
 from terugkeer.notify.delivery.channels import Channel, DeliveryError, Notice, default_channels
 from terugkeer.notify.rules.obligations import Endpoints, add_delivery, delivery_key
 from terugkeer.notify.tables import deliveries, delivery_attempts, obligations
-from terugkeer.security.actor import Actor
 
 log = structlog.get_logger(__name__)
 
@@ -564,11 +562,8 @@ class RetryError(ValueError):
     pass
 
 
-def retry_dead(
-    engine: Engine, delivery_id: int, now: datetime | None = None, *, actor: Actor | None = None
-) -> int:
-    """Send a dead letter again, after its cause is fixed; returns the delivery id queued. An
-    ``update`` row of the delivery by ``actor``, in the same transaction.
+def retry_dead(engine: Engine, delivery_id: int, now: datetime | None = None) -> int:
+    """Send a dead letter again, after its cause is fixed; returns the delivery id queued.
 
     When the recipient's channel is still the same, the dead delivery is queued again (with the
     current address; its attempts stay in ``delivery_attempts``); when the channel changed, a
@@ -626,13 +621,11 @@ def retry_dead(
                 )
             )
         resolve_alert(conn, f"dead_letter:{delivery_id}", now)
-        if actor is not None:
-            actor.record(conn, "update", "delivery", [delivery_id], {"queued": queued})
     log.info("dead letter queued again", delivery=delivery_id, queued=queued)
     return queued
 
 
-# -- the worker: dispatch continuously, checks every cycle ------------------------------------
+# -- stopping a drain ------------------------------------------------------------------------
 
 
 class StopSignal(Protocol):
@@ -643,219 +636,3 @@ class StopSignal(Protocol):
     def wait(self, timeout: float | None = None) -> bool: ...
 
     def set(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    interval_seconds: float = 300.0  # the check cycle: escalation, feed watch, reconciliation
-    poll_seconds: float = 1.0  # how often an idle dispatcher looks for due notices
-    limit: int = 100  # deliveries per claim
-    checks: bool = True  # run the check cycle (in a group of processes, only the first does)
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-
-
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """``module.name`` if that module exists and has it (engineers add them independently)."""
-    try:
-        found = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name == module:
-            return None
-        raise
-    fn = getattr(found, name, None)
-    return fn if callable(fn) else None
-
-
-def run_checks(engine: Engine, now: datetime | None = None) -> dict[str, Any]:
-    """One check cycle: escalation, feed freshness and reconciliation. A failing check is
-    logged and reported in the result (``errors``); the others still run."""
-    from terugkeer.notify.assurance.escalate import escalate
-
-    now = now or datetime.now(UTC)
-    results: dict[str, Any] = {"errors": {}}
-    checks: list[tuple[str, str, str]] = [
-        ("escalation", "terugkeer.notify.assurance.escalate", "escalate"),
-        ("feed_watch", "terugkeer.notify.assurance.watch", "check_freshness"),
-        ("reconciliation", "terugkeer.notify.assurance.reconcile", "reconcile"),
-    ]
-    for label, module, name in checks:
-        try:
-            fn = escalate if label == "escalation" else _optional(module, name)
-            if fn is None:
-                log.warning("check not available, skipped", check=label, missing=f"{module}.{name}")
-                results[label] = None
-                continue
-            results[label] = _summary(fn(engine, now=now))
-        except Exception as e:  # one failing check must not stop the others
-            log.exception("check failed", check=label, error=type(e).__name__)
-            results["errors"][label] = f"{type(e).__name__}: {e}"[:500]
-    log.info("check cycle", **{k: v for k, v in results.items() if v})
-    return results
-
-
-def _summary(outcome: Any) -> Any:
-    """A short form of a check's result: its counts when it has them."""
-    counts = getattr(outcome, "counts", None)
-    if isinstance(counts, dict):
-        return counts
-    if hasattr(outcome, "as_json"):
-        return outcome.as_json()
-    if is_dataclass(outcome) and not isinstance(outcome, type):
-        return {
-            k: len(v) if isinstance(v, list | dict | set | tuple) else v
-            for k, v in asdict(outcome).items()
-        }
-    return type(outcome).__name__
-
-
-class WorkerError(RuntimeError):
-    """A check failed in a ``--once`` run."""
-
-
-def run_worker(
-    engine: Engine,
-    *,
-    once: bool = False,
-    stop: StopSignal | None = None,
-    options: WorkerOptions | None = None,
-    dispatcher: Dispatcher | None = None,
-) -> DispatchCounts:
-    """Dispatch continuously (polling every ``poll_seconds``) and run the check cycle every
-    ``interval_seconds``, until ``stop`` is set. ``once``: drain, check, drain, return."""
-    options = options or WorkerOptions()
-    stop = stop or threading.Event()
-    d = dispatcher or Dispatcher(engine, policy=options.policy)
-    total = DispatchCounts()
-    next_check = 0.0
-    try:
-        while not stop.is_set():
-            try:
-                total.add(d.drain(limit=options.limit, stop=stop))
-                if options.checks and time.monotonic() >= next_check:
-                    checks = run_checks(engine)
-                    next_check = time.monotonic() + options.interval_seconds
-                    if once and checks["errors"]:
-                        raise WorkerError(f"checks failed: {checks['errors']}")
-                    total.add(d.drain(limit=options.limit, stop=stop))
-            except WorkerError:
-                raise
-            except Exception as e:  # the database may be away for a while: keep trying
-                if once:
-                    raise
-                log.error("worker cycle failed", error=type(e).__name__, detail=str(e)[:300])
-            if once:
-                break
-            stop.wait(options.poll_seconds)
-    finally:
-        d.close()
-    return total
-
-
-def run_worker_process(
-    engine: Engine, *, once: bool = False, options: WorkerOptions | None = None
-) -> DispatchCounts:
-    """:func:`run_worker` in the main thread of a process: SIGTERM and SIGINT stop it after
-    the current round, so nothing is left claimed but unrecorded."""
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
-    try:
-        return run_worker(engine, once=once, stop=stop, options=options)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-class ChildStop:
-    """A worker process's stop signal: set by SIGTERM (from the group's parent), and also
-    when the parent is gone. Deliberately not a multiprocessing.Event: its lock would stay
-    taken forever by a process killed while holding it."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._parent = os.getppid()
-
-    def is_set(self) -> bool:
-        return self._event.is_set() or os.getppid() != self._parent
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._event.wait(timeout) or self.is_set()
-
-    def set(self) -> None:
-        self._event.set()
-
-
-def _child(url: str, index: int, once: bool, options: WorkerOptions) -> None:
-    """One worker process of a group (started with the spawn method)."""
-    from terugkeer.config import get_settings
-    from terugkeer.db.engine import make_engine
-    from terugkeer.logs import configure
-
-    configure(get_settings().log_level)
-    stop = ChildStop()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the round, then stop
-    engine = make_engine(url)
-    try:
-        run_worker(
-            engine,
-            once=once,
-            stop=stop,
-            options=replace(options, checks=options.checks and index == 0),
-        )
-    finally:
-        engine.dispose()
-
-
-def run_workers(
-    url: str, processes: int, *, once: bool = False, options: WorkerOptions | None = None
-) -> int:
-    """A group of worker processes sharing one PostgreSQL database; a process that dies is
-    started again. SIGTERM or SIGINT stops the group: each process finishes its round.
-    Returns the exit status."""
-    options = options or WorkerOptions()
-    ctx = multiprocessing.get_context("spawn")
-    stop = threading.Event()
-
-    def start(index: int) -> multiprocessing.process.BaseProcess:
-        p = ctx.Process(
-            target=_child, args=(url, index, once, options), name=f"terugkeer-worker-{index}"
-        )
-        p.start()
-        return p
-
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
-    try:
-        children = {i: start(i) for i in range(processes)}
-        log.info(
-            "worker group started", processes=processes, pids=[p.pid for p in children.values()]
-        )
-        while not stop.is_set():
-            if all(not p.is_alive() for p in children.values()) and once:
-                break
-            for i, p in list(children.items()):
-                if not once and not p.is_alive():
-                    log.warning(
-                        "worker process died; starting it again", index=i, exitcode=p.exitcode
-                    )
-                    children[i] = start(i)
-            stop.wait(0.2)
-        for p in children.values():
-            if p.is_alive():
-                p.terminate()  # SIGTERM: the round is finished first
-        for p in children.values():
-            p.join(timeout=60)
-            if p.is_alive():
-                p.kill()
-                p.join()
-        # a process stopped by our SIGTERM before it could set its handler stopped cleanly
-        codes = [
-            0 if p.exitcode == -signal.SIGTERM else abs(p.exitcode or 0) for p in children.values()
-        ]
-        return max(codes, default=0)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
