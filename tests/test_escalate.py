@@ -17,10 +17,13 @@ from terugkeer.notify.delivery.dispatch import dispatch_once
 from terugkeer.notify.delivery.inbox import acknowledge
 from terugkeer.notify.tables import alerts, deliveries, obligations
 from terugkeer.notify.worker import CHECKS, run_checks
+from terugkeer.security.actor import Actor
 
 from .feedutil import intake, msg
 from .test_channels import Receiver
 from .test_dispatch import channels, clock, endpoint, feed, obligation, outbox
+
+TEST = Actor.system("test", "testing")
 
 H = timedelta(hours=1)
 S = timedelta(seconds=1)
@@ -79,7 +82,7 @@ def test_an_unacknowledged_notice_goes_to_the_second_channel_then_to_the_operato
     assert obligation(engine, "mayor.release").escalation == 2
     assert escalate(engine, reminded + 72 * H).unacknowledged == 0  # raised once while open
 
-    acknowledge(engine, mayor.id, "OOV-adviseur Amsterdam", now=reminded + 73 * H)
+    acknowledge(engine, mayor.id, "OOV-adviseur Amsterdam", now=reminded + 73 * H, actor=TEST)
     assert f"unacknowledged:{mayor.id}" in {
         a.key for a in alert_rows(engine, "unacknowledged", "resolved")
     }
@@ -122,7 +125,7 @@ def test_reconciliation_and_escalation_put_an_unacknowledged_notice_in_the_queue
     assert again.alerts_escalated >= 1
     assert queue_for_escape() == [f"unacknowledged:{escape.id}"]
     # acknowledged: nothing left open for it
-    acknowledge(engine, escape.id, "OOV Amsterdam", now=late + 2 * S)
+    acknowledge(engine, escape.id, "OOV Amsterdam", now=late + 2 * S, actor=TEST)
     assert escape.key not in {g.key for g in reconcile(engine, late + 3 * S).unacknowledged}
     assert queue_for_escape() == []
 
@@ -131,7 +134,7 @@ def test_an_acknowledged_notice_is_not_escalated(engine: Engine) -> None:
     feed(engine, intake("e1"))
     dispatch_once(engine, clock(), channels=channels())
     for ob in ("mayor.release", "nazorg.release", "nazorg.intake"):
-        acknowledge(engine, obligation(engine, ob).id, "someone")
+        acknowledge(engine, obligation(engine, ob).id, "someone", actor=TEST)
     assert escalate(engine, clock() + 100 * H).as_json() == {
         "reminders": 0, "unacknowledged": 0, "unresolved": 0, "requeued": 0,
         "corrections": 0, "resolved": 0, "skipped": False,

@@ -6,226 +6,208 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from terugkeer.cli.audit import AsOpt, CliAudit, PurposeOpt
+from terugkeer.cli.common import AsOpt, JsonOpt, PurposeOpt, actor, err, out
 from terugkeer.db.engine import make_engine
 
-out = Console()
-err = Console(stderr=True)
+
+def worker(
+    once: Annotated[
+        bool, typer.Option(help="one cycle: deliver, check, deliver; then stop")
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option(
+            min=1, help="seconds between check cycles (escalation, feed watch, reconciliation)"
+        ),
+    ] = 300.0,
+    poll: Annotated[
+        float, typer.Option(min=0.05, help="seconds between looks for due notices")
+    ] = 1.0,
+    processes: Annotated[
+        int, typer.Option(min=1, max=64, help="worker processes (PostgreSQL only)")
+    ] = 1,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="deliveries per claim")] = 100,
+    max_attempts: Annotated[
+        int, typer.Option(min=1, max=100, help="attempts before a notice is a dead letter")
+    ] = 8,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "notification delivery",
+) -> None:
+    """Deliver notices continuously; escalate, watch the feeds and reconcile every cycle.
+
+    A machine job: one audit row when it starts, not one per notice it delivers."""
+    from terugkeer.notify.worker import (
+        RetryPolicy,
+        WorkerError,
+        WorkerOptions,
+        run_worker_process,
+        run_workers,
+    )
+
+    by = actor("worker", who, purpose)
+    engine = make_engine()
+    options = WorkerOptions(
+        interval_seconds=interval,
+        poll_seconds=poll,
+        limit=limit,
+        policy=RetryPolicy(max_attempts=max_attempts),
+    )
+    if processes > 1 and engine.dialect.name != "postgresql":
+        err.print(
+            f"[red]--processes {processes}: several workers need PostgreSQL; "
+            "SQLite runs one worker[/red]"
+        )
+        raise typer.Exit(2)
+    if processes > 1:
+        url = engine.url.render_as_string(hide_password=False)
+        engine.dispose()
+        raise typer.Exit(run_workers(url, processes, once=once, options=options, actor=by))
+    try:
+        counts = run_worker_process(engine, once=once, options=options, actor=by)
+    except WorkerError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from e
+    if once:
+        out.print_json(json.dumps(counts.as_json()))
+
+
+def dispatch(
+    once: Annotated[bool, typer.Option(help="deliver what is due now, then stop")] = False,
+    poll: Annotated[float, typer.Option(min=0.05)] = 1.0,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    max_attempts: Annotated[int, typer.Option(min=1, max=100)] = 8,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "notification delivery",
+) -> None:
+    """Deliver due notices (without the check cycle; `terugkeer worker` runs both).
+
+    A machine job: one audit row when it starts, not one per notice it delivers."""
+    from terugkeer.notify.worker import RetryPolicy, WorkerOptions, run_worker_process
+
+    by = actor("notify dispatch", who, purpose)
+    options = WorkerOptions(
+        poll_seconds=poll,
+        limit=limit,
+        checks=False,
+        policy=RetryPolicy(max_attempts=max_attempts),
+    )
+    counts = run_worker_process(
+        make_engine(), once=once, options=options, actor=by, job="notify dispatch"
+    )
+    out.print_json(json.dumps(counts.as_json()))
+
+
+def inbox(
+    recipient_kind: Annotated[str, typer.Option(help="mayor, idv or nazorg")],
+    recipient: Annotated[str, typer.Option(help="municipality code (GM0363) or OM-IDV")],
+    unread: Annotated[bool, typer.Option(help="only notices not yet read")] = False,
+    unacknowledged: Annotated[
+        bool, typer.Option(help="only notices awaiting acknowledgement")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: JsonOpt = False,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "notice inbox",
+) -> None:
+    """A recipient organisation's inbox, newest first.
+
+    Each notice shown is a `read` of record type `notice` in the audit log."""
+    from terugkeer.notify.delivery.inbox import InboxError, list_notices
+
+    by = actor("notify inbox", who, purpose)
+    try:
+        with make_engine().begin() as conn:
+            found = list_notices(
+                conn,
+                recipient_kind,
+                recipient,
+                actor=by,
+                unread=unread,
+                unacknowledged=unacknowledged,
+                limit=limit,
+                offset=offset,
+            )
+    except InboxError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
+    if as_json:
+        out.print_json(found.model_dump_json())
+        return
+    table = Table("ref", "rule", "subject", "period", "planned", "due", "status", "late", "read")
+    for n in found.notices:
+        table.add_row(
+            str(n.id),
+            n.rule_id,
+            n.subject,
+            n.period_ref,
+            n.planned_for.isoformat(timespec="minutes") if n.planned_for else "",
+            n.due_at.isoformat(timespec="minutes"),
+            n.status,
+            "late" if n.late else "",
+            "yes" if n.read else "no",
+        )
+    out.print(table)
+    out.print(f"{found.total} notices ({len(found.notices)} shown)")
+
+
+def ack(
+    notice_id: Annotated[int, typer.Argument(help="the notice's reference (obligation id)")],
+    by: Annotated[str, typer.Option(help="who acknowledges")],
+    note: Annotated[
+        str | None,
+        typer.Option(help="how the victim was informed (required for victim notices)"),
+    ] = None,
+    as_json: JsonOpt = False,
+    who: AsOpt = None,
+    purpose: PurposeOpt = "notice inbox",
+) -> None:
+    """Acknowledge a delivered notice (an `update` of the notice in the audit log)."""
+    from terugkeer.notify.delivery.inbox import (
+        InboxError,
+        NoticeConflict,
+        NoticeNotFound,
+        acknowledge,
+    )
+
+    runner = actor("notify ack", who, purpose)
+    try:
+        done = acknowledge(make_engine(), notice_id, by, note, actor=runner)
+    except InboxError as e:
+        err.print(f"[red]{e}[/red]")
+        code = 1 if isinstance(e, NoticeNotFound | NoticeConflict) else 2
+        raise typer.Exit(code) from e
+    if as_json:
+        out.print_json(done.model_dump_json())
+    else:
+        out.print(f"notice {done.id} acknowledged by {done.acknowledged_by}")
+
+
+def retry(
+    delivery_id: Annotated[int, typer.Argument(help="the id of a dead delivery")],
+    who: AsOpt = None,
+    purpose: PurposeOpt = "delivery repair",
+) -> None:
+    """Send a dead letter again, after its cause (an endpoint, a receiver) is fixed.
+
+    An `update` of record type `delivery` in the audit log."""
+    from terugkeer.notify.delivery.dispatch import RetryError, retry_dead
+
+    by = actor("notify retry", who, purpose)
+    try:
+        queued = retry_dead(make_engine(), delivery_id, actor=by)
+    except RetryError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
+    out.print(f"delivery {queued} queued")
 
 
 def register(app: typer.Typer, notify_app: typer.Typer) -> None:
     """Add this module's commands to the top-level app and the `notify` group."""
-
-    @app.command()
-    def worker(
-        once: Annotated[
-            bool, typer.Option(help="one cycle: deliver, check, deliver; then stop")
-        ] = False,
-        interval: Annotated[
-            float,
-            typer.Option(
-                min=1, help="seconds between check cycles (escalation, feed watch, reconciliation)"
-            ),
-        ] = 300.0,
-        poll: Annotated[
-            float, typer.Option(min=0.05, help="seconds between looks for due notices")
-        ] = 1.0,
-        processes: Annotated[
-            int, typer.Option(min=1, max=64, help="worker processes (PostgreSQL only)")
-        ] = 1,
-        limit: Annotated[int, typer.Option(min=1, max=10_000, help="deliveries per claim")] = 100,
-        max_attempts: Annotated[
-            int, typer.Option(min=1, max=100, help="attempts before a notice is a dead letter")
-        ] = 8,
-        who: AsOpt = None,
-        purpose: PurposeOpt = "notification delivery",
-    ) -> None:
-        """Deliver notices continuously; escalate, watch the feeds and reconcile every cycle.
-
-        A machine job: one audit row when it starts, not one per notice it delivers."""
-        from terugkeer.notify.worker import (
-            RetryPolicy,
-            WorkerError,
-            WorkerOptions,
-            run_worker_process,
-            run_workers,
-        )
-
-        trail = CliAudit.of("worker", who, purpose)
-        engine = make_engine()
-        options = WorkerOptions(
-            interval_seconds=interval,
-            poll_seconds=poll,
-            limit=limit,
-            policy=RetryPolicy(max_attempts=max_attempts),
-        )
-        if processes > 1 and engine.dialect.name != "postgresql":
-            err.print(
-                f"[red]--processes {processes}: several workers need PostgreSQL; "
-                "SQLite runs one worker[/red]"
-            )
-            raise typer.Exit(2)
-        trail.job(engine, "start", {"processes": processes, "once": once})
-        if processes > 1:
-            url = engine.url.render_as_string(hide_password=False)
-            engine.dispose()
-            raise typer.Exit(run_workers(url, processes, once=once, options=options))
-        try:
-            counts = run_worker_process(engine, once=once, options=options)
-        except WorkerError as e:
-            err.print(f"[red]{e}[/red]")
-            raise typer.Exit(1) from e
-        if once:
-            out.print_json(json.dumps(counts.as_json()))
-
-    @notify_app.command("dispatch")
-    def dispatch(
-        once: Annotated[bool, typer.Option(help="deliver what is due now, then stop")] = False,
-        poll: Annotated[float, typer.Option(min=0.05)] = 1.0,
-        limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
-        max_attempts: Annotated[int, typer.Option(min=1, max=100)] = 8,
-        who: AsOpt = None,
-        purpose: PurposeOpt = "notification delivery",
-    ) -> None:
-        """Deliver due notices (without the check cycle; `terugkeer worker` runs both).
-
-        A machine job: one audit row when it starts, not one per notice it delivers."""
-        from terugkeer.notify.worker import (
-            RetryPolicy,
-            WorkerOptions,
-            run_worker_process,
-        )
-
-        trail = CliAudit.of("notify dispatch", who, purpose)
-        engine = make_engine()
-        trail.job(engine, "start", {"once": once})
-        options = WorkerOptions(
-            poll_seconds=poll,
-            limit=limit,
-            checks=False,
-            policy=RetryPolicy(max_attempts=max_attempts),
-        )
-        counts = run_worker_process(engine, once=once, options=options)
-        out.print_json(json.dumps(counts.as_json()))
-
-    @notify_app.command("inbox")
-    def inbox_(
-        recipient_kind: Annotated[str, typer.Option(help="mayor, idv or nazorg")],
-        recipient: Annotated[str, typer.Option(help="municipality code (GM0363) or OM-IDV")],
-        unread: Annotated[bool, typer.Option(help="only notices not yet read")] = False,
-        unacknowledged: Annotated[
-            bool, typer.Option(help="only notices awaiting acknowledgement")
-        ] = False,
-        limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
-        offset: Annotated[int, typer.Option(min=0)] = 0,
-        as_json: Annotated[bool, typer.Option("--json")] = False,
-        who: AsOpt = None,
-        purpose: PurposeOpt = "notice inbox",
-    ) -> None:
-        """A recipient organisation's inbox, newest first.
-
-        Each notice shown is a `read` of record type `notice` in the audit log."""
-        from terugkeer.notify.delivery.inbox import InboxError, list_notices
-
-        trail = CliAudit.of("notify inbox", who, purpose)
-        engine = make_engine()
-        try:
-            with engine.connect() as conn:
-                found = list_notices(
-                    conn,
-                    recipient_kind,
-                    recipient,
-                    unread=unread,
-                    unacknowledged=unacknowledged,
-                    limit=limit,
-                    offset=offset,
-                )
-        except InboxError as e:
-            err.print(f"[red]{e}[/red]")
-            raise typer.Exit(2) from e
-        trail.records(
-            engine,
-            "read",
-            "notice",
-            (n.id for n in found.notices),
-            {"inbox": f"{recipient_kind}:{recipient}"},
-        )
-        if as_json:
-            out.print_json(found.model_dump_json())
-            return
-        table = Table(
-            "ref", "rule", "subject", "period", "planned", "due", "status", "late", "read"
-        )
-        for n in found.notices:
-            table.add_row(
-                str(n.id),
-                n.rule_id,
-                n.subject,
-                n.period_ref,
-                n.planned_for.isoformat(timespec="minutes") if n.planned_for else "",
-                n.due_at.isoformat(timespec="minutes"),
-                n.status,
-                "late" if n.late else "",
-                "yes" if n.read else "no",
-            )
-        out.print(table)
-        out.print(f"{found.total} notices ({len(found.notices)} shown)")
-
-    @notify_app.command("ack")
-    def ack(
-        notice_id: Annotated[int, typer.Argument(help="the notice's reference (obligation id)")],
-        by: Annotated[str, typer.Option(help="who acknowledges")],
-        note: Annotated[
-            str | None,
-            typer.Option(help="how the victim was informed (required for victim notices)"),
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json")] = False,
-        who: AsOpt = None,
-        purpose: PurposeOpt = "notice inbox",
-    ) -> None:
-        """Acknowledge a delivered notice (an `update` of the notice in the audit log)."""
-        from terugkeer.notify.delivery.inbox import (
-            InboxError,
-            NoticeConflict,
-            NoticeNotFound,
-            acknowledge,
-        )
-
-        trail = CliAudit.of("notify ack", who, purpose)
-        engine = make_engine()
-        try:
-            with engine.begin() as conn:  # the acknowledgement and its audit row, or neither
-                done = acknowledge(conn, notice_id, by, note)
-                trail.records(conn, "update", "notice", [done.id], {"acknowledged": True})
-        except InboxError as e:
-            err.print(f"[red]{e}[/red]")
-            code = 1 if isinstance(e, NoticeNotFound | NoticeConflict) else 2
-            raise typer.Exit(code) from e
-        if as_json:
-            out.print_json(done.model_dump_json())
-        else:
-            out.print(f"notice {done.id} acknowledged by {done.acknowledged_by}")
-
-    @notify_app.command("retry")
-    def retry(
-        delivery_id: Annotated[int, typer.Argument(help="the id of a dead delivery")],
-        who: AsOpt = None,
-        purpose: PurposeOpt = "delivery repair",
-    ) -> None:
-        """Send a dead letter again, after its cause (an endpoint, a receiver) is fixed.
-
-        An `update` of record type `delivery` in the audit log."""
-        from terugkeer.notify.delivery.dispatch import RetryError, retry_dead
-
-        trail = CliAudit.of("notify retry", who, purpose)
-        engine = make_engine()
-        try:
-            queued = retry_dead(engine, delivery_id)
-        except RetryError as e:
-            err.print(f"[red]{e}[/red]")
-            raise typer.Exit(2) from e
-        trail.records(engine, "update", "delivery", [delivery_id], {"queued": queued})
-        out.print(f"delivery {queued} queued")
+    app.command()(worker)
+    notify_app.command("dispatch")(dispatch)
+    notify_app.command("inbox")(inbox)
+    notify_app.command("ack")(ack)
+    notify_app.command("retry")(retry)

@@ -35,6 +35,7 @@ from terugkeer.notify.delivery.dispatch import (
     RetryPolicy,
     StopSignal,
 )
+from terugkeer.security.actor import Actor
 
 log = structlog.get_logger(__name__)
 
@@ -167,11 +168,28 @@ def run_worker(
     return total
 
 
+def started(engine: Engine, actor: Actor | None, job: str, details: dict[str, Any]) -> None:
+    """The one audit row of a delivery job (the worker, the dispatcher) by ``actor``, when it
+    starts: not one per notice it delivers."""
+    if actor is not None:
+        with engine.begin() as conn:
+            actor.job(conn, job, "start", details)
+
+
 def run_worker_process(
-    engine: Engine, *, once: bool = False, options: WorkerOptions | None = None
+    engine: Engine,
+    *,
+    once: bool = False,
+    options: WorkerOptions | None = None,
+    actor: Actor | None = None,
+    job: str = "worker",
 ) -> DispatchCounts:
     """:func:`run_worker` in the main thread of a process: SIGTERM and SIGINT stop it after
-    the current round, so nothing is left claimed but unrecorded."""
+    the current round, so nothing is left claimed but unrecorded. Its audit row (by
+    ``actor``, as ``job``) when it starts."""
+    started(
+        engine, actor, job, {"once": once} if job != "worker" else {"processes": 1, "once": once}
+    )
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
@@ -225,11 +243,24 @@ def _child(url: str, index: int, once: bool, options: WorkerOptions) -> None:
 
 
 def run_workers(
-    url: str, processes: int, *, once: bool = False, options: WorkerOptions | None = None
+    url: str,
+    processes: int,
+    *,
+    once: bool = False,
+    options: WorkerOptions | None = None,
+    actor: Actor | None = None,
 ) -> int:
     """A group of worker processes sharing one PostgreSQL database; a process that dies is
     started again. SIGTERM or SIGINT stops the group: each process finishes its round.
-    Returns the exit status."""
+    Returns the exit status. Its audit row (by ``actor``) when it starts."""
+    if actor is not None:
+        from terugkeer.db.engine import make_engine
+
+        engine = make_engine(url)
+        try:
+            started(engine, actor, "worker", {"processes": processes, "once": once})
+        finally:
+            engine.dispose()
     options = options or WorkerOptions()
     ctx = multiprocessing.get_context("spawn")
     stop = threading.Event()

@@ -45,6 +45,7 @@ from terugkeer.notify.alerts import raise_alert, resolve_alert
 from terugkeer.notify.delivery.channels import Channel, DeliveryError, Notice, default_channels
 from terugkeer.notify.rules.obligations import Endpoints, add_delivery, delivery_key
 from terugkeer.notify.tables import deliveries, delivery_attempts, obligations
+from terugkeer.security.actor import Actor
 
 log = structlog.get_logger(__name__)
 
@@ -562,8 +563,11 @@ class RetryError(ValueError):
     pass
 
 
-def retry_dead(engine: Engine, delivery_id: int, now: datetime | None = None) -> int:
-    """Send a dead letter again, after its cause is fixed; returns the delivery id queued.
+def retry_dead(
+    engine: Engine, delivery_id: int, now: datetime | None = None, *, actor: Actor | None = None
+) -> int:
+    """Send a dead letter again, after its cause is fixed; returns the delivery id queued. An
+    ``update`` row of the delivery by ``actor``, in the same transaction.
 
     When the recipient's channel is still the same, the dead delivery is queued again (with the
     current address; its attempts stay in ``delivery_attempts``); when the channel changed, a
@@ -621,6 +625,8 @@ def retry_dead(engine: Engine, delivery_id: int, now: datetime | None = None) ->
                 )
             )
         resolve_alert(conn, f"dead_letter:{delivery_id}", now)
+        if actor is not None:
+            actor.record(conn, "update", "delivery", [delivery_id], {"queued": queued})
     log.info("dead letter queued again", delivery=delivery_id, queued=queued)
     return queued
 
