@@ -14,32 +14,22 @@ from terugkeer.detention.tables import (
     reconvictions,
     victims,
 )
+from terugkeer.domain import render
 
 
 @dataclass
 class StoreSummary:
     persons: int = 0
+    periods: int = 0  # the sum of periods_by_status
     periods_by_status: dict[str, int] = field(default_factory=dict)
     events_by_kind: dict[str, int] = field(default_factory=dict)
     victims: int = 0
     reconvictions: int = 0
+    quarantined_open: int = 0  # the sum of quarantine_by_reason
     quarantine_by_reason: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def periods(self) -> int:
-        return sum(self.periods_by_status.values())
-
     def as_json(self) -> dict[str, object]:
-        return {
-            "persons": self.persons,
-            "periods": self.periods,
-            "periods_by_status": self.periods_by_status,
-            "events_by_kind": self.events_by_kind,
-            "victims": self.victims,
-            "reconvictions": self.reconvictions,
-            "quarantined_open": sum(self.quarantine_by_reason.values()),
-            "quarantine_by_reason": self.quarantine_by_reason,
-        }
+        return render.as_json(self)
 
 
 def summarise(engine: Engine) -> StoreSummary:
@@ -52,12 +42,15 @@ def summarise(engine: Engine) -> StoreSummary:
             rows = conn.execute(select(column, func.count()).group_by(column).order_by(column))  # type: ignore[call-overload]
             return {str(k): int(n) for k, n in rows}
 
+        by_status = grouped(detention_periods.c.status)
         summary = StoreSummary(
             persons=count(persons),
-            periods_by_status=grouped(detention_periods.c.status),
+            periods=sum(by_status.values()),
+            periods_by_status=by_status,
             events_by_kind=grouped(feed_events.c.kind),
             victims=count(victims),
             reconvictions=count(reconvictions),
         )
     summary.quarantine_by_reason = count_by_reason(engine)
+    summary.quarantined_open = sum(summary.quarantine_by_reason.values())
     return summary

@@ -465,21 +465,10 @@ class _Layout:
         def np64(col: array[int]) -> I64:
             return np.frombuffer(col, dtype=f"i{col.itemsize}").astype(np.int64)
 
-        d = self.draws
-        return DetentionEvents(
-            t=np64(self.col_t),
-            period=np64(self.col_p),
-            kind=np64(self.col_k),
-            seq=np64(self.col_seq),
-            src=np64(self.col_s),
-            a=np64(self.col_a),
-            b=np64(self.col_b),
-            c=np64(self.col_c),
-            planned_in_intake=self.intake_planned,
-            return_in_intake=d.ret_in_intake,
-            leaves=self.leaves_out,
-            escapes=self.escapes_out,
-            transfers=self.transfers_out,
-            leave_muni=d.leave_muni,
-            date_changes=self.changed_out,
-        )
+        columns = (self.col_t, self.col_p, self.col_k, self.col_seq, self.col_s, self.col_a,
+                   self.col_b, self.col_c)  # fmt: skip
+        t, period, kind, seq, src, a, b, c = (np64(col) for col in columns)
+        per_period = (self.intake_planned, self.draws.ret_in_intake, self.leaves_out,
+                      self.escapes_out, self.transfers_out, self.draws.leave_muni,
+                      self.changed_out)  # fmt: skip
+        return DetentionEvents(t, period, kind, seq, src, a, b, c, *per_period)

@@ -306,18 +306,8 @@ def _detention_lines(
         grants = idx[ev.kind[idx] == K_GRANT]
         leave_from = dict(zip(grants.tolist(), clock.iso_array(ev.a[grants]), strict=True))
         leave_until = dict(zip(grants.tolist(), clock.iso_array(ev.b[grants]), strict=True))
-        cols = zip(
-            idx.tolist(),
-            stamps,
-            ev.period[idx].tolist(),
-            ev.kind[idx].tolist(),
-            ev.seq[idx].tolist(),
-            ev.src[idx].tolist(),
-            ev.a[idx].tolist(),
-            ev.b[idx].tolist(),
-            ev.c[idx].tolist(),
-            strict=True,
-        )
+        picked = (ev.period, ev.kind, ev.seq, ev.src, ev.a, ev.b, ev.c)
+        cols = zip(idx.tolist(), stamps, *(col[idx].tolist() for col in picked), strict=True)
         for e, ts, p, k, seq, src, a, b, c in cols:
             ref = refs[p]
             if k == K_INTAKE:
@@ -415,15 +405,11 @@ def _reconviction_lines(
             .astype(np.int64)
             + 1970
         ) % 100
+        picked = (r.person, r.offence_day, r.category, r.statutory_max, r.decision, r.custodial)
         cols = zip(
             range(start + 1, start + len(idx) + 1),
             stamps,
-            r.person[idx].tolist(),
-            r.offence_day[idx].tolist(),
-            r.category[idx].tolist(),
-            r.statutory_max[idx].tolist(),
-            r.decision[idx].tolist(),
-            r.custodial[idx].tolist(),
+            *(col[idx].tolist() for col in picked),
             reg_years.tolist(),
             strict=True,
         )

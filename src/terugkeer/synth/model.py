@@ -200,20 +200,22 @@ def build_population(
     n = len(group)
     s = _draw_stays(rng, group)
     _end_by_death(rng, s, is_death)
-    tm = _draw_times(rng, year, group, is_death, s)
+    y0 = clock.day_number(date(year, 1, 1))
+    tm = _draw_times(rng, y0, year, group, is_death, s)
     off = _draw_offences(rng, group, is_death, s, releases)
-    ps = _draw_persons(rng, pyrng, places, group, is_death, s.stay, tm, releases)
+    ps = _draw_persons(rng, pyrng, places, group, is_death, s.stay_days, tm, y0, releases)
     person = ps.person
 
     # --- ages at release in completed years ---------------------------------------------------
-    age_years = _completed_years(ps.p_birth[person], tm.day_out)
+    age_years = _completed_years(ps.p_birth_day[person], tm.day_out)
 
     # --- conditions -------------------------------------------------------------------------
-    cond_in, cond_out = _conditions(rng, ps.p_risk[person], s.stay, is_death)
+    cond_in, cond_out = _conditions(rng, ps.p_risk[person], s.stay_days, is_death)
 
     forced = ps.next_period >= 0
+    in_society = ~is_death & (s.release_kind != R_INTO_TBS)
     p_recid, recid_draw = _draw_reconvictions(
-        rng, group, ps, age_years, cond_out, off.off_cat, forced, off.in_society
+        rng, group, ps, age_years, cond_out, off.off_cat, forced, in_society
     )
 
     # period reference numbers in order of intake
@@ -227,36 +229,10 @@ def build_population(
         n=n,
         is_death=is_death,
         group=group,
-        stay_days=s.stay,
-        pt_days=s.pt,
-        sentence=s.sentence,
-        released_at_trial=s.released_at_trial,
-        release_kind=s.kind,
-        title_in=s.title_in,
-        title_out=s.title_out,
-        has_tc=s.has_tc,
-        planned_day=tm.planned,
-        day_in=tm.day_in,
-        day_out=tm.day_out,
-        t_in=tm.t_in,
-        t_out=tm.t_out,
-        t_tc=tm.t_tc,
-        n_off=off.n_off,
-        off_cat=off.off_cat,
-        off_max=off.off_max,
-        serious=off.serious,
-        person=person,
-        second_of=ps.second_of,
-        next_period=ps.next_period,
-        p_female=ps.p_female,
-        p_birth_day=ps.p_birth,
-        p_risk=ps.p_risk,
-        p_has_bsn=ps.p_has_bsn,
-        p_residence=ps.p_res,
-        p_province=ps.p_prov,
-        return_muni=ps.return_muni,
-        return_changed_later=ps.changed_later,
-        institution=ps.institution,
+        **vars(s),  # the steps' fields are named as the population's
+        **vars(tm),
+        **vars(off),
+        **vars(ps),
         cond_in=cond_in,
         cond_out=cond_out,
         p_recid=p_recid,
@@ -285,10 +261,10 @@ def _draw_groups(rng: np.random.Generator, releases: int) -> tuple[B8, I64]:
 
 @dataclass
 class _Stays:
-    stay: I64
-    pt: I64
+    stay_days: I64
+    pt_days: I64
     sentence: I64
-    kind: I64
+    release_kind: I64
     title_in: I64
     title_out: I64
     has_tc: B8
@@ -394,33 +370,35 @@ def _draw_stays(rng: np.random.Generator, group: I64) -> _Stays:
 def _end_by_death(rng: np.random.Generator, s: _Stays, is_death: B8) -> None:
     """Deaths: the period ends somewhere in its planned stay (changes ``s``)."""
     n = len(is_death)
-    died_after = np.maximum(1, np.floor(s.stay * (0.05 + 0.95 * rng.random(n)))).astype(np.int64)
-    s.stay = np.where(is_death, np.minimum(s.stay, died_after), s.stay)
-    s.kind = np.where(is_death, -1, s.kind)
-    no_tc = is_death & s.has_tc & (s.pt >= s.stay)
+    died_after = np.maximum(1, np.floor(s.stay_days * (0.05 + 0.95 * rng.random(n)))).astype(
+        np.int64
+    )
+    s.stay_days = np.where(is_death, np.minimum(s.stay_days, died_after), s.stay_days)
+    s.release_kind = np.where(is_death, -1, s.release_kind)
+    no_tc = is_death & s.has_tc & (s.pt_days >= s.stay_days)
     s.has_tc &= ~no_tc
     s.released_at_trial &= ~is_death
     s.title_out = np.where(no_tc, s.title_in, s.title_out)
-    s.pt = np.where(s.has_tc, s.pt, 0)
+    s.pt_days = np.where(s.has_tc, s.pt_days, 0)
 
 
 @dataclass
 class _Times:
-    y0: int  # the year's first day
     day_in: I64
     day_out: I64
     t_in: I64
     t_out: I64
     t_tc: I64
-    planned: I64  # planned release day as known once sentenced (-1: none)
+    planned_day: I64  # planned release day as known once sentenced (-1: none)
 
 
-def _draw_times(rng: np.random.Generator, year: int, group: I64, is_death: B8, s: _Stays) -> _Times:
+def _draw_times(
+    rng: np.random.Generator, y0: int, year: int, group: I64, is_death: B8, s: _Stays
+) -> _Times:
     """Release days (fewer on weekends), intake days, moments of intake, judgment and release,
     and the planned release day."""
     n = len(group)
-    stay, pt, kind, sentence, has_tc = s.stay, s.pt, s.kind, s.sentence, s.has_tc
-    y0 = clock.day_number(date(year, 1, 1))
+    stay, pt, kind, sentence, has_tc = s.stay_days, s.pt_days, s.release_kind, s.sentence, s.has_tc
     y1 = clock.day_number(date(year + 1, 1, 1))
     days = np.arange(y0, y1, dtype=np.int64)
     weekday = (days + 3) % 7  # 1970-01-01 was a Thursday (weekday 3, Monday = 0)
@@ -465,7 +443,7 @@ def _draw_times(rng: np.random.Generator, year: int, group: I64, is_death: B8, s
     planned = np.where(early_repl, day_in + sentence, planned)
     planned = np.where(is_death & sentenced, day_in + np.maximum(sentence, stay + 1), planned)
     planned = np.where(is_death & (group == Group.PT_SENTENCE) & ~has_tc, -1, planned)
-    return _Times(y0, day_in, day_out, t_in, t_out, t_tc, planned)
+    return _Times(day_in, day_out, t_in, t_out, t_tc, planned)
 
 
 @dataclass
@@ -474,7 +452,6 @@ class _Offences:
     off_cat: I64
     off_max: I64
     serious: B8
-    in_society: B8  # released into society (not dead, not into tbs)
 
 
 def _draw_offences(
@@ -483,7 +460,7 @@ def _draw_offences(
     """Up to three offences per period with their statutory maximum; the serious share is
     calibrated to the target number per 35,000 releases."""
     n = len(group)
-    stay, kind, title_in = s.stay, s.kind, s.title_in
+    stay, kind, title_in = s.stay_days, s.release_kind, s.title_in
     off_cat = np.zeros((n, 3), dtype=np.int64)
     off_max = np.zeros((n, 3), dtype=np.int64)
     primary = _choice_keys(rng, P.OTHER_CATEGORIES, n)
@@ -527,7 +504,7 @@ def _draw_offences(
             off_max[mask, col] = draw
     off_max[:, 0] = np.where(needs_four, np.maximum(off_max[:, 0], 4), off_max[:, 0])
     serious = np.isin(off_cat[:, 0], [C_ZEDEN, C_ZWAAR]) | np.isin(group, [Group.TBS, Group.PIJ])
-    return _Offences(n_off, off_cat, off_max, serious, in_society)
+    return _Offences(n_off, off_cat, off_max, serious)
 
 
 @dataclass
@@ -535,14 +512,14 @@ class _Persons:
     person: I64  # person index per period
     second_of: I64
     next_period: I64
-    p_birth: I64
     p_female: B8
+    p_birth_day: I64
     p_risk: F64
     p_has_bsn: B8
-    p_res: I64
-    p_prov: I64
+    p_residence: I64
+    p_province: I64
     return_muni: I64
-    changed_later: B8
+    return_changed_later: B8
     institution: I64
 
 
@@ -554,6 +531,7 @@ def _draw_persons(
     is_death: B8,
     stay: I64,
     tm: _Times,
+    y0: int,
     releases: int,
 ) -> _Persons:
     """One person per period first; second releases then share the first's person. Then the
@@ -570,7 +548,7 @@ def _draw_persons(
     )
     has_bsn = rng.random(n) >= P.NO_BSN_SHARE
     second_of = _pair_second_releases(
-        rng, pyrng, group, is_death, risk, tm.t_in, tm.t_out, tm.y0, releases
+        rng, pyrng, group, is_death, risk, tm.t_in, tm.t_out, y0, releases
     )
     person_of = np.arange(n, dtype=np.int64)
     is_second = second_of >= 0
@@ -603,7 +581,7 @@ def _draw_persons(
     changed_later |= (return_muni >= 0) & (return_muni != res) & (rng.random(n) < 0.5)
 
     institution = _institutions(rng, places, group, p_prov[person])
-    return _Persons(person, second_of, next_period, p_birth, p_female, p_risk, p_has_bsn,
+    return _Persons(person, second_of, next_period, p_female, p_birth, p_risk, p_has_bsn,
                     p_res, p_prov, return_muni, changed_later, institution)  # fmt: skip
 
 
