@@ -156,7 +156,10 @@ def test_explain_and_list(engine: Engine) -> None:
     }
     listed = list_obligations(engine, period_ref="P1", actor=TEST)
     assert [r["rule_id"] for r in listed] == ["nazorg.intake", "nazorg.release"]
-    assert listed[1]["late"] is False  # the planned notice went out in time
+    # released by court order a year before the planned date: the notice is of the real
+    # release, late, saying so (not the planned date told before)
+    assert listed[1]["late"] is True
+    assert "not on the planned 2026-02-10" in listed[1]["late_reason"]
     assert list_obligations(engine, status="voided", actor=TEST) == []
     with pytest.raises(ValueError, match=r"unknown status \[done\]"):
         list_obligations(engine, status="done", actor=TEST)

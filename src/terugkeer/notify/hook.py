@@ -11,14 +11,11 @@ from sqlalchemy import Connection, select
 from terugkeer.db.bulk import among, chunks
 from terugkeer.detention.ingest import AppliedBatch, BatchHook
 from terugkeer.detention.tables import feed_events
-from terugkeer.domain.codes import DETENTION_KINDS, EventKind
 from terugkeer.domain.events import FeedEvent
 from terugkeer.notify.assurance.watch import brake_bursts
-from terugkeer.notify.rules.evaluate import Evaluation, Happening, evaluate_period
+from terugkeer.notify.rules.evaluate import Evaluation, evaluate_period
 from terugkeer.notify.rules.obligations import ApplyCounts, apply_evaluation, period_facts
 from terugkeer.notify.rules.ruleset import RuleSet, default_rules
-
-PLANNING_KINDS = (EventKind.INTAKE, EventKind.RELEASE_DATE_SET)
 
 
 def evaluate_events(
@@ -46,19 +43,8 @@ def evaluate_events(
         return ApplyCounts()
     facts = period_facts(conn, list(by_period))
     evaluation = Evaluation()
-    for ref, evs in by_period.items():
-        f = facts.get(ref)
-        if f is None:
-            continue
-        happenings = [
-            Happening(e.event_id, e.kind.value, e.occurred_at, e.fields.get("leave_municipality"))
-            for e in evs
-            if e.kind in DETENTION_KINDS and e.event_id not in withdrawn
-        ]
-        planning = [e for e in evs if e.kind in PLANNING_KINDS] or evs
-        cause = planning[-1] if planning else None
-        known_at = cause.occurred_at if cause else f.intake_at
-        sub = evaluate_period(rules, f, happenings, known_at, cause.event_id if cause else "")
+    for f in facts.values():
+        sub = evaluate_period(rules, f)
         evaluation.required.extend(sub.required)
         evaluation.voids.extend(sub.voids)
     return apply_evaluation(

@@ -107,9 +107,7 @@ def dispatcher_view(conn: Connection, rules: RuleSet, refs: Sequence[str]) -> di
     out: dict[str, PeriodView] = {}
     for ref, f in facts.items():
         stored = events.get(ref, _Stored())
-        evaluation = evaluate_period(
-            rules, f, stored.happenings, stored.known_at or f.intake_at, stored.cause
-        )
+        evaluation = evaluate_period(rules, f, stored.happenings)
         out[ref] = PeriodView(stored.happenings, evaluation)
     return out
 

@@ -4,6 +4,7 @@ path, in SQL, so that a fault here is found there.)"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -71,10 +72,20 @@ class PeriodFacts:
     ended_at: datetime | None
     victims: tuple[VictimFacts, ...] = ()
     last_event_id: str | None = None
-    # escapes, recaptures and deaths on record: a victim registration that arrives late still
-    # gets its notices of them (the victim counts from when they registered)
+    # The period's history in event time (non-withdrawn events), so that the rules see the
+    # same facts whatever the batching or the arrival order of the feed:
+    # escapes, recaptures, deaths and leave starts on record, in event order
     occurrences: tuple[Happening, ...] = ()
     grants: tuple[Grant, ...] = ()
+    intake_event_id: str = ""
+    release_event_id: str | None = None
+    # since when the current planned release date is known, and the event that made it known
+    planned_since: datetime | None = None
+    planned_cause: str | None = None
+    # since when a residence or return municipality is known (None: not yet)
+    municipality_since: datetime | None = None
+    # the intake of the person's next period, when they came back into detention after this one
+    back_in_detention_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -163,17 +174,23 @@ def recipients(
     f: PeriodFacts,
     leave_municipality: str | None = None,
     cutoff: datetime | None = None,
-) -> list[tuple[str | None, str]]:
-    """(recipient_ref, slot) pairs; a None ref is an unresolved recipient."""
+) -> list[tuple[str | None, str, datetime | None]]:
+    """(recipient_ref, slot, known since) triples; a None ref is an unresolved recipient.
+    ``known since`` is when the recipient (a municipality) or the reason to tell them (a
+    qualifying victim's registration) became known; None when it is no later than the facts."""
     if rule.recipient == "idv":
-        return [("OM-IDV", "-")]
+        found = qualifying_victims(f, cutoff)
+        first = [v.registered_at for v in found if v.registered_at is not None]
+        return [("OM-IDV", "-", min(first) if len(first) == len(found) and first else None)]
     if rule.recipient == "victim":
-        return [(v.victim_ref, v.victim_ref) for v in qualifying_victims(f, cutoff)]
+        return [
+            (v.victim_ref, v.victim_ref, v.registered_at) for v in qualifying_victims(f, cutoff)
+        ]
     if rule.municipality == "leave":
-        return [(leave_municipality, "-")]
+        return [(leave_municipality, "-", None)]
     if rule.municipality == "return":
-        return [(f.return_municipality or f.residence_municipality, "-")]
-    return [(f.residence_municipality or f.return_municipality, "-")]
+        return [(f.return_municipality or f.residence_municipality, "-", f.municipality_since)]
+    return [(f.residence_municipality or f.return_municipality, "-", f.municipality_since)]
 
 
 # -- timing -------------------------------------------------------------------------------------
@@ -183,24 +200,55 @@ def planned_moment(rule: Rule, day: date) -> datetime:
     return datetime.combine(day, time(rule.planned_moment_hour), AMSTERDAM).astimezone(UTC)
 
 
-def _planned_due(
-    rule: Rule, planned_for: datetime, known_at: datetime
-) -> tuple[datetime, bool, str | None]:
-    due = planned_for - timedelta(days=rule.planned_notice_days)
-    if due >= known_at:
-        return due, False, None
-    ahead = (planned_for - known_at).total_seconds() / 86400
-    reason = (
-        f"known {ahead:.1f} days before the planned moment, less than the "
-        f"{rule.planned_notice_days} days notice"
-        if ahead > 0
-        else "known only after the planned moment"
-    )
-    return known_at + timedelta(hours=rule.late_within_hours), True, reason
+def _stamp(at: datetime) -> str:
+    return at.astimezone(AMSTERDAM).strftime("%Y-%m-%d %H:%M")
 
 
-def _immediate(rule: Rule, at: datetime) -> datetime:
-    return at + timedelta(hours=rule.late_within_hours)
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """Notice due ``planned_notice_days`` before ``moment``, the fact known at ``known_at``."""
+
+    moment: datetime
+    known_at: datetime
+
+    def resolve(
+        self, rule: Rule, recipient_since: datetime | None
+    ) -> tuple[datetime, bool, str | None]:
+        known = max(self.known_at, recipient_since or self.known_at)
+        due = self.moment - timedelta(days=rule.planned_notice_days)
+        if due >= known:
+            return due, False, None
+        ahead = (self.moment - known).total_seconds() / 86400
+        reason = (
+            f"known {ahead:.1f} days before the planned moment, less than the "
+            f"{rule.planned_notice_days} days notice"
+            if ahead > 0
+            else "known only after the planned moment"
+        )
+        if known > self.known_at:
+            reason += f" (recipient known only at {_stamp(known)})"
+        return known + timedelta(hours=rule.late_within_hours), True, reason
+
+
+@dataclass(frozen=True, slots=True)
+class Immediate:
+    """Notice due within ``late_within_hours`` of ``at`` (late with ``reason`` if given)."""
+
+    at: datetime
+    reason: str | None = None
+
+    def resolve(
+        self, rule: Rule, recipient_since: datetime | None
+    ) -> tuple[datetime, bool, str | None]:
+        known = max(self.at, recipient_since or self.at)
+        due = known + timedelta(hours=rule.late_within_hours)
+        if known > self.at:
+            late_by = f"recipient known only at {_stamp(known)}"
+            return due, True, f"{self.reason}; {late_by}" if self.reason else late_by
+        return due, self.reason is not None, self.reason
+
+
+Timing = Planned | Immediate
 
 
 # -- evaluation ---------------------------------------------------------------------------------
@@ -215,26 +263,35 @@ class Evaluation:
     trace: list[tuple[str, str, bool, str]] = field(default_factory=list)
 
 
-def evaluate_period(
-    rules: RuleSet, f: PeriodFacts, happenings: list[Happening], known_at: datetime, cause: str
-) -> Evaluation:
-    """Obligations required for a period, given the events just applied (``happenings``) and
-    its state after them. ``known_at``/``cause``: when and by which event the planned facts
-    (planned release date, leave grants) became known.
+OCCURRENCE_KINDS = frozenset({"escape", "recapture", "death", "leave_start"})
 
+
+def evaluate_period(
+    rules: RuleSet, f: PeriodFacts, happenings: Sequence[Happening] = ()
+) -> Evaluation:
+    """The obligations a period requires, from its facts alone: its state now and its history
+    in event time (``PeriodFacts``). The same facts give the same obligations, whatever the
+    batching or the arrival order of the feed (docs/rules.md, "Timing and lateness").
+
+    ``happenings``: other events to explain (``notify explain``); they change nothing.
     Victims count for an occurrence when registered by its moment (an escape, recapture, death
-    or unannounced leave: when it happened; a granted leave: its start; a release: the
-    release; any while the period is open), as in the reconciliation (docs/reconciliation.md).
+    or unannounced leave: when it happened; a granted leave: its start; any while the period is
+    open; a release: also after it, unless the person is back in detention by then), as in the
+    reconciliation (docs/reconciliation.md).
     """
     out = Evaluation()
-    seen = {h.event_id for h in happenings}
-    for h in [*happenings, *(o for o in f.occurrences if o.event_id not in seen)]:
+    for h in f.occurrences:
         for rule in rules.for_event(h.kind):
-            _event_rule(rules, rule, f, h, out)
-    _planned_release(rules, f, known_at, cause, out)
+            _occurrence_rule(rules, rule, f, h, out)
+    _intake_signal(rules, f, out)
+    _planned_release(rules, f, out)
     _released(rules, f, out)
     _planned_leaves(rules, f, out)
     _adult_stay_ended(rules, f, out)
+    for h in happenings:
+        if h.kind not in OCCURRENCE_KINDS:
+            for rule in rules.for_event(h.kind):
+                out.trace.append((h.event_id, rule.id, *_why(rule, f, h)))
     return out
 
 
@@ -256,16 +313,18 @@ def _add(
     occurrence: str,
     cause: str,
     planned_for: datetime | None,
-    due: datetime,
-    late: bool,
-    late_reason: str | None,
+    when: Timing,
     facts: dict[str, Any],
     leave_municipality: str | None = None,
     *,
     planned: bool = False,
     cutoff: datetime | None = None,
+    skip: Callable[[datetime | None], bool] | None = None,
 ) -> None:
-    for ref, slot in recipients(rule, f, leave_municipality, cutoff):
+    for ref, slot, since in recipients(rule, f, leave_municipality, cutoff):
+        if skip is not None and skip(since):
+            continue
+        due, late, late_reason = when.resolve(rule, since)
         out.required.append(
             Required(
                 rule,
@@ -295,69 +354,28 @@ def _facts(f: PeriodFacts, why: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _event_rule(rules: RuleSet, rule: Rule, f: PeriodFacts, h: Happening, out: Evaluation) -> None:
+def _announced(f: PeriodFacts, h: Happening) -> bool:
+    """A leave start announced by a grant for its day, granted before it (in event time)."""
+    day = h.occurred_at.astimezone(AMSTERDAM).date()
+    return any(
+        g.leave_from.astimezone(AMSTERDAM).date() == day and g.known_at <= h.occurred_at
+        for g in f.grants
+    )
+
+
+def _occurrence_rule(
+    rules: RuleSet, rule: Rule, f: PeriodFacts, h: Happening, out: Evaluation
+) -> None:
+    """Escapes, recaptures and deaths, and leaves that started without an advance grant."""
     ok, why = in_scope(rule, f, h.occurred_at)
-    if rule.subject in ("escape", "recapture", "death"):
-        if not ok:
-            out.trace.append((h.event_id, rule.id, False, why))
-            return
-        occurrence = f"{rule.subject}:{h.event_id}"
-        _add(
-            out,
-            rules,
-            rule,
-            f,
-            occurrence,
-            h.event_id,
-            None,
-            _immediate(rule, h.occurred_at),
-            False,
-            None,
-            _facts(f, why, event=h.kind, occurred_at=h.occurred_at),
-            cutoff=h.occurred_at,
-        )
-        out.trace.append((h.event_id, rule.id, True, why))
-        if rule.subject == "death":
-            for other in rules.rules:
-                if other.subject in ("leave", "release"):
-                    out.voids.append((f.period_ref, other.id, "*", "the person died"))
-        return
-    if rule.subject == "intake":
-        if not ok:
-            out.trace.append((h.event_id, rule.id, False, why))
-            return
-        due = _immediate(rule, f.intake_at + timedelta(days=MIN_STAY_DAYS))
-        _add(
-            out,
-            rules,
-            rule,
-            f,
-            "intake",
-            h.event_id,
-            None,
-            due,
-            False,
-            None,
-            _facts(f, why, intake_at=f.intake_at),
-        )
-        out.trace.append(
-            (h.event_id, rule.id, True, f"{why}; signal due after {MIN_STAY_DAYS} days")
-        )
+    if not ok:
+        out.trace.append((h.event_id, rule.id, False, why))
         return
     if rule.subject == "leave":
-        if h.kind == "leave_granted":
-            out.trace.append(
-                (h.event_id, rule.id, ok, why if not ok else f"{why}; planned leave, see grants")
-            )
-            return
-        # leave_start: announced by a grant for that day, or unplanned
-        if not ok:
-            out.trace.append((h.event_id, rule.id, False, why))
-            return
-        day = h.occurred_at.astimezone(AMSTERDAM).date()
-        if any(g.leave_from.astimezone(AMSTERDAM).date() == day for g in f.grants):
+        if _announced(f, h):
             out.trace.append((h.event_id, rule.id, False, "leave was announced by its grant"))
             return
+        day = h.occurred_at.astimezone(AMSTERDAM).date()
         _add(
             out,
             rules,
@@ -366,42 +384,74 @@ def _event_rule(rules: RuleSet, rule: Rule, f: PeriodFacts, h: Happening, out: E
             f"leave:{day.isoformat()}",
             h.event_id,
             h.occurred_at,
-            _immediate(rule, h.occurred_at),
-            True,
-            "leave without an advance grant",
+            Immediate(h.occurred_at, "leave without an advance grant"),
             _facts(f, why, leave_start=h.occurred_at),
             h.leave_municipality,
             cutoff=h.occurred_at,
         )
         out.trace.append((h.event_id, rule.id, True, f"{why}; unplanned leave"))
         return
-    # release: the obligations come from the period's state (planned or released)
-    if h.kind == "release" and f.release_kind not in _INTO_SOCIETY:
-        out.trace.append(
-            (
-                h.event_id,
-                rule.id,
-                False,
-                f"release kind {f.release_kind} is not a release into society",
-            )
+    _add(
+        out,
+        rules,
+        rule,
+        f,
+        f"{rule.subject}:{h.event_id}",
+        h.event_id,
+        None,
+        Immediate(h.occurred_at),
+        _facts(f, why, event=h.kind, occurred_at=h.occurred_at),
+        cutoff=h.occurred_at,
+    )
+    out.trace.append((h.event_id, rule.id, True, why))
+    if rule.subject == "death":
+        for other in rules.rules:
+            if other.subject in ("leave", "release"):
+                out.voids.append((f.period_ref, other.id, "*", "the person died"))
+
+
+def _intake_signal(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
+    """The start-of-detention signal, due once the stay reaches 10 days."""
+    for rule in rules.rules:
+        if rule.subject != "intake" or not in_scope(rule, f)[0]:
+            continue
+        why = in_scope(rule, f)[1]
+        _add(
+            out,
+            rules,
+            rule,
+            f,
+            "intake",
+            f.intake_event_id,
+            None,
+            Immediate(f.intake_at + timedelta(days=MIN_STAY_DAYS)),
+            _facts(f, why, intake_at=f.intake_at),
         )
-    elif not ok:
-        out.trace.append((h.event_id, rule.id, False, why))
-    elif h.kind == "release":
-        out.trace.append((h.event_id, rule.id, True, f"{why}; release into society"))
-    elif f.planned_release_date is None:
-        out.trace.append((h.event_id, rule.id, False, "no planned release date yet"))
-    else:
-        out.trace.append((h.event_id, rule.id, True, f"{why}; planned release"))
+
+
+def _why(rule: Rule, f: PeriodFacts, h: Happening) -> tuple[bool, str]:
+    """Why a rule looked at an event that is not itself an occurrence (for the trace)."""
+    ok, why = in_scope(rule, f, None if rule.subject == "release" else h.occurred_at)
+    if not ok:
+        return False, why
+    if rule.subject == "intake":
+        return True, f"{why}; signal due after {MIN_STAY_DAYS} days"
+    if rule.subject == "leave":
+        return True, f"{why}; planned leave, see grants"
+    if h.kind == "release" and f.release_kind not in _INTO_SOCIETY:
+        return False, f"release kind {f.release_kind} is not a release into society"
+    if h.kind == "release":
+        return True, f"{why}; release into society"
+    if f.planned_release_date is None:
+        return False, "no planned release date yet"
+    return True, f"{why}; planned release"
 
 
 _INTO_SOCIETY = frozenset(k.value for k in RELEASES_INTO_SOCIETY)
 _OPEN = frozenset(s.value for s in OPEN_STATUSES)
 
 
-def _planned_release(
-    rules: RuleSet, f: PeriodFacts, known_at: datetime, cause: str, out: Evaluation
-) -> None:
+def _planned_release(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
     if f.status not in _OPEN or f.planned_release_date is None:
         return
     for rule in rules.rules:
@@ -410,19 +460,16 @@ def _planned_release(
         ok, why = in_scope(rule, f)
         if not ok:
             continue
-        planned_for = planned_moment(rule, f.planned_release_date)
-        due, late, reason = _planned_due(rule, planned_for, known_at)
+        moment = planned_moment(rule, f.planned_release_date)
         _add(
             out,
             rules,
             rule,
             f,
             "release",
-            cause,
-            planned_for,
-            due,
-            late,
-            reason,
+            f.planned_cause or f.intake_event_id,
+            moment,
+            Planned(moment, f.planned_since or f.intake_at),
             _facts(f, why, planned_release_date=f.planned_release_date),
             planned=True,
         )
@@ -450,27 +497,51 @@ def _released(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
         return
     if f.status != PeriodStatus.RELEASED or f.ended_at is None:
         return
+    ended_at = f.ended_at
     for rule in rules.rules:
         if rule.subject != "release":
             continue
-        ok, why = in_scope(rule, f, f.ended_at)
+        ok, why = in_scope(rule, f)  # victims count also when registered after the release
         if not ok:
             continue
-        # An existing notice (made in advance) has the same key and stays as it is.
+        planned_for, cause, when = _release_timing(rule, f, ended_at)
         _add(
             out,
             rules,
             rule,
             f,
             "release",
-            f.last_event_id or "",
-            f.ended_at,
-            _immediate(rule, f.ended_at),
-            True,
-            f"release ({f.release_kind}) without a notice in advance",
-            _facts(f, why, released_at=f.ended_at, release_kind=f.release_kind),
-            cutoff=f.ended_at,
+            cause,
+            planned_for,
+            when,
+            _facts(f, why, released_at=ended_at, release_kind=f.release_kind),
+            planned=True,
+            skip=lambda since: (
+                f.back_in_detention_at is not None
+                and since is not None
+                and since >= f.back_in_detention_at
+            ),
         )
+
+
+def _release_timing(rule: Rule, f: PeriodFacts, ended_at: datetime) -> tuple[datetime, str, Timing]:
+    """(the moment told, the cause, its timing) of a release into society: the planned
+    notice when the release came on the planned date known before it; a late notice of the
+    real moment when there was none, or the person left on another day than told."""
+    cause = f.release_event_id or f.last_event_id or ""
+    planned_day, since = f.planned_release_date, f.planned_since
+    if planned_day is None or since is None or since >= ended_at or rule.timing != "planned":
+        reason = f"release ({f.release_kind}) without a notice in advance"
+        return ended_at, cause, Immediate(ended_at, reason)
+    day = ended_at.astimezone(AMSTERDAM).date()
+    if day == planned_day:
+        moment = planned_moment(rule, planned_day)
+        return moment, f.planned_cause or cause, Planned(moment, since)
+    reason = (
+        f"released on {day.isoformat()} ({f.release_kind}), "
+        f"not on the planned {planned_day.isoformat()}"
+    )
+    return ended_at, cause, Immediate(ended_at, reason)
 
 
 def _planned_leaves(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
@@ -486,7 +557,6 @@ def _planned_leaves(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
             if not ok:
                 continue
             day = g.leave_from.astimezone(AMSTERDAM).date()
-            due, late, reason = _planned_due(rule, g.leave_from, g.known_at)
             _add(
                 out,
                 rules,
@@ -495,9 +565,7 @@ def _planned_leaves(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
                 f"leave:{day.isoformat()}",
                 g.event_id,
                 g.leave_from,
-                due,
-                late,
-                reason,
+                Planned(g.leave_from, g.known_at),
                 _facts(f, why, leave_from=g.leave_from),
                 g.leave_municipality,
                 planned=True,

@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -19,6 +19,7 @@ from terugkeer.detention.tables import (
     persons,
     victims,
 )
+from terugkeer.domain.events import KIND_RANK
 from terugkeer.domain.refdata import refdata
 from terugkeer.notify.rules.evaluate import (
     Evaluation,
@@ -48,6 +49,7 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
     """The facts the rules look at, for the given periods."""
     out: dict[str, PeriodFacts] = {}
     ids: dict[int, str] = {}
+    persons_of: dict[str, int] = {}
     for chunk in chunks(list(refs)):
         for r in conn.execute(
             select(detention_periods, persons.c.birth_date)
@@ -55,6 +57,7 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
             .where(among(conn, detention_periods.c.period_ref, chunk))
         ):
             ids[r.id] = r.period_ref
+            persons_of[r.period_ref] = r.person_id
             out[r.period_ref] = PeriodFacts(
                 period_ref=r.period_ref,
                 title=r.title,
@@ -93,54 +96,140 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
             found[ids[v.period_id]].append(
                 VictimFacts(v.victim_ref, v.wants_information, v.spoke_in_court, v.registered_at)
             )
-    grants: dict[str, list[Grant]] = defaultdict(list)
-    occurrences: dict[str, list[Happening]] = defaultdict(list)
-    for chunk in chunks(list(out)):
-        for g in conn.execute(
-            select(
-                feed_events.c.period_ref,
-                feed_events.c.event_id,
-                feed_events.c.occurred_at,
-                feed_events.c.body,
-            )
-            .where(
-                among(conn, feed_events.c.period_ref, chunk),
-                feed_events.c.kind == "leave_granted",
-                feed_events.c.withdrawn_by.is_(None),
-            )
-            .order_by(feed_events.c.occurred_at)
+    history = _histories(conn, list(out))
+    for ref, f in out.items():
+        f.categories = frozenset(categories.get(ref, ()))
+        f.victims = tuple(found.get(ref, ()))
+        h = history.get(ref)
+        if h is not None:
+            h.fill(f)
+    _back_in_detention(conn, out, persons_of)
+    return out
+
+
+HISTORY_KINDS = (
+    "intake",
+    "release_date_set",
+    "release",
+    "leave_granted",
+    "leave_start",
+    "escape",
+    "recapture",
+    "death",
+)
+_RANK = {kind.value: rank for kind, rank in KIND_RANK.items()}
+
+
+@dataclass
+class _History:
+    """A period's facts in event time, read from its non-withdrawn events (see PeriodFacts)."""
+
+    grants: list[Grant] = field(default_factory=list)
+    occurrences: list[Happening] = field(default_factory=list)
+    intake_event_id: str = ""
+    release_event_id: str | None = None
+    released: bool = False
+    planned: date | None = None
+    planned_since: datetime | None = None
+    planned_cause: str | None = None
+    municipality_since: datetime | None = None
+
+    def add(self, kind: str, event_id: str, at: datetime, body: dict[str, Any]) -> None:
+        if kind in ("escape", "recapture", "death"):
+            self.occurrences.append(Happening(event_id, kind, at))
+            return
+        if kind in ("leave_granted", "leave_start"):
+            where = refdata().resolve_municipality(body["leave_municipality"])
+            where = where or body["leave_municipality"]  # after mergers
+            if kind == "leave_start":
+                self.occurrences.append(Happening(event_id, kind, at, where))
+            else:
+                leave_from = datetime.fromisoformat(body["leave_from"])
+                self.grants.append(Grant(event_id, at, leave_from, where))
+            return
+        if kind == "intake":
+            self.intake_event_id = event_id
+        if self.municipality_since is None and (
+            body.get("residence_municipality") or body.get("return_municipality")
         ):
-            body = json.loads(g.body)
-            where = body["leave_municipality"]
-            grants[g.period_ref].append(
-                Grant(
-                    g.event_id,
-                    g.occurred_at,
-                    datetime.fromisoformat(body["leave_from"]),
-                    refdata().resolve_municipality(where) or where,  # after mergers
-                )
-            )
-        for occ in conn.execute(
+            self.municipality_since = at
+        if kind == "release":
+            self.release_event_id, self.released = event_id, True
+            return
+        planned = body.get("planned_release_date")
+        if planned and not self.released:
+            day = date.fromisoformat(planned)
+            if day != self.planned:
+                self.planned, self.planned_since, self.planned_cause = day, at, event_id
+
+    def fill(self, f: PeriodFacts) -> None:
+        f.grants = tuple(self.grants)
+        f.occurrences = tuple(self.occurrences)
+        f.intake_event_id = self.intake_event_id
+        f.release_event_id = self.release_event_id
+        if self.planned == f.planned_release_date:
+            f.planned_since, f.planned_cause = self.planned_since, self.planned_cause
+        f.municipality_since = self.municipality_since
+
+
+def _histories(conn: Connection, refs: Sequence[str]) -> dict[str, _History]:
+    """Each period's history in event order (the fold's order: time, kind rank, event id)."""
+    rows: dict[str, list[Any]] = defaultdict(list)
+    for chunk in chunks(list(refs)):
+        for r in conn.execute(
             select(
                 feed_events.c.period_ref,
                 feed_events.c.event_id,
                 feed_events.c.kind,
                 feed_events.c.occurred_at,
-            )
-            .where(
+                feed_events.c.body,
+            ).where(
                 among(conn, feed_events.c.period_ref, chunk),
-                feed_events.c.kind.in_(("escape", "recapture", "death")),
+                feed_events.c.kind.in_(HISTORY_KINDS),
                 feed_events.c.withdrawn_by.is_(None),
             )
-            .order_by(feed_events.c.occurred_at)
         ):
-            occurrences[occ.period_ref].append(Happening(occ.event_id, occ.kind, occ.occurred_at))
-    for ref, f in out.items():
-        f.categories = frozenset(categories.get(ref, ()))
-        f.victims = tuple(found.get(ref, ()))
-        f.grants = tuple(grants.get(ref, ()))
-        f.occurrences = tuple(occurrences.get(ref, ()))
+            rows[r.period_ref].append(r)
+    out: dict[str, _History] = {}
+    for ref, found in rows.items():
+        found.sort(key=lambda r: (r.occurred_at, _RANK[r.kind], r.event_id))
+        h = out[ref] = _History()
+        for r in found:
+            body = {} if r.kind in ("escape", "recapture", "death") else json.loads(r.body)
+            h.add(r.kind, r.event_id, r.occurred_at, body)
     return out
+
+
+def _back_in_detention(
+    conn: Connection, facts: dict[str, PeriodFacts], persons_of: dict[str, int]
+) -> None:
+    """For a released period with a victim registered after the release: the intake of the
+    person's next period, if any (a victim who registers then hears of no past release)."""
+    wanted = {
+        ref: (f, f.ended_at)
+        for ref, f in facts.items()
+        if f.ended_at is not None
+        and any(v.registered_at is not None and v.registered_at > f.ended_at for v in f.victims)
+    }
+    if not wanted:
+        return
+    intakes: dict[int, list[datetime]] = defaultdict(list)
+    ids = sorted({persons_of[ref] for ref in wanted})
+    for chunk in chunks(ids):
+        for r in conn.execute(
+            select(detention_periods.c.person_id, detention_periods.c.intake_at).where(
+                among(conn, detention_periods.c.person_id, chunk)
+            )
+        ):
+            intakes[r.person_id].append(r.intake_at)
+    for ref, (f, ended) in wanted.items():
+        after = [at for at in intakes[persons_of[ref]] if ended is not None and at > ended]
+        f.back_in_detention_at = min(after) if after else None
+
+
+def not_before(req: Required, now: datetime) -> datetime:
+    """When a notice of ``req`` may go out: at once, or (``send = "at_due"``) at its due time."""
+    return max(now, req.due_at) if req.rule.send == "at_due" else now
 
 
 def delivery_key(obligation_id: int, notice: str, version: int, channel: str) -> str:
@@ -177,6 +266,7 @@ def add_delivery(
     *,
     priority: int = 1,
     held: bool = False,
+    not_before: datetime | None = None,
 ) -> bool:
     """Queue one notice on the recipient's channel of ``priority``; False if there is none."""
     found = endpoints.channel(kind, ref, priority)
@@ -193,7 +283,7 @@ def add_delivery(
             idempotency_key=delivery_key(obligation_id, notice, version, channel),
             status="held" if held else "pending",
             attempts=0,
-            next_attempt_at=now,
+            next_attempt_at=max(now, not_before or now),
             created_at=now,
         )
     )
@@ -239,8 +329,18 @@ def apply_evaluation(
             _resolve(conn, endpoints, row, req, now, counts)
         elif req.recipient_ref is not None and row.recipient_ref != req.recipient_ref:
             _redirect(conn, endpoints, row, req, now, counts)
+        elif req.recipient_ref is None and row.recipient_ref is not None:
+            _unresolve(conn, endpoints, row, req, now, counts)
         elif req.planned and req.planned_for is not None and row.planned_for != req.planned_for:
             _change(conn, endpoints, row, req, now, counts)
+        elif _timing(row, req) != _timing(row, row):
+            # the same notice, with the timing the facts now give (no new notice)
+            conn.execute(
+                update(obligations)
+                .where(obligations.c.id == row.id)
+                .values(updated_at=now, **_timing(row, req))
+            )
+            counts.changed += 1
     _create_all(conn, endpoints, new, now, backfilled, counts)
 
     by_rule: dict[tuple[str, str], list[Any]] = defaultdict(list)
@@ -361,7 +461,7 @@ def _create_all(
                     delivery_key(obligation_id, "notice", 1, channel),
                     "pending",
                     0,
-                    now,
+                    not_before(req, now),
                     now,
                 )
             )
@@ -370,25 +470,47 @@ def _create_all(
     counts.notices += len(notices)
 
 
+def _timing(row: Any, req: Any) -> dict[str, Any]:
+    """The timing of ``req`` (a Required, or the stored row itself) as stored on ``row``: a
+    backfilled obligation keeps its "alsnog" lateness."""
+    values = {
+        "planned_for": req.planned_for,
+        "due_at": req.due_at,
+        "cause_event_id": req.cause_event_id,
+    }
+    if not row.backfilled:
+        values.update(late=req.late, late_reason=req.late_reason)
+    return values
+
+
 def _renotify(
     conn: Connection,
     endpoints: Endpoints,
     row: Any,
-    to: str | None,
+    req: Required,
     notice_version: int,
     now: datetime,
     counts: ApplyCounts,
     /,
     **values: Any,
 ) -> None:
-    """Update the obligation with ``values`` and queue a fresh notice to ``to`` (when known)."""
+    """Update the obligation with ``values`` and queue a fresh notice to ``req``'s recipient
+    (when known)."""
     conn.execute(
         update(obligations).where(obligations.c.id == row.id).values(updated_at=now, **values)
     )
     counts.changed += 1
-    if to is not None:
+    if req.recipient_ref is not None:
         counts.notices += add_delivery(
-            conn, endpoints, row.id, row.recipient_kind, to, "notice", notice_version, now
+            conn,
+            endpoints,
+            row.id,
+            row.recipient_kind,
+            req.recipient_ref,
+            "notice",
+            notice_version,
+            now,
+            not_before=not_before(req, now),
         )
 
 
@@ -419,20 +541,17 @@ def _reopen(
         conn,
         endpoints,
         row,
-        req.recipient_ref,
+        req,
         version,
         now,
         counts,
         status="open" if req.recipient_ref is not None else "unresolved",
         version=version,
         void_reason=None,
-        planned_for=req.planned_for,
-        due_at=req.due_at,
-        late=req.late,
-        late_reason=req.late_reason,
         recipient_ref=req.recipient_ref,
         delivered_at=None,
         acknowledged_at=None,
+        **_timing(row, req),
     )
 
 
@@ -449,12 +568,13 @@ def _resolve(
         conn,
         endpoints,
         row,
-        req.recipient_ref,
+        req,
         row.version,
         now,
         counts,
         status="open",
         recipient_ref=req.recipient_ref,
+        **_timing(row, req),
     )
 
 
@@ -474,7 +594,7 @@ def _redirect(
         conn,
         endpoints,
         row,
-        req.recipient_ref,
+        req,
         version,
         now,
         counts,
@@ -483,7 +603,49 @@ def _redirect(
         status="open",
         delivered_at=None,
         acknowledged_at=None,
+        **_timing(row, req),
     )
+
+
+def _unresolve(
+    conn: Connection,
+    endpoints: Endpoints,
+    row: Any,
+    req: Required,
+    now: datetime,
+    counts: ApplyCounts,
+) -> None:
+    """The recipient is no longer known (the event that named it was withdrawn): back to the
+    operator's queue; a recipient already told gets a correction."""
+    told = row.status in DELIVERED or row.delivered_at is not None
+    _void_unsent(conn, [row.id])
+    version = row.version + 1
+    conn.execute(
+        update(obligations)
+        .where(obligations.c.id == row.id)
+        .values(
+            recipient_ref=None,
+            status="unresolved",
+            version=version,
+            updated_at=now,
+            delivered_at=None,
+            acknowledged_at=None,
+            **_timing(row, req),
+        )
+    )
+    counts.changed += 1
+    counts.unresolved += 1
+    if told:
+        counts.notices += add_delivery(
+            conn,
+            endpoints,
+            row.id,
+            row.recipient_kind,
+            row.recipient_ref,
+            "correction",
+            version,
+            now,
+        )
 
 
 def _change(

@@ -19,6 +19,8 @@ SUBJECTS = ("leave", "release", "escape", "recapture", "death", "intake")
 SCOPES = ("serious", "victims", "adult_stay")
 MUNICIPALITIES = ("leave", "return", "residence_or_return")
 TIMINGS = ("planned", "immediate", "after_stay")
+# when a notice may go out: as soon as the obligation exists, or not before its due time
+SENDS = ("when_created", "at_due")
 
 # Facts the scopes use (documented in docs/rules.md).
 SERIOUS_CATEGORIES = ("zeden", "zwaar_geweld")
@@ -56,6 +58,7 @@ class Rule:
     ack_window_hours: int
     planned_moment_hour: int
     source: str
+    send: str = "when_created"
 
     @property
     def events(self) -> tuple[str, ...]:
@@ -111,6 +114,7 @@ def parse_rules(text: str, origin: str = "<text>") -> RuleSet:
         unknown = set(raw) - {
             "id", "recipient", "subject", "scope", "municipality", "timing", "source",
             "planned_notice_days", "late_within_hours", "ack_window_hours", "planned_moment_hour",
+            "send",
         }  # fmt: skip
         if unknown:
             raise RuleError(f"{where}: unknown keys {sorted(unknown)}")
@@ -133,6 +137,14 @@ def parse_rules(text: str, origin: str = "<text>") -> RuleSet:
             ack_window_hours=_need(merged, "ack_window_hours", where, int),
             planned_moment_hour=_need(merged, "planned_moment_hour", where, int),
             source=_need(raw, "source", where, str),
+            # a signal whose scope depends on time passing waits for its due time
+            send=_need(
+                {"send": "at_due" if raw.get("timing") == "after_stay" else "when_created"} | raw,
+                "send",
+                where,
+                str,
+                SENDS,
+            ),
         )
         if rule.timing == "planned" and rule.subject not in ("leave", "release"):
             raise RuleError(f"{where}: only leave and release can be planned")
