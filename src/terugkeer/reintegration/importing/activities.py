@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,6 @@ _ACTIVITY_COLUMNS = (
 CHUNK_ROWS = 2_048  # rows checked together, column by column
 IMPORT_CACHE_KIB = 131_072  # SQLite page cache while importing activities
 FLUSH_ROWS = 20_000  # rows written together, in case order
-_CASE_ID = operator.itemgetter(0)
 
 Existing = dict[tuple[int, str], tuple[int, tuple[Any, ...]]]
 
@@ -194,7 +192,9 @@ class _Pass:
         self.column_check = ColumnCheck(columns, cases, last_day, sqlite=sqlite)
         self.seen: dict[tuple[int, str], int] = {}  # (case, key) -> the row it is on
         self.case_ids: set[int] = set()
-        self.inserts: list[tuple[Any, ...]] = []
+        # the rows to insert, column by column (a row's own 12 values): no object per row
+        # lives until the flush, so the garbage collector has nothing to walk
+        self.inserts: list[list[Any]] = [[] for _ in range(12)]
         self.updates: list[tuple[Any, ...]] = []
 
     def _statements(self) -> tuple[str, str, tuple[Any, ...]]:
@@ -247,7 +247,7 @@ class _Pass:
                 if self.write:
                     if report.bad:  # (a damaged file, too)
                         raise Diagnose
-                    if len(self.inserts) + len(self.updates) >= FLUSH_ROWS:
+                    if len(self.inserts[0]) + len(self.updates) >= FLUSH_ROWS:
                         self._flush()
             report.rows = n_rows
             if self.write:
@@ -257,7 +257,8 @@ class _Pass:
         finally:
             feed.close()  # the file, when a problem ends the pass early
             self.seen.clear()
-            self.inserts.clear()
+            for column in self.inserts:
+                column.clear()
         if self.write and not report.bad:
             self._record()
 
@@ -273,11 +274,8 @@ class _Pass:
         if self.write:
             if not existing or existing.keys().isdisjoint(zip(c.ids, c.keys, strict=True)):
                 # all new: a repeated activity is refused by the unique index on (case, key)
-                self.inserts.extend(
-                    zip(c.ids, c.keys, c.refs, c.types, c.conditions, c.providers, c.starts,
-                        c.ends, c.hours, c.costs, c.funders, c.programmes,
-                        *map(itertools.repeat, self.tail), strict=False)
-                )  # fmt: skip
+                for buffer, column in zip(self.inserts, c.insert_columns(), strict=True):
+                    buffer.extend(column)
                 report.applied += m
                 return True
         else:
@@ -346,24 +344,35 @@ class _Pass:
                      programme, self.stamp, self.source, old[0])
                 )  # fmt: skip
         elif self.write:
-            self.inserts.append(
-                (case_id, k[1], ref, type_, condition, provider, start_bind, end_bind, hours,
-                 cost, funder, programme, *self.tail)
-            )  # fmt: skip
+            row_values = (case_id, k[1], ref, type_, condition, provider, start_bind, end_bind,
+                          hours, cost, funder, programme)  # fmt: skip
+            for buffer, value in zip(self.inserts, row_values, strict=True):
+                buffer.append(value)
         self.report.applied += 1
 
     def _flush(self) -> None:
         try:
-            if self.inserts:
-                # in case order (stable: a case keeps the file's order): the unique index on
-                # (case, key) is then filled page after page instead of all over
-                self.inserts.sort(key=_CASE_ID)
-                execute_many(self.conn, self.insert_sql, self.inserts)
+            if self.inserts[0]:
+                cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:  # the driver takes the rows one at a time
+                    # sqlite3 and psycopg take any iterable of rows
+                    cursor.executemany(self.insert_sql, self._insert_rows())  # type: ignore[arg-type]
+                finally:
+                    cursor.close()
             if self.updates:
                 execute_many(self.conn, self.update_sql, self.updates)
         except self.integrity_error as e:  # a repeated activity (or a concurrent import)
             raise Diagnose(e) from e
-        self.inserts, self.updates = [], []
+        self.inserts, self.updates = [[] for _ in range(12)], []
+
+    def _insert_rows(self) -> Iterator[tuple[Any, ...]]:
+        """The rows to insert, in case order (stable: a case keeps the file's order): the
+        unique index on (case, key) is then filled page after page instead of all over. Made
+        one at a time as the driver binds them."""
+        case_ids = self.inserts[0]
+        order = sorted(range(len(case_ids)), key=case_ids.__getitem__)
+        columns = [list(map(column.__getitem__, order)) for column in self.inserts]
+        return zip(*columns, *map(itertools.repeat, self.tail), strict=False)
 
     def _record(self) -> None:
         """The import's counts and its audit row (the one place an activity import writes

@@ -288,6 +288,11 @@ class Checked(NamedTuple):
     funders: list[str | None]
     programmes: list[str | None]
 
+    def insert_columns(self) -> tuple[list[Any], ...]:
+        """The columns in the order the insert binds them."""
+        return (self.ids, self.keys, self.refs, self.types, self.conditions, self.providers,
+                self.starts, self.ends, self.hours, self.costs, self.funders, self.programmes)  # fmt: skip
+
 
 class ColumnCheck:
     """The check of a block of CSV rows column by column (``check``)."""
