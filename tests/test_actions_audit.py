@@ -244,7 +244,7 @@ def alert_queue(engine: Engine) -> Case:
 
 
 def victim_contact(engine: Engine) -> Case:
-    from terugkeer.security.keys import victim_contact as contact
+    from terugkeer.detention.contacts import victim_contact as contact
 
     victim = msg(
         "victim_registered", "v1", 2, source="OM-IDV", victim_ref="V1", relation="victim",
@@ -453,9 +453,9 @@ def test_without_its_audit_rows_the_action_does_not_stand(
 def test_a_job_writes_one_row_per_run(engine: Engine, tmp_path: Any) -> None:
     """Bulk jobs commit as they go; their one row is written when they end (ingest, key
     rotation) or start (the worker), and the reconciliation's with its report."""
+    from terugkeer.detention.contacts import rotate
     from terugkeer.intake import ingest_files
     from terugkeer.notify.assurance.backfill import check
-    from terugkeer.security.keys import rotate
 
     who = Actor.cli("ops", "test of jobs", "test")
     feed = tmp_path / "feed.jsonl"
@@ -489,3 +489,48 @@ def test_actor_names_roles_and_purposes() -> None:
         Actor.cli("x", " ")
     with pytest.raises(ValueError, match="actor"):
         Actor.cli("cli:", "p")
+
+
+def test_an_import_writes_its_rows_in_its_transaction(
+    engine: Engine, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The importers take the actor by its recorded name (``cli:…``, ``demo:…``); their rows
+    carry it, in the purpose of reintegration registration."""
+    from terugkeer.reintegration.importing import import_cases
+    from terugkeer.reintegration.tables import reintegration_consents
+
+    from .test_reintegration_import import CASES_HEADER, GOOD_CASES, write
+
+    ingest_text(
+        engine,
+        lines(
+            intake("e1"),
+            msg("release", "e2", 30, release_kind="end_of_sentence"),
+            intake("f1", period="P2", bsn=BSN2),
+            msg("release", "f2", 31, period="P2", bsn=BSN2, release_kind="end_of_sentence"),
+        ),
+        hooks=[reintegration_hook()],
+    )
+    path = write(tmp_path / "dossiers.csv", CASES_HEADER, GOOD_CASES)
+
+    def consents(e: Engine) -> Any:
+        return _one(e, select(func.count()).select_from(reintegration_consents))
+
+    before, since = consents(engine), _mark(engine)
+    monkeypatch.setattr(audit, "record_many", _broken)
+    with pytest.raises(RuntimeError, match="cannot be written"):
+        import_cases(engine, path, municipality=GM, actor="cli:importer")
+    monkeypatch.undo()
+    assert (consents(engine), _mark(engine)) == (before, since)
+
+    assert import_cases(engine, path, municipality=GM, actor="cli:importer").ok
+    rows = _rows(engine, since, Actor.named("cli:importer", "reintegration registration"))
+    assert rows
+    assert {(r.role, r.record_type, r.purpose) for r in rows} == {
+        ("cli", "reintegration_case", "reintegration registration")
+    }
+    assert consents(engine) != before
+
+
+def _broken(*_args: Any, **_kwargs: Any) -> None:
+    raise RuntimeError("the audit log cannot be written")

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from terugkeer.config import Settings
+from terugkeer.detention.contacts import rotate, victim_contact
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.detention.tables import victims
 from terugkeer.security.actor import Actor
@@ -20,7 +21,6 @@ from terugkeer.security.crypto import (
     generate_key,
     parse_keys,
 )
-from terugkeer.security.keys import rotate, victim_contact
 
 from .feedutil import intake, lines, msg
 

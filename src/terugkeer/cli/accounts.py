@@ -103,7 +103,7 @@ def rotate_keys(who: AsOpt = None, purpose: PurposeOpt = "key rotation") -> None
 
     A machine job over every victim's contact details (shown to no one): one audit row
     per run with the counts."""
-    from terugkeer.security.keys import rotate
+    from terugkeer.detention.contacts import rotate
 
     report = rotate(make_engine(), actor=actor("keys rotate", who, purpose))
     out.print(

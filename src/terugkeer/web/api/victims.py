@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
+from terugkeer.detention.contacts import victim_contact
 from terugkeer.security.actor import Actor
-from terugkeer.security.keys import victim_contact
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.auth import requires
 

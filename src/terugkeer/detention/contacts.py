@@ -1,5 +1,7 @@
-"""Key rotation: re-encrypt every sensitive field to the newest key; reading a victim's contact
-details. Both write their own audit rows (``security/actor.py``)."""
+"""Victims' contact details, encrypted at rest (``security/crypto.py``): reading one victim's
+(for the IDV) and key rotation (re-encrypt every one to the newest key). Both write their own
+audit rows (``security/actor.py``). Here beside the victims table, not in ``security``, which
+sits below the detention tables."""
 
 from __future__ import annotations
 
