@@ -3,8 +3,8 @@ per moment (one row per case and moment).
 
 Every row is checked, first on its own, then against the store and the rows above it; with
 any bad row nothing is written. A valid file is written with set-based statements in one
-transaction, with its audit rows (one place: ``_apply_cases``). Rows are upserted on the municipality's case reference: the same file again changes
-nothing.
+transaction, with its audit rows (one place: ``_apply_cases``). Rows are upserted on the
+municipality's case reference: the same file again changes nothing.
 """
 
 from __future__ import annotations
