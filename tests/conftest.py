@@ -20,8 +20,7 @@ from sqlalchemy.engine import make_url
 from terugkeer.db.engine import make_engine
 from terugkeer.logs import configure as configure_logging
 from terugkeer.migrations import schema_metadata, upgrade
-
-from .logscan import personal_data_in
+from tests.logscan import personal_data_in
 
 metadata = schema_metadata()
 
@@ -104,7 +103,7 @@ def _pg_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     drop_pg_database(admin, url)
 
 
-def _empty_all(engine: Engine) -> None:
+def empty_all(engine: Engine) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             names = ", ".join(t.name for t in metadata.sorted_tables)
@@ -121,7 +120,7 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     """A migrated, empty database on each store."""
     name = "_sqlite_engine" if request.param == "sqlite" else "_pg_engine"
     eng: Engine = request.getfixturevalue(name)
-    _empty_all(eng)
+    empty_all(eng)
     return eng
 
 

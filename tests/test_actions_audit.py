@@ -32,8 +32,7 @@ from terugkeer.reintegration.tables import reintegration_cases
 from terugkeer.security import audit
 from terugkeer.security.actor import Actor
 from terugkeer.security.tables import audit_log, users
-
-from .feedutil import BSN2, intake, lines, msg
+from tests.feedutil import BSN2, intake, lines, msg
 
 GM = "GM0363"
 Probe = Callable[[Engine], Any]
@@ -56,8 +55,7 @@ def _feed(engine: Engine, *messages: dict[str, Any]) -> None:
 
 def _delivered(engine: Engine) -> int:
     from terugkeer.notify.delivery.dispatch import dispatch_once
-
-    from .test_dispatch import channels, clock
+    from tests.notify.delivery.test_dispatch import channels, clock
 
     _feed(engine, intake("e1"))
     dispatch_once(engine, clock(), channels=channels())
@@ -187,8 +185,7 @@ def delivery_retry(engine: Engine) -> Case:
 def burst_decision(engine: Engine) -> Case:
     from terugkeer.notify.assurance.watch import decide_burst
     from terugkeer.notify.hook import notify_hook
-
-    from .test_watch import _burst
+    from tests.notify.assurance.test_watch import _burst
 
     ingest_text(engine, _burst(25), hooks=[notify_hook()])
     alert_id = _one(engine, select(alerts.c.id).where(alerts.c.kind == "burst"))[0][0]
@@ -218,8 +215,7 @@ def period_explain(engine: Engine) -> Case:
 
 def backfill(engine: Engine) -> Case:
     from terugkeer.notify.assurance.backfill import backfill as run_backfill
-
-    from .test_reconcile import remove
+    from tests.notify.assurance.test_reconcile import remove
 
     _feed(engine, intake("e1"), msg("escape", "e2", 20))
     remove(engine, ["mayor.escape|P1|escape:e2|-"])
@@ -498,8 +494,7 @@ def test_an_import_writes_its_rows_in_its_transaction(
     carry it, in the purpose of reintegration registration."""
     from terugkeer.reintegration.importing import import_cases
     from terugkeer.reintegration.tables import reintegration_consents
-
-    from .test_reintegration_import import CASES_HEADER, GOOD_CASES, write
+    from tests.reintegration.test_import import CASES_HEADER, GOOD_CASES, write
 
     ingest_text(
         engine,

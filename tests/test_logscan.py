@@ -1,4 +1,4 @@
-from .logscan import personal_data_in
+from tests.logscan import personal_data_in
 
 
 def test_the_scan_finds_bsns_names_and_contact_details() -> None:
