@@ -76,10 +76,10 @@ def test_a_request_cut_off_by_a_killed_sender_is_not_a_bad_signature() -> None:
     import threading
 
     from tools.drill import Faults
-    from tools.drill.receivers import _http_server, _ReceiverState
+    from tools.drill.receivers import ReceiverState, http_server
 
-    state = _ReceiverState(b"secret", 1, Faults(http_error=0, http_timeout=0))
-    server = _http_server(state)
+    state = ReceiverState(b"secret", 1, Faults(http_error=0, http_timeout=0))
+    server = http_server(state)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with socket.create_connection(server.server_address[:2], timeout=5) as sock:

@@ -45,7 +45,7 @@ class ReceiverStats:
         return sum(self.webhook.values()) + sum(self.email.values())
 
 
-class _ReceiverState:
+class ReceiverState:
     def __init__(self, secret: bytes, seed: int, faults: Faults) -> None:
         self.secret = secret
         self.rng = random.Random(seed)  # noqa: S311 - fault injection, not security
@@ -123,7 +123,7 @@ class _ReceiverState:
             return out
 
 
-def _http_server(state: _ReceiverState) -> ThreadingHTTPServer:
+def http_server(state: ReceiverState) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive
 
@@ -171,7 +171,7 @@ def _http_server(state: _ReceiverState) -> ThreadingHTTPServer:
 class _Mailbox:
     """aiosmtpd handler: accepts or refuses as the fault plan says; records what it accepts."""
 
-    def __init__(self, state: _ReceiverState) -> None:
+    def __init__(self, state: ReceiverState) -> None:
         self.state = state
 
     async def handle_RCPT(
@@ -210,8 +210,8 @@ def _receivers_main(conn: Pipe, secret: bytes, seed: int, faults: Faults, smtp: 
     """The receivers' process: serve until told to stop (or the parent is gone)."""
     parent = os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    state = _ReceiverState(secret, seed, faults)
-    http = _http_server(state)
+    state = ReceiverState(secret, seed, faults)
+    http = http_server(state)
     thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     controller: Any = None
     try:
