@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from terugkeer.db.bulk import select_in
 from terugkeer.detention.batch import MAX_GROUP_SEARCH, Batch
@@ -36,7 +37,7 @@ from terugkeer.detention.batch_write import (
     write_batch,
 )
 from terugkeer.detention.items import Item, parse_item, read_items
-from terugkeer.detention.parking import parked_items
+from terugkeer.detention.parking import parked_items, write_outcomes
 from terugkeer.detention.parse import parse_line
 from terugkeer.domain.codes import DETENTION_KINDS
 from terugkeer.domain.events import FeedError, FeedEvent
@@ -57,6 +58,17 @@ class AppliedBatch:
 BatchHook = Callable[[Connection, AppliedBatch], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one message as received (a parked one taken up again has none): applied,
+    a duplicate, or quarantined with its error (parked when ``error.waits_for`` is set)."""
+
+    item: Item
+    event_id: str | None
+    error: FeedError | None
+    duplicate: bool = False
+
+
 @dataclass
 class IngestResult:
     read: int = 0
@@ -65,6 +77,7 @@ class IngestResult:
     quarantined: int = 0
     unparked: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    outcomes: list[Outcome] = field(default_factory=list)  # only with ``keep_outcomes``
 
     def as_json(self) -> dict[str, int]:
         return {
@@ -81,6 +94,7 @@ class IngestResult:
         self.quarantined += other.quarantined
         self.unparked += other.unparked
         self.reasons.update(other.reasons)
+        self.outcomes.extend(other.outcomes)
 
 
 def _content(e: FeedEvent) -> tuple[Any, ...]:
@@ -92,8 +106,11 @@ def process_batch(
     items: Sequence[Item],
     rd: RefData | None = None,
     hooks: Sequence[BatchHook] = (),
+    *,
+    keep_outcomes: bool = False,
 ) -> IngestResult:
-    """Apply ``items`` inside the caller's transaction ``conn``.
+    """Apply ``items`` inside the caller's transaction ``conn``; with ``keep_outcomes`` the
+    result lists each message's :class:`Outcome`.
 
     Events are applied in event-time order. A message that fails while waiting for something
     (its period's intake, an earlier event of its period, its person) is retried in the same
@@ -102,7 +119,8 @@ def process_batch(
     rd = rd or refdata()
     batch = Batch(conn, rd, datetime.now(UTC))
     pending: list[tuple[Item, FeedEvent]] = []
-    seen: dict[str, FeedEvent] = {}
+    # content of each event admitted, as parsed (applying fills in a BSN or a correction's period)
+    seen: dict[str, tuple[Any, ...]] = {}
     duplicates: list[Item] = []
     admitted: set[int] = set()  # quarantine ids of parked messages taken up in this batch
 
@@ -124,13 +142,13 @@ def process_batch(
                 continue
             first = seen.get(event.event_id)
             if first is not None:
-                if _content(first) == _content(event):
+                if first == _content(event):
                     duplicates.append(item)
                     batch.outcomes[id(item)] = (item, None, event.event_id)
                 else:
                     batch.outcomes[id(item)] = (item, _conflict(event), event.event_id)
                 continue
-            seen[event.event_id] = event
+            seen[event.event_id] = _content(event)
             fresh.append((item, event))
         stored = {
             event_id: (hash_, body)
@@ -200,10 +218,12 @@ def process_batch(
 
     result = IngestResult()
     dup_ids = {id(i) for i in duplicates}
-    for item, outcome, _ in batch.outcomes.values():
+    for item, outcome, event_id in batch.outcomes.values():
         if item.woken:
             result.unparked += outcome is None
             continue
+        if keep_outcomes:
+            result.outcomes.append(Outcome(item, event_id, outcome, id(item) in dup_ids))
         result.read += 1
         if outcome is not None:
             result.quarantined += 1
@@ -224,6 +244,67 @@ def _conflict(event: FeedEvent) -> FeedError:
     )
 
 
+# Errors of the store itself (a lost connection, a lock): no message is to blame for them.
+_STORE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
+
+
+def _apply_or_bisect(
+    engine: Engine,
+    items: list[Item],
+    rd: RefData,
+    hooks: Sequence[BatchHook],
+    keep_outcomes: bool,
+) -> IngestResult:
+    """Apply ``items`` in one transaction. When writing them fails (the store refuses a value,
+    a hook fails), find the message that causes it by applying each half on its own,
+    recursively, and quarantine that one message as ``store_error``: one bad message never
+    holds back another. A store that is unavailable is no message's fault: that error is
+    raised."""
+    try:
+        with engine.begin() as conn:
+            return process_batch(conn, items, rd, hooks, keep_outcomes=keep_outcomes)
+    except _STORE_UNAVAILABLE:
+        raise
+    except Exception as error:  # any error of the write is bisected
+        if len(items) == 1:
+            return _store_error(engine, items[0], error, rd, keep_outcomes)
+        half = len(items) // 2
+        result = _apply_or_bisect(engine, items[:half], rd, hooks, keep_outcomes)
+        result.add(_apply_or_bisect(engine, items[half:], rd, hooks, keep_outcomes))
+        return result
+
+
+def error_class(error: BaseException) -> str:
+    """The class of a store error as ``module.Class``: the database driver's own error when
+    SQLAlchemy wraps one (its message is not kept: it may quote personal data)."""
+    cause = getattr(error, "orig", None) or error
+    return f"{type(cause).__module__}.{type(cause).__qualname__}"
+
+
+def _store_error(
+    engine: Engine, item: Item, error: Exception, rd: RefData, keep_outcomes: bool
+) -> IngestResult:
+    """Quarantine the one message whose write failed, in a transaction of its own."""
+    try:
+        event_id: str | None = parse_item(item, rd).event_id
+    except (FeedError, ValueError):
+        event_id = None
+    cls = error_class(error)
+    refused = FeedError(
+        "store_error",
+        f"the store refused this message ({cls}); it was set aside so that the rest of"
+        " its batch could be applied",
+        value=cls,
+    )
+    with engine.begin() as conn:
+        write_outcomes(conn, [(item, refused, event_id)], datetime.now(UTC))
+    result = IngestResult(read=1, quarantined=1)
+    result.reasons[refused.reason] += 1
+    if keep_outcomes:
+        result.outcomes.append(Outcome(item, event_id, refused))
+    return result
+
+
 def ingest_items(
     engine: Engine,
     items: Iterable[Item],
@@ -231,15 +312,16 @@ def ingest_items(
     batch_size: int = 5000,
     progress: ProgressCallback | None = None,
     hooks: Sequence[BatchHook] = (),
+    keep_outcomes: bool = False,
 ) -> IngestResult:
-    """Apply messages in batches, one transaction per batch; ``hooks`` run inside it."""
+    """Apply messages in batches, one transaction per batch; ``hooks`` run inside it. With
+    ``keep_outcomes`` the result lists each message's :class:`Outcome`."""
     rd = refdata()
     total = IngestResult()
     batch: list[Item] = []
 
     def run() -> None:
-        with engine.begin() as conn:
-            total.add(process_batch(conn, batch, rd, hooks))
+        total.add(_apply_or_bisect(engine, list(batch), rd, hooks, keep_outcomes))
         if progress:
             progress(len(batch))
         batch.clear()
@@ -288,6 +370,7 @@ __all__ = [
     "BatchHook",
     "IngestResult",
     "Item",
+    "Outcome",
     "ProgressCallback",
     "ingest_files",
     "ingest_items",
