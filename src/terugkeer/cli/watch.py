@@ -82,11 +82,21 @@ def _decide(alert_id: int, by: str, confirm: bool, runner: Actor) -> None:
     from terugkeer.notify.assurance.watch import BurstError, decide_burst
 
     try:
-        n = decide_burst(make_engine(), alert_id, confirm=confirm, by=by, actor=runner)
+        done = decide_burst(make_engine(), alert_id, confirm=confirm, by=by, actor=runner)
     except BurstError as e:
         out.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from e
-    out.print(f"{'released' if confirm else 'voided'} {n} held notices")
+    if confirm:
+        out.print(
+            f"released {done.held} held notices ({done.obligations} obligations); "
+            f"{done.already_sent} notices of this burst had gone out before the brake"
+        )
+    else:
+        out.print(
+            f"voided {done.obligations} obligations: {done.held} held notices will not be "
+            f"sent; {done.corrected} corrections queued for notices that had gone out before "
+            "the brake"
+        )
 
 
 @burst_app.command("confirm")

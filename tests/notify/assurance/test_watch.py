@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from terugkeer.notify.assurance.watch import (
     decide_burst,
     working_hours_between,
 )
+from terugkeer.notify.delivery.dispatch import dispatch_once
 from terugkeer.notify.hook import notify_hook
 from terugkeer.notify.tables import alerts, deliveries, obligations
 from tests.feedutil import AMS, intake, lines, msg
@@ -88,7 +90,7 @@ def test_a_burst_of_releases_holds_its_notices_until_confirmed(engine: Engine) -
         )
     assert set(statuses) == {"held"}
     released = decide_burst(engine, alert.id, confirm=True, by="operator-1")
-    assert released == on_hold
+    assert (released.held, released.corrected, released.already_sent) == (on_hold, 0, 0)
     assert held(engine)[0] == 0
     with pytest.raises(BurstError, match="already decided"):
         decide_burst(engine, alert.id, confirm=False, by="operator-1")
@@ -113,3 +115,103 @@ def test_an_ordinary_hour_is_not_a_burst(engine: Engine) -> None:
     ingest_text(engine, _burst(5), hooks=HOOK)
     assert open_alerts(engine, "burst") == []
     assert held(engine)[0] == 0
+
+
+def _releases(first: int, n: int, source: str = "PI-ZWO") -> str:
+    """Serious offenders ``first`` .. ``first + n - 1`` from one prison, released over the
+    two hours from 09:00 on day 300 (one every four minutes for the first 30, the next 30 in
+    between): each hour gets half of them."""
+    messages = []
+    for i in range(first, first + n):
+        ref = f"B{i}"
+        minute = (i % 30) * 4 + (2 if i >= 30 else 0)
+        messages.append(intake(f"i{i}", period=ref, bsn=None, prison_number=f"D{i}", source=source,
+                               fields={"planned_release_date": None, "title": "pre_trial"}))  # fmt: skip
+        messages.append(msg("release", f"r{i}", 300 + minute / 1440, ref, bsn=None,
+                            prison_number=f"D{i}", source=source, release_kind="court_order"))  # fmt: skip
+    return lines(*messages)
+
+
+def notices(engine: Engine, periods: range) -> Counter[tuple[str, str]]:
+    """(notice kind, status) of the release notices of these periods."""
+    refs = [f"B{i}" for i in periods]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(deliveries.c.notice, deliveries.c.status)
+            .join(obligations, obligations.c.id == deliveries.c.obligation_id)
+            .where(obligations.c.period_ref.in_(refs), obligations.c.subject == "release")
+        ).all()
+    return Counter((r.notice, r.status) for r in rows)
+
+
+def test_a_burst_that_straddles_a_worker_run_holds_the_rest_and_a_void_corrects(
+    engine: Engine,
+) -> None:
+    """Issue 11, finding 3: 30 releases (15 an hour: no burst yet), a worker run delivers their
+    notices, 30 more releases in the same two hours make each hour a burst. The new notices are
+    held; voiding the bursts voids all 60 releases' obligations: the held notices are never
+    sent and every notice that went out before the brake gets a correction."""
+    ingest_text(engine, _releases(0, 30), hooks=HOOK)
+    assert open_alerts(engine, "burst") == []
+    counts = dispatch_once(engine, datetime.now(UTC) + timedelta(seconds=1), limit=1000)
+    assert counts.delivered == counts.claimed > 0
+    first = notices(engine, range(30))
+    assert first == {("notice", "delivered"): 60}  # mayor.release and nazorg.release
+
+    ingest_text(engine, _releases(30, 30), hooks=HOOK)
+    bursts = open_alerts(engine, "burst")
+    assert len(bursts) == 2  # one per hour
+    for alert in bursts:
+        details = json.loads(alert.details)
+        assert len(details["releases"]) == 30  # also the 15 whose notices went out
+        assert details["already_sent"] == 30
+        assert "had gone out before the brake" in alert.message
+    assert notices(engine, range(30, 60)) == {("notice", "held"): 60}
+    assert notices(engine, range(30)) == first  # what went out stays out
+
+    decisions = [decide_burst(engine, a.id, confirm=False, by="operator-1") for a in bursts]
+    assert sum(d.held for d in decisions) == 60
+    assert sum(d.corrected for d in decisions) == 60
+    assert sum(d.obligations for d in decisions) == 120
+    assert notices(engine, range(30, 60)) == {("notice", "voided"): 60}
+    assert notices(engine, range(30)) == {
+        ("notice", "delivered"): 60,
+        ("correction", "pending"): 60,
+    }
+    with engine.connect() as conn:
+        statuses = set(
+            conn.execute(
+                select(obligations.c.status).where(obligations.c.subject == "release")
+            ).scalars()
+        )
+    assert statuses == {"voided"}
+    # the corrections go out with the next worker run
+    dispatch_once(engine, datetime.now(UTC) + timedelta(seconds=2), limit=1000)
+    assert notices(engine, range(30))[("correction", "delivered")] == 60
+
+
+def test_releases_after_a_decision_make_a_new_alert_of_their_own(engine: Engine) -> None:
+    """A burst confirmed, then more releases of the same hour: a new alert holds only them;
+    the confirmed ones stay decided."""
+    ingest_text(engine, _burst(25), hooks=HOOK)
+    (alert,) = open_alerts(engine, "burst")
+    confirmed = decide_burst(engine, alert.id, confirm=True, by="operator-1")
+    assert confirmed.held > 0
+    more = [
+        m
+        for i in range(25, 30)
+        for m in (
+            intake(f"i{i}", period=f"B{i}", bsn=None, prison_number=f"D{i}", source="PI-ZWO",
+                   fields={"planned_release_date": None, "title": "pre_trial"}),
+            msg("release", f"r{i}", 300 + i / 1440, f"B{i}", bsn=None, prison_number=f"D{i}",
+                source="PI-ZWO", release_kind="court_order"),
+        )
+    ]  # fmt: skip
+    ingest_text(engine, lines(*more), hooks=HOOK)
+    (again,) = open_alerts(engine, "burst")
+    details = json.loads(again.details)
+    assert sorted(details["releases"]) == sorted(f"r{i}" for i in range(25, 30))
+    assert details["decided_before"] == 25
+    voided = decide_burst(engine, again.id, confirm=False, by="operator-1")
+    assert voided.obligations == 10  # the five new releases' mayor and nazorg notices
+    assert notices(engine, range(25)) == {("notice", "pending"): 50}

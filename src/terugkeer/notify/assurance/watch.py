@@ -7,7 +7,9 @@
   max(``burst_multiple`` x that source's usual hourly rate over the 28 days before, ``burst_minimum``)
   holds the notices caused by those releases and raises a ``burst`` alert; the operator confirms
   (the notices go out) or voids them (a maintenance job once sent 8,000 false "released"
-  notices in Oregon, March 2015).
+  notices in Oregon, March 2015). The brake holds across batches and worker runs: releases
+  that join a burst after some of its notices went out hold the rest, and voiding the burst
+  voids every obligation its releases caused, with a ``correction`` to whoever was already told.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from terugkeer.detention.tables import feed_events
 from terugkeer.domain.events import FeedEvent
 from terugkeer.domain.refdata import refdata
 from terugkeer.notify.alerts import raise_alert, resolve_alert
+from terugkeer.notify.rules.obligations import void_obligations
 from terugkeer.notify.tables import alerts, deliveries, obligations
 from terugkeer.security.actor import Actor
 
@@ -132,15 +135,30 @@ def brake_bursts(conn: Connection, events: Sequence[FeedEvent], now: datetime) -
         threshold = max(settings.burst_multiple * usual, settings.burst_minimum)
         if len(ids) <= threshold:
             continue
+        key = f"burst:{source}:{hour.isoformat()}"
+        # releases an operator already decided on (an earlier alert of this hour) stay decided
+        decided = _decided_releases(conn, key)
+        ids = [i for i in ids if i not in decided]
+        if not ids:
+            continue
         held = _hold(conn, ids)
+        sent = _already_sent(conn, ids)
         message = (
             f"{len(ids)} releases from {source} in the hour from {hour.isoformat()} "
             f"(usual {usual:.2f}/hour): notices held until an operator confirms or voids them"
         )
-        details = {"source": source, "hour": hour, "releases": ids, "usual_per_hour": usual}
-        alert_id = raise_alert(
-            conn, "burst", f"burst:{source}:{hour.isoformat()}", message, details, now
-        )
+        if sent:
+            message += f"; {sent} notices had gone out before the brake (a void corrects them)"
+        details = {
+            "source": source,
+            "hour": hour,
+            "releases": ids,
+            "usual_per_hour": usual,
+            "already_sent": sent,
+        }
+        if decided:
+            details["decided_before"] = len(decided)
+        alert_id = raise_alert(conn, "burst", key, message, details, now)
         # a burst found again in a later batch: the alert covers every release of the hour
         conn.execute(
             update(alerts)
@@ -182,6 +200,33 @@ def _releases(conn: Connection, source: str, start: datetime, end: datetime) -> 
             )
         )
     ]
+
+
+def _decided_releases(conn: Connection, key: str) -> set[str]:
+    """The releases of the burst alerts with ``key`` an operator already decided on."""
+    out: set[str] = set()
+    for raw in conn.execute(
+        select(alerts.c.details).where(
+            alerts.c.key == key, alerts.c.kind == "burst", alerts.c.status == "resolved"
+        )
+    ).scalars():
+        out.update(json.loads(raw).get("releases", []))
+    return out
+
+
+def _already_sent(conn: Connection, event_ids: Sequence[str]) -> int:
+    """Notices of the obligations caused by ``event_ids`` that were delivered already."""
+    sent = 0
+    for chunk in chunks(_obligations_caused_by(conn, event_ids)):
+        sent += conn.execute(
+            select(func.count())
+            .select_from(deliveries)
+            .where(
+                among(conn, deliveries.c.obligation_id, chunk),
+                deliveries.c.status == "delivered",
+            )
+        ).scalar_one()
+    return int(sent)
 
 
 def _obligations_caused_by(conn: Connection, event_ids: Sequence[str]) -> list[int]:
@@ -234,6 +279,18 @@ def held_obligations(conn: Connection, alert_id: int) -> list[int]:
     return sorted(held)
 
 
+@dataclass(frozen=True, slots=True)
+class BurstDecision:
+    """What an operator's decision on a burst did."""
+
+    alert_id: int
+    decision: str  # confirmed, voided
+    held: int  # held notices: sent on confirm, voided on void
+    corrected: int  # void: corrections queued for notices that had gone out before the brake
+    already_sent: int  # notices of the burst that had gone out before the brake
+    obligations: int  # obligations changed (released, or voided)
+
+
 def decide_burst(
     target: ConnOrEngine,
     alert_id: int,
@@ -242,10 +299,13 @@ def decide_burst(
     by: str,
     now: datetime | None = None,
     actor: Actor | None = None,
-) -> int:
-    """The operator's decision on a burst: confirm (send the held notices) or void them, in
-    the caller's transaction when given a connection, with an ``update`` row of each held
-    notice by ``actor``. Returns the number of notices released or voided."""
+) -> BurstDecision:
+    """The operator's decision on a burst, in the caller's transaction when given a
+    connection, with an ``update`` row by ``actor`` of each notice it changes.
+
+    Confirm: the held notices go out. Void: every obligation the burst's releases caused is
+    voided; held notices are never sent, and a recipient who was told before the brake held
+    the rest (the burst straddled a worker run) gets a ``correction``."""
     now = now or datetime.now(UTC)
     with transaction(target) as conn:
         alert = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
@@ -254,33 +314,76 @@ def decide_burst(
         if alert.status != "open":
             raise BurstError(f"burst alert [{alert_id}] was already decided ({alert.status})")
         details: dict[str, Any] = json.loads(alert.details)
-        if actor is not None:
-            decided = {"burst_alert": alert_id, "decision": "confirmed" if confirm else "voided"}
-            actor.record(conn, "update", "notice", held_obligations(conn, alert_id), decided)
-        ids = _obligations_caused_by(conn, details["releases"])
-        count = 0
-        for chunk in chunks(ids):
-            count += conn.execute(
-                update(deliveries)
-                .where(
-                    among(conn, deliveries.c.obligation_id, chunk), deliveries.c.status == "held"
-                )
-                .values(status="pending" if confirm else "voided", next_attempt_at=now)
-            ).rowcount
-            conn.execute(
-                update(obligations)
-                .where(among(conn, obligations.c.id, chunk), obligations.c.status == "held")
-                .values(
-                    status="open" if confirm else "voided",
-                    void_reason=None if confirm else f"voided by {by}: burst of releases",
-                    updated_at=now,
-                )
-            )
         decision = "confirmed" if confirm else "voided"
-        details["decision"] = {"by": by, "at": now.isoformat(), "decision": decision}
+        ids = _obligations_caused_by(conn, details["releases"])
+        sent = _already_sent(conn, details["releases"])
+        if confirm:
+            changed = held_obligations(conn, alert_id)
+            held, corrected = _release_held(conn, ids, now), 0
+        else:
+            rows = _lock(conn, ids)
+            changed = [r.id for r in rows]
+            held = _count_held(conn, changed)
+            reason = f"voided by {by}: burst of releases"
+            counts = void_obligations(conn, [(r, reason) for r in rows], now)
+            corrected = counts.notices
+        if actor is not None:
+            decided = {"burst_alert": alert_id, "decision": decision}
+            actor.record(conn, "update", "notice", changed, decided)
+        details["decision"] = {
+            "by": by,
+            "at": now.isoformat(),
+            "decision": decision,
+            "held": held,
+            "corrected": corrected,
+        }
         conn.execute(
             update(alerts)
             .where(alerts.c.id == alert_id)
             .values(status="resolved", resolved_at=now, details=json.dumps(details, default=str))
         )
+    return BurstDecision(alert_id, decision, held, corrected, sent, len(changed))
+
+
+def _release_held(conn: Connection, ids: Sequence[int], now: datetime) -> int:
+    """Held notices of these obligations go out; the number of notices."""
+    count = 0
+    for chunk in chunks(list(ids)):
+        count += conn.execute(
+            update(deliveries)
+            .where(among(conn, deliveries.c.obligation_id, chunk), deliveries.c.status == "held")
+            .values(status="pending", next_attempt_at=now)
+        ).rowcount
+        conn.execute(
+            update(obligations)
+            .where(among(conn, obligations.c.id, chunk), obligations.c.status == "held")
+            .values(status="open", void_reason=None, updated_at=now)
+        )
     return count
+
+
+def _lock(conn: Connection, ids: Sequence[int]) -> list[Any]:
+    """The obligations not yet voided among ``ids``, locked (PostgreSQL) in id order, so a
+    dispatcher recording a delivery cannot slip in between."""
+    rows: list[Any] = []
+    for chunk in chunks(sorted(ids)):
+        rows.extend(
+            conn.execute(
+                select(obligations)
+                .where(among(conn, obligations.c.id, chunk), obligations.c.status != "voided")
+                .order_by(obligations.c.id)
+                .with_for_update()
+            )
+        )
+    return rows
+
+
+def _count_held(conn: Connection, ids: Sequence[int]) -> int:
+    held = 0
+    for chunk in chunks(list(ids)):
+        held += conn.execute(
+            select(func.count())
+            .select_from(deliveries)
+            .where(among(conn, deliveries.c.obligation_id, chunk), deliveries.c.status == "held")
+        ).scalar_one()
+    return int(held)

@@ -30,6 +30,8 @@ from terugkeer.notify.rules.evaluate import (
     VictimFacts,
 )
 from terugkeer.notify.tables import deliveries, notify_endpoints, obligations
+from terugkeer.security.crypto import open_body
+from terugkeer.security.crypto import open_body
 
 TERMINAL = ("voided",)
 DELIVERED = ("delivered", "acknowledged")
@@ -195,7 +197,11 @@ def _histories(conn: Connection, refs: Sequence[str]) -> dict[str, _History]:
         found.sort(key=lambda r: (r.occurred_at, _RANK[r.kind], r.event_id))
         h = out[ref] = _History()
         for r in found:
-            body = {} if r.kind in ("escape", "recapture", "death") else json.loads(r.body)
+            body = (
+                {}
+                if r.kind in ("escape", "recapture", "death")
+                else json.loads(open_body(r.body, r.event_id))
+            )
             h.add(r.kind, r.event_id, r.occurred_at, body)
     return out
 
@@ -688,6 +694,17 @@ def _change(
             .where(deliveries.c.obligation_id == row.id, deliveries.c.status == "pending")
             .values(obligation_version=version)
         )
+
+
+def void_obligations(
+    conn: Connection, voids: Sequence[tuple[Any, str]], now: datetime
+) -> ApplyCounts:
+    """Void stored obligations (rows of ``obligations``, locked by the caller, each with its
+    reason) as the rules' voids do: unsent notices voided, a ``correction`` to whoever was
+    told (the burst brake's void, ``notify burst void``)."""
+    counts = ApplyCounts()
+    _void_all(conn, Endpoints(conn), voids, now, counts)
+    return counts
 
 
 def _void_all(
