@@ -1,7 +1,11 @@
 """The command line: a thin face over the library. Each command parses its arguments, builds
 who runs it (``cli/common.py``), calls one action or query and renders what it gets back (a
 Rich table or text, or ``--json``). One module per command group; each adds its commands to
-the app in ``register``."""
+the app in ``register``.
+
+Errors follow one contract for every command (``cli/errors.py``): an expected error is one or
+two plain lines and exit code 2, a traceback only with ``terugkeer --debug``. Output is never
+read as markup and is plain text when it is not a terminal (``cli/common.py``)."""
 
 from __future__ import annotations
 
@@ -12,13 +16,17 @@ from typing import Annotated
 import typer
 
 from terugkeer.cli.common import AsOpt, PurposeOpt, actor, err, out, progress_bar
+from terugkeer.cli.errors import TerugkeerGroup
 from terugkeer.config import get_settings
 from terugkeer.db.engine import make_engine
 from terugkeer.logs import configure
 from terugkeer.migrations import upgrade
 
 app = typer.Typer(
-    help="terugkeer: the return of (ex-)detainees into society.", no_args_is_help=True
+    cls=TerugkeerGroup,
+    help="terugkeer: the return of (ex-)detainees into society.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold personal data
 )
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -31,13 +39,23 @@ console = err  # standard error, for messages beside the output
 
 
 @app.callback()
-def _main() -> None:
+def _main(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the traceback of an error (for a bug report)")
+    ] = False,
+) -> None:
+    from terugkeer.config import ConfigError, assume_environment, check_environment
+
+    if ctx.invoked_subcommand == "demo":  # its own database of synthetic people
+        assume_environment("development")
     configure(get_settings().log_level)
     from terugkeer.security.crypto import KeyConfigError, check_production_settings
 
     try:
+        check_environment()
         check_production_settings()
-    except KeyConfigError as e:
+    except (ConfigError, KeyConfigError) as e:
         err.print(f"[red]refusing to start: {e}[/red]")
         raise typer.Exit(2) from e
 
@@ -62,21 +80,42 @@ def synth(
     messy_duplicates: Annotated[float, typer.Option(min=0, max=1)] = 0.02,
     messy_out_of_order: Annotated[float, typer.Option(min=0, max=1)] = 0.05,
     messy_malformed: Annotated[float, typer.Option(min=0, max=1)] = 0.005,
+    years: Annotated[
+        int,
+        typer.Option(
+            min=1, max=50, help="consecutive years from --year, one folder each (OUT/<year>/)"
+        ),
+    ] = 1,
 ) -> None:
     """Simulate a national year of releases and write the feeds its sources would deliver."""
-    from terugkeer.synth import MessyRates, generate
+    from terugkeer.synth import MessyRates, generate, generate_years
 
     rates = MessyRates(messy_duplicates, messy_out_of_order, messy_malformed) if messy else None
-    with progress_bar("synth", releases) as advance:
-        summary = generate(
-            out_dir, releases=releases, seed=seed, year=year, messy=rates, progress=advance
+    with progress_bar("synth", releases * years) as advance:
+        if years == 1:
+            summaries = [
+                generate(
+                    out_dir, releases=releases, seed=seed, year=year, messy=rates, progress=advance
+                )
+            ]
+        else:
+            summaries = generate_years(
+                out_dir,
+                years=years,
+                first_year=year,
+                releases=releases,
+                seed=seed,
+                messy=rates,
+                progress=advance,
+            )
+    for summary in summaries:
+        out.print(
+            f"{summary.year}: {summary.releases} releases, {summary.periods} periods, "
+            f"{summary.events} events, {summary.victims} victims, "
+            f"{summary.reconvictions} reconvictions (seed {summary.seed})"
         )
-    out.print(
-        f"{summary.releases} releases, {summary.periods} periods, {summary.events} events, "
-        f"{summary.victims} victims, {summary.reconvictions} reconvictions (seed {summary.seed})"
-    )
-    for name, path in summary.files.items():
-        out.print(f"  {name}: {path}")
+        for name, path in summary.files.items():
+            out.print(f"  {name}: {path}")
 
 
 @app.command()
@@ -107,7 +146,7 @@ def demo(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the web application and API."""
     import uvicorn

@@ -3,7 +3,8 @@
 See ``docs/synth.md``.
 """
 
-from terugkeer.synth.generator import SynthSummary, generate
+from terugkeer.synth.generator import SynthSummary, generate, generate_years
 from terugkeer.synth.messy import MessyRates
+from terugkeer.synth.series import History
 
-__all__ = ["MessyRates", "SynthSummary", "generate"]
+__all__ = ["History", "MessyRates", "SynthSummary", "generate", "generate_years"]

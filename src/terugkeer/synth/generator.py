@@ -54,11 +54,13 @@ from terugkeer.synth.model import (
     TITLES,
     Population,
     build_population,
+    completed_years,
 )
 from terugkeer.synth.outcomes import Reconvictions, Victims, build_reconvictions, build_victims
 from terugkeer.synth.places import Places, load_places
+from terugkeer.synth.series import NEVER, History
 
-__all__ = ["MessyRates", "SynthSummary", "generate"]
+__all__ = ["History", "MessyRates", "SynthSummary", "generate", "generate_years"]
 
 ProgressCallback = Callable[[int], None]
 CHUNK = 50_000
@@ -112,9 +114,15 @@ def generate(
     year: int = 2024,
     messy: MessyRates | None = None,
     progress: ProgressCallback | None = None,
+    history: History | None = None,
 ) -> SynthSummary:
     """Write ``detention.jsonl``, ``victims.jsonl``, ``reconvictions.jsonl`` and ``truth.csv``
-    into ``out`` for ``releases`` releases in calendar year ``year``."""
+    into ``out`` for ``releases`` releases in calendar year ``year``.
+
+    With ``history`` (:class:`~terugkeer.synth.series.History`), the year follows the years
+    recorded there: identifiers continue after theirs, some persons are theirs coming back,
+    and ``history`` is updated with this year. Without it (or with an empty one), the files
+    are those of a single year."""
     if releases < 1:
         raise ValueError("releases must be at least 1")
     out = Path(out)
@@ -138,14 +146,17 @@ def generate(
     victims = build_victims(pop, rng_victims)
 
     n_persons = len(pop.p_risk)
-    bsn, prison_number = _identifiers(py_ids, pop.p_has_bsn, n_persons)
-    refs = [f"DP{k:08d}" for k in pop.ref_number.tolist()]
+    history = history if history is not None else History()
+    bsn, prison_number = _identifiers(py_ids, pop.p_has_bsn, n_persons, *history.taken())
+    returners = _returners(pop, history, bsn, prison_number, seed)
+    first = history.periods
+    refs = [f"DP{first + k:08d}" for k in pop.ref_number.tolist()]
     by_ref = np.argsort(pop.ref_number)
 
     def intake_time(ref: str) -> int | None:
         if not (ref.startswith("DP") and ref[2:].isdigit()):
             return None
-        k = int(ref[2:]) - 1
+        k = int(ref[2:]) - 1 - first
         return int(pop.t_in[by_ref[k]]) if 0 <= k < pop.n else None
 
     counts: Counter[str] = Counter()
@@ -156,16 +167,17 @@ def generate(
     _write(files["detention.jsonl"], det_lines, messy, py_messy, rd, counts, intake_time)
     _write(
         files["victims.jsonl"],
-        _victim_lines(pop, victims, places, refs, bsn, prison_number),
+        _victim_lines(pop, victims, places, refs, bsn, prison_number, history.victims),
         messy,
         py_messy,
         rd,
         counts,
         None,
     )
+    serials = Counter(history.case_serials)
     _write(
         files["reconvictions.jsonl"],
-        _reconviction_lines(pop, recon, places, bsn, prison_number),
+        _reconviction_lines(pop, recon, places, bsn, prison_number, history.reconvictions, serials),
         messy,
         py_messy,
         rd,
@@ -185,6 +197,7 @@ def generate(
     )
     by_kind["victim_registered"] = len(victims)
     by_kind["reconviction"] = len(recon)
+    _record(history, pop, bsn, prison_number, returners, len(victims), len(recon), serials)
     return SynthSummary(
         releases=int((~pop.is_death).sum()),
         periods=pop.n,
@@ -200,11 +213,48 @@ def generate(
     )
 
 
+def generate_years(
+    out: Path,
+    *,
+    years: int,
+    first_year: int = 2024,
+    releases: int = P.DEFAULT_RELEASES,
+    seed: int = 1,
+    messy: MessyRates | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[SynthSummary]:
+    """Write ``years`` consecutive years into ``out/<year>/`` (see
+    :mod:`terugkeer.synth.series`); their summaries, in order.
+
+    Year ``i`` (from 0) uses seed ``seed + i``, so the first year's files are byte-identical
+    to ``generate(out, releases=releases, seed=seed, year=first_year)``."""
+    if years < 1:
+        raise ValueError("years must be at least 1")
+    history = History()
+    return [
+        generate(
+            Path(out) / str(first_year + i),
+            releases=releases,
+            seed=seed + i,
+            year=first_year + i,
+            messy=messy,
+            progress=progress,
+            history=history,
+        )
+        for i in range(years)
+    ]
+
+
 def _identifiers(
-    rng: random.Random, has_bsn: np.ndarray, n: int
+    rng: random.Random,
+    has_bsn: np.ndarray,
+    n: int,
+    taken_bsn: set[str] | None = None,
+    taken_numbers: set[str] | None = None,
 ) -> tuple[list[str | None], list[str]]:
-    """BSNs (11-proef, test range 9xxxxxxxx, unique) and prison numbers (unique, everyone)."""
-    seen: set[str] = set()
+    """BSNs (11-proef, test range 9xxxxxxxx, unique) and prison numbers (unique, everyone),
+    none of them ``taken`` (by earlier years of a series)."""
+    seen: set[str] = set(taken_bsn or ())
     bsn: list[str | None] = []
     for has in has_bsn.tolist():
         if not has:
@@ -217,8 +267,76 @@ def _identifiers(
                 bsn.append(b)
                 break
     # prison numbers: distinct 8-digit numbers, drawn without replacement
-    numbers = np.random.default_rng(rng.getrandbits(64)).choice(90_000_000, size=n, replace=False)
-    return bsn, [f"DJ{10_000_000 + int(x):08d}" for x in numbers.tolist()]
+    draw = np.random.default_rng(rng.getrandbits(64))
+    numbers = [f"DJ{10_000_000 + int(x):08d}" for x in draw.choice(90_000_000, n, replace=False)]
+    if taken_numbers:  # a series: a number an earlier year used is drawn again
+        used = set(numbers)
+        for j, number in enumerate(numbers):
+            if number not in taken_numbers:
+                continue
+            while number in taken_numbers or number in used:
+                number = f"DJ{10_000_000 + int(draw.integers(90_000_000)):08d}"
+            used.add(number)
+            numbers[j] = number
+    return bsn, numbers
+
+
+def _returners(
+    pop: Population,
+    history: History,
+    bsn: list[str | None],
+    prison_number: list[str],
+    seed: int,
+) -> dict[int, int]:
+    """Make some of this year's persons people of earlier years who come back (their
+    identifiers and birth day; ages at release follow); which person is which earlier one."""
+    if not history.persons:
+        return {}
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(7)[6])
+    first_intake = np.full(len(pop.p_risk), NEVER, dtype=np.int64)
+    np.minimum.at(first_intake, pop.person, pop.t_in)
+    matches = history.match(
+        rng,
+        female=pop.p_female,
+        has_bsn=pop.p_has_bsn,
+        birth_day=pop.p_birth_day,
+        first_intake=first_intake,
+    )
+    for j, i in matches.items():
+        bsn[j], prison_number[j] = history.bsn[i], history.prison_number[i]
+        pop.p_birth_day[j] = history.birth_day[i]
+    if matches:
+        pop.age_at_release = completed_years(pop.p_birth_day[pop.person], pop.day_out)
+    return matches
+
+
+def _record(
+    history: History,
+    pop: Population,
+    bsn: list[str | None],
+    prison_number: list[str],
+    returners: dict[int, int],
+    victims: int,
+    reconvictions: int,
+    serials: Counter[int],
+) -> None:
+    """This year into ``history``: when each person may be taken in again (never after a
+    death)."""
+    free_from = np.zeros(len(prison_number), dtype=np.int64)
+    np.maximum.at(free_from, pop.person, pop.t_out)
+    free_from[pop.person[pop.is_death]] = NEVER
+    history.add_year(
+        bsn=bsn,
+        prison_number=prison_number,
+        birth_day=pop.p_birth_day,
+        female=pop.p_female,
+        free_from=free_from,
+        returners=returners,
+        periods=pop.n,
+        victims=victims,
+        reconvictions=reconvictions,
+        case_serials=serials,
+    )
 
 
 def _write(
@@ -350,6 +468,7 @@ def _victim_lines(
     refs: list[str],
     bsn: list[str | None],
     prison_number: list[str],
+    first: int = 0,
 ) -> Iterator[str]:
     order = np.lexsort((np.arange(len(v)), v.t_registered))
     stamps = clock.iso_array(v.t_registered[order])
@@ -364,7 +483,7 @@ def _victim_lines(
         v.wants_information[order].tolist(),
         strict=True,
     )
-    for k, (_, ts, p, survivor, spoke, wants) in enumerate(cols, start=1):
+    for k, (_, ts, p, survivor, spoke, wants) in enumerate(cols, start=first + 1):
         per = person[p]
         who = _person_json(bsn[per], prison_number[per], both=False)
         relation = "surviving_relative" if survivor else "victim"
@@ -387,14 +506,18 @@ def _reconviction_lines(
     places: Places,
     bsn: list[str | None],
     prison_number: list[str],
+    first: int = 0,
+    serial: Counter[int] | None = None,
 ) -> Iterator[str]:
+    """The reconvictions feed; JD numbers after ``first``, case serials per office going on
+    from ``serial`` (updated)."""
     order = np.lexsort((np.arange(len(r)), r.t_registered))
     source = places.institution_codes[places.jd]
     cats = [c.value for c in CATEGORIES]
     decs = [d.value for d in DECISIONS]
     days = clock.DayCache()
     province = pop.p_province.tolist()
-    serial: Counter[int] = Counter()
+    serial = serial if serial is not None else Counter()
     for start in range(0, len(order), CHUNK):
         idx = order[start : start + CHUNK]
         stamps = clock.iso_array(r.t_registered[idx])
@@ -407,7 +530,7 @@ def _reconviction_lines(
         ) % 100
         picked = (r.person, r.offence_day, r.category, r.statutory_max, r.decision, r.custodial)
         cols = zip(
-            range(start + 1, start + len(idx) + 1),
+            range(first + start + 1, first + start + len(idx) + 1),
             stamps,
             *(col[idx].tolist() for col in picked),
             reg_years.tolist(),

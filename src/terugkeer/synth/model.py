@@ -207,7 +207,7 @@ def build_population(
     person = ps.person
 
     # --- ages at release in completed years ---------------------------------------------------
-    age_years = _completed_years(ps.p_birth_day[person], tm.day_out)
+    age_years = completed_years(ps.p_birth_day[person], tm.day_out)
 
     # --- conditions -------------------------------------------------------------------------
     cond_in, cond_out = _conditions(rng, ps.p_risk[person], s.stay_days, is_death)
@@ -639,7 +639,7 @@ def _ages(rng: np.random.Generator, group: I64, n: int) -> F64:
     return out
 
 
-def _completed_years(birth: I64, day: I64) -> I64:
+def completed_years(birth: I64, day: I64) -> I64:
     b = birth.astype("datetime64[D]")
     d = day.astype("datetime64[D]")
     by = b.astype("datetime64[Y]").astype(np.int64)

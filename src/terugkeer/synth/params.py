@@ -98,6 +98,16 @@ RETURN_CHANGED_LATER: Final = 0.05
 # ASSUMPTION: share of releases that are a person's second release in the same year (short-stay
 # repeat offenders); the person is reconvicted between the two.
 SECOND_RELEASE_SHARE: Final = 0.08
+# ASSUMPTION: in a series of consecutive years (synth.series), the share of a year's persons who
+# are people of earlier years coming back (about a third of releases are back in detention
+# within two years, SEOR 2016, so in a steady state roughly this share of a year's releases
+# were released before). Matched by sex, BSN or not, and birth day (within RETURN_BIRTH_DAYS,
+# the nearest of at most RETURN_SEARCH candidates), taken in at least RETURN_GAP_DAYS after
+# their last release.
+RETURNING_SHARE: Final = 0.30
+RETURN_BIRTH_DAYS: Final = 31
+RETURN_SEARCH: Final = 200
+RETURN_GAP_DAYS: Final = 7
 # ASSUMPTION: probability of an institution in the person's province of residence.
 SAME_PROVINCE_INSTITUTION: Final = 0.75
 
