@@ -1,11 +1,7 @@
 """The command line: a thin face over the library. Each command parses its arguments, builds
 who runs it (``cli/common.py``), calls one action or query and renders what it gets back (a
 Rich table or text, or ``--json``). One module per command group; each adds its commands to
-the app in ``register``.
-
-Errors follow one contract for every command (``cli/errors.py``): an expected error is one or
-two plain lines and exit code 2, a traceback only with ``terugkeer --debug``. Output is never
-read as markup and is plain text when it is not a terminal (``cli/common.py``)."""
+the app in ``register``."""
 
 from __future__ import annotations
 
@@ -16,17 +12,13 @@ from typing import Annotated
 import typer
 
 from terugkeer.cli.common import AsOpt, PurposeOpt, actor, err, out, progress_bar
-from terugkeer.cli.errors import TerugkeerGroup
 from terugkeer.config import get_settings
 from terugkeer.db.engine import make_engine
 from terugkeer.logs import configure
 from terugkeer.migrations import upgrade
 
 app = typer.Typer(
-    cls=TerugkeerGroup,
-    help="terugkeer: the return of (ex-)detainees into society.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,  # locals may hold personal data
+    help="terugkeer: the return of (ex-)detainees into society.", no_args_is_help=True
 )
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -39,23 +31,13 @@ console = err  # standard error, for messages beside the output
 
 
 @app.callback()
-def _main(
-    ctx: typer.Context,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="show the traceback of an error (for a bug report)")
-    ] = False,
-) -> None:
-    from terugkeer.config import ConfigError, assume_environment, check_environment
-
-    if ctx.invoked_subcommand == "demo":  # its own database of synthetic people
-        assume_environment("development")
+def _main() -> None:
     configure(get_settings().log_level)
     from terugkeer.security.crypto import KeyConfigError, check_production_settings
 
     try:
-        check_environment()
         check_production_settings()
-    except (ConfigError, KeyConfigError) as e:
+    except KeyConfigError as e:
         err.print(f"[red]refusing to start: {e}[/red]")
         raise typer.Exit(2) from e
 
@@ -146,7 +128,7 @@ def demo(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
     """Serve the web application and API."""
     import uvicorn
