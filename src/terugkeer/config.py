@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in var/")
     var_dir: Path = DEFAULT_VAR_DIR
     ingest_batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+    # the feed over HTTP: at most this many messages per request (one transaction)
+    feed_api_max_messages: int = Field(default=1000, ge=1, le=100_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # also append every log line to this file (the test suite scans it for personal data)
     log_tee: str = ""

@@ -1,17 +1,27 @@
 """The orchestration above the capabilities: a feed message is applied to its period and the
-notification rules are evaluated for it in one transaction. The command line, the demo and
-(later) the API ingest through here, so no path applies events without evaluating them."""
+notification rules are evaluated for it in one transaction. The command line, the demo and the
+feed API ingest through here, so no path applies events without evaluating them.
+
+Ingest is one writer at a time: a batch reads the periods it changes and writes them back, so
+two batches at once could each miss the other's event. Every path here holds
+:func:`feed_lock` around each transaction of the ingest (a file's batches one by one, so a
+long file does not keep the feed API waiting for its whole run)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from terugkeer.detention import ingest, quarantine
-from terugkeer.detention.ingest import BatchHook, IngestResult
+from terugkeer.detention.ingest import BatchHook, IngestResult, Item, Outcome
 from terugkeer.notify.hook import notify_hook
 from terugkeer.reintegration.cases import reintegration_hook
 from terugkeer.security.actor import Actor, running
@@ -23,18 +33,154 @@ def hooks() -> list[BatchHook]:
     return [notify_hook(), reintegration_hook()]
 
 
+# The key of the PostgreSQL advisory lock that makes ingest one writer at a time.
+FEED_LOCK_KEY = 0x7465_7275_676B  # "terugk"
+_process_lock = threading.Lock()
+
+
+@contextmanager
+def feed_lock(engine: Engine) -> Iterator[None]:
+    """Hold the feed's writer lock: in this process (threads of the web server), and on
+    PostgreSQL across processes and machines (a session advisory lock on a connection of its
+    own, so the ingest's transactions stay as they are). SQLite has one writer process."""
+    with _process_lock:
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": FEED_LOCK_KEY})
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": FEED_LOCK_KEY})
+                except Exception:
+                    conn.invalidate()  # the session ends, and its lock with it
+                    raise
+
+
+def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _ingest_paths(
+    engine: Engine,
+    paths: Sequence[Path],
+    *,
+    batch_size: int = 5000,
+    progress: ingest.ProgressCallback | None = None,
+) -> IngestResult:
+    """Every batch of the files under :func:`feed_lock`, with every hook."""
+    total = IngestResult()
+    every = hooks()
+    items = (item for path in paths for item in ingest.read_items(path))
+    for batch in _batches(items, batch_size):
+        with feed_lock(engine):
+            total.add(
+                ingest.ingest_items(
+                    engine, batch, batch_size=batch_size, progress=progress, hooks=every
+                )
+            )
+    return total
+
+
 def ingest_files(
     engine: Engine, paths: Sequence[Path], *, actor: Actor | None = None, **kwargs: Any
 ) -> IngestResult:
     """Apply feed files with every hook. A bulk job: one audit row per run by ``actor`` (the
     files and the counts, also when it fails halfway), not one per message."""
     if actor is None:
-        return ingest.ingest_files(engine, paths, hooks=hooks(), **kwargs)
+        return _ingest_paths(engine, paths, **kwargs)
     with running(engine, actor, "ingest", {"files": [p.name for p in paths]}) as job:
-        result = ingest.ingest_files(engine, paths, hooks=hooks(), **kwargs)
+        result = _ingest_paths(engine, paths, **kwargs)
         job.update(result.as_json())
     return result
 
 
 def replay_quarantine(engine: Engine, **kwargs: Any) -> IngestResult:
-    return quarantine.replay(engine, hooks=hooks(), **kwargs)
+    with feed_lock(engine):
+        return quarantine.replay(engine, hooks=hooks(), **kwargs)
+
+
+# --- messages delivered one request at a time (the feed API) ---------------------------------
+
+Status = Literal["applied", "duplicate", "quarantined"]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOutcome:
+    """What became of the message at ``index`` (from 0) of a delivery."""
+
+    index: int
+    status: Status
+    event_id: str | None = None
+    reason: str | None = None  # when quarantined: the reason code (docs/feed.md)
+    field: str | None = None
+    value: str | None = None
+    message: str | None = None
+    waits_for: str | None = None  # parked: applied when this arrives
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The result of :func:`deliver`: the counts and one outcome per message, in order."""
+
+    origin: str
+    result: IngestResult
+    outcomes: list[MessageOutcome]
+
+
+def raw_message(message: Any) -> str:
+    """A message as the ingest reads it: a string is the line as received; anything else (an
+    object, or a value that is not one and will be quarantined as such) is written as JSON."""
+    if isinstance(message, str):
+        return message
+    try:
+        return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    except ValueError:  # not encodable as UTF-8 later (a lone surrogate): keep it escaped
+        return json.dumps(message, separators=(",", ":"))
+
+
+def _outcome(index: int, found: Outcome | None) -> MessageOutcome:
+    if found is None:  # every message has an outcome; this would be a bug in the ingest
+        raise RuntimeError(f"the ingest reported no outcome for message {index}")
+    error = found.error
+    if error is None:
+        return MessageOutcome(index, "duplicate" if found.duplicate else "applied", found.event_id)
+    return MessageOutcome(
+        index,
+        "quarantined",
+        found.event_id,
+        error.reason,
+        error.field,
+        error.value,
+        error.message,
+        error.waits_for,
+    )
+
+
+def deliver(
+    engine: Engine,
+    messages: Sequence[Any],
+    *,
+    origin: str,
+    actor: Actor,
+) -> Delivery:
+    """Apply the ``messages`` of one delivery as the file ingest applies a batch, with every
+    hook, in one transaction (more only when a message the store refuses is bisected out), and
+    say per message whether it was applied, a duplicate, or quarantined with its reason. The
+    messages are numbered from 1 under ``origin`` (as a file's lines are), so a quarantined one
+    is found again with ``terugkeer quarantine list``. One audit row per delivery by ``actor``
+    (the origin and the counts)."""
+    items = [Item(n, origin, raw_message(m)) for n, m in enumerate(messages, start=1)]
+    with running(engine, actor, "feed delivery", {"origin": origin}) as job:
+        with feed_lock(engine):
+            result = ingest.ingest_items(
+                engine, items, batch_size=max(1, len(items)), hooks=hooks(), keep_outcomes=True
+            )
+        job.update(result.as_json())
+    found = {id(o.item): o for o in result.outcomes}
+    outcomes = [_outcome(n, found.get(id(item))) for n, item in enumerate(items)]
+    return Delivery(origin, result, outcomes)

@@ -160,6 +160,7 @@ ROUTES: dict[
     ("GET", "/api/v1/codelijsten/activiteitsoorten"): (NONE, None, None),
     ("GET", "/api/v1/auditlog"): (NONE, None, None),
     ("GET", "/api/v1/auditlog/verificatie"): (NONE, None, None),
+    ("POST", "/api/v1/detentiegebeurtenissen"): (NONE, [intake("e9", period="P9")], None),  # type: ignore[dict-item]
 }
 
 

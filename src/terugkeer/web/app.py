@@ -83,9 +83,9 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     app.include_router(router)
 
-    from terugkeer.web.api import auditlog, notices, registration, sessions, victims
+    from terugkeer.web.api import auditlog, feed, notices, registration, sessions, victims
 
-    for module in (sessions, notices, victims, registration, auditlog):
+    for module in (sessions, notices, victims, registration, auditlog, feed):
         app.include_router(module.router, prefix=BASE)
     security_headers(app)
     check_routes(app)  # default deny: every route declares the permission it needs
