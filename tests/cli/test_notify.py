@@ -93,15 +93,20 @@ def test_explain_command(cli_db: Engine) -> None:
     feed(cli_db, intake("e1"), msg("escape", "e2", 20))
     result = runner.invoke(app, ["notify", "explain", "P1"])
     assert result.exit_code == 0, result.output
-    assert "e2 escape" in result.stdout
+    assert "e2 escape at 2025-01-26T08:00+00:00" in result.stdout
+    assert "state: escaped, title prison_sentence" in result.stdout
     assert "mayor.escape: fired: offence category zeden" in result.stdout
     assert "idv.escape: did not fire: no victim registered with the IDV" in result.stdout
-    assert "mayor.escape escape:e2 to mayor GM0363" in result.stdout
+    assert "+ required: mayor.escape escape:e2 to mayor GM0363" in result.stdout
+    assert "== mayor.escape escape:e2 (mayor.escape|P1|escape:e2|-)" in result.stdout
+    assert "0 of 4 obligations differ between the store and the facts" in result.stdout
     as_json = json.loads(runner.invoke(app, ["notify", "explain", "P1", "--json"]).stdout)
     assert as_json["period_ref"] == "P1"
-    assert {"event_id": "e2", "rule_id": "mayor.escape", "fired": True}.items() <= next(
-        t for t in as_json["trace"] if t["rule_id"] == "mayor.escape"
+    escape = next(s for s in as_json["events"] if s["event_id"] == "e2")
+    assert {"rule_id": "mayor.escape", "fired": True}.items() <= next(
+        t for t in escape["rules"] if t["rule_id"] == "mayor.escape"
     ).items()
+    assert (as_json["differences"], as_json["replay_agrees"]) == (0, True)
 
     unknown = runner.invoke(app, ["notify", "explain", "P9"])
     assert unknown.exit_code == 2

@@ -141,7 +141,9 @@ def explain_command(
     who: AsOpt = None,
     purpose: PurposeOpt = "explaining notifications",
 ) -> None:
-    """Which rules fired for each event of a period, which did not, and why.
+    """Replay a period's events in event order: per event the state then and what each
+    rule decided then (fired or not, why); then the stored obligations beside the ones the
+    facts require now, every difference marked.
 
     A `read` of record type `detention_period` in the audit log."""
     from terugkeer.notify.assurance.backfill import NotFoundError, explain_period
@@ -156,29 +158,103 @@ def explain_command(
     if as_json:
         out.print_json(json.dumps(explanation.as_json()))
         return
-    _line(
-        f"period {explanation.period_ref} ({explanation.status}), rules {explanation.rules_version}"
-    )
-    _line("rules per event:")
-    last = None
-    for t in explanation.trace:
-        if t["event_id"] != last:
-            last = t["event_id"]
-            _line(f"  {t['event_id']} {t['kind']} {_when(t['occurred_at'])}")
-        _line(f"    {t['rule_id']}: {'fired' if t['fired'] else 'did not fire'}: {t['why']}")
-    _line("required now:")
-    for r in explanation.required:
-        stored = r["stored_status"] or "MISSING"
-        if r["stored_status"] and r["stored_recipient"] != r["recipient_ref"]:
-            stored += f", stored for {r['stored_recipient'] or '(unresolved)'}"
-        late = f"; late: {r['late_reason']}" if r["late"] else ""
+    _print_explanation(explanation.as_json())
+
+
+def _to(o: dict[str, Any]) -> str:
+    return f"{o['recipient_kind']} {o['recipient_ref'] or '(unresolved)'}"
+
+
+def _timing(o: dict[str, Any]) -> str:
+    late = f", late: {o['late_reason'] or 'no reason given'}" if o["late"] else ", not late"
+    return f"due {_when(o['due_at'])}{late}"
+
+
+def _value(name: str, value: Any) -> str:
+    if value is None:
+        return "none"
+    return _when(value) if name in ("planned_for", "due_at") else str(value)
+
+
+def _print_explanation(e: dict[str, Any]) -> None:
+    """The replay, then the stored and recomputed obligations side by side."""
+    _line(f"period {e['period_ref']} ({e['status']}), rules {e['rules_version']}")
+    _line("events in event order: the state then, what each rule decided then")
+    for step in e["events"]:
+        mark = {
+            "withdrawn": " [withdrawn]",
+            "correction": " [correction]",
+            "victim_registration": " [victim registration]",
+        }.get(step["marked"] or "", "")
         _line(
-            f"  {r['rule_id']} {r['occurrence']} to {r['recipient_kind']} "
-            f"{r['recipient_ref'] or '(unresolved)'}, due {_when(r['due_at'])}{late} "
-            f"[{stored}]"
+            f"  {step['event_id']} {step['kind']} at {_when(step['occurred_at'])} "
+            f"(received {_when(step['received_at'])}){mark}"
         )
-    for v in explanation.voids:
-        _line(f"void: {v['rule_id']} ({v['occurrence']}): {v['why']}")
+        if step["note"]:
+            _line(f"    {step['note']}")
+        state = step["state"]
+        if state is not None and step["marked"] != "withdrawn":
+            planned = state["planned_release_date"] or "none"
+            ended = f", ended {_when(state['ended_at'])}" if state["ended_at"] else ""
+            _line(
+                f"    state: {state['status']}, title {state['title']}, planned release "
+                f"{planned}, residence {state['residence_municipality'] or '-'}, return "
+                f"{state['return_municipality'] or '-'}{ended}, victims "
+                f"{', '.join(state['victims']) or 'none'}"
+            )
+        for t in step["rules"]:
+            _line(f"    {t['rule_id']}: {'fired' if t['fired'] else 'did not fire'}: {t['why']}")
+        for o in step["obligations"]:
+            what = f"{o['rule_id']} {o['occurrence']} to {_to(o)}"
+            if o["change"] == "changed":
+                was = o["was"]
+                moved = "; ".join(
+                    f"{k} {_value(k, was[k])} -> {_value(k, o[k])}" for k in o["fields"]
+                )
+                _line(f"    ~ changed: {what}: {moved}")
+            elif o["change"] == "new":
+                _line(f"    + required: {what}, {_timing(o)}")
+            else:
+                _line(f"    - no longer required: {what}")
+        for v in step["voids"]:
+            _line(f"    void: {v['rule_id']} ({v['occurrence']}): {v['why']}")
+    _line("obligations, stored | recomputed from the facts now:")
+    for c in e["obligations"]:
+        stored, mine = c["stored"], c["recomputed"]
+        sign = "!=" if c["differences"] else "=="
+        _line(f"  {sign} {c['rule_id']} {c['occurrence']} ({c['key']})")
+        if stored is None:
+            _line("      stored:     MISSING")
+        else:
+            void = f" ({stored['void_reason']})" if stored["void_reason"] else ""
+            _line(
+                f"      stored:     {stored['status']}{void} v{stored['version']} to "
+                f"{_to({**stored, 'recipient_kind': c['recipient_kind']})}, {_timing(stored)}"
+            )
+            sent = ", ".join(
+                f"{n['notice']} v{n['version']} {n['channel']} {n['status']}"
+                for n in stored["notices"]
+            )
+            if sent:
+                _line(f"      notices:    {sent}")
+        if mine is None:
+            why = f" (void: {c['void']})" if c["void"] else ""
+            _line(f"      recomputed: not required{why}")
+        else:
+            _line(f"      recomputed: to {_to(mine)}, {_timing(mine)}")
+        if c["differences"]:
+            _line(f"      differs:    {', '.join(c['differences'])}")
+    for v in e["voids"]:
+        _line(f"void now: {v['rule_id']} ({v['occurrence']}): {v['why']}")
+    if not e["replay_agrees"]:
+        _line(
+            "the replay's last step requires other obligations than the period's stored facts: "
+            "the stored period differs from its events (`terugkeer periods check`)"
+        )
+    _line(
+        f"{e['differences']} of {len(e['obligations'])} obligations differ between the store "
+        "and the facts"
+    )
 
 
 def obligations_command(

@@ -142,17 +142,22 @@ def test_explain_and_list(engine: Engine) -> None:
         msg("release", "e2", 30, release_kind="court_order"),
     )
     explanation = explain_period(engine, "P1", actor=TEST)
-    fired = {(t["event_id"], t["rule_id"]): (t["fired"], t["why"]) for t in explanation.trace}
+    fired = {
+        (step["event_id"], t["rule_id"]): (t["fired"], t["why"])
+        for step in explanation.events
+        for t in step["rules"]
+    }
     assert fired[("e1", "mayor.release")][0] is False
     assert "no offence in ['zeden', 'zwaar_geweld']" in fired[("e1", "mayor.release")][1]
     assert fired[("e2", "nazorg.release")] == (
         True,
         "adult with a stay that may exceed 10 days; release into society",
     )
-    assert {r["key"]: r["stored_status"] for r in explanation.required} == {
+    assert {c["key"]: c["stored"]["status"] for c in explanation.obligations} == {
         "nazorg.intake|P1|intake|-": "open",
         "nazorg.release|P1|release|-": "open",
     }
+    assert explanation.differences == 0
     listed = list_obligations(engine, period_ref="P1", actor=TEST)
     assert [r["rule_id"] for r in listed] == ["nazorg.intake", "nazorg.release"]
     # released by court order a year before the planned date: the notice is of the real

@@ -25,7 +25,8 @@ from sqlalchemy import Connection, Engine, select, update
 
 from terugkeer.db.bulk import among, chunks
 from terugkeer.detention.parse import parse_line
-from terugkeer.detention.tables import detention_periods, feed_events
+from terugkeer.detention.periods import PeriodState, apply_event
+from terugkeer.detention.tables import detention_periods
 from terugkeer.domain import render
 from terugkeer.domain.codes import DETENTION_KINDS, EventKind
 from terugkeer.domain.refdata import refdata
@@ -38,58 +39,41 @@ from terugkeer.notify.assurance.reconcile import (
     record_alerts,
     shared,
 )
-from terugkeer.notify.rules.evaluate import Evaluation, Happening, Required, evaluate_period
-from terugkeer.notify.rules.obligations import apply_evaluation, period_facts
+from terugkeer.notify.rules.evaluate import (
+    Evaluation,
+    Happening,
+    PeriodFacts,
+    Required,
+    VictimFacts,
+    evaluate_period,
+)
+from terugkeer.notify.rules.obligations import (
+    StoredEvent,
+    apply_evaluation,
+    facts_from_events,
+    period_facts,
+    stored_events,
+)
 from terugkeer.notify.rules.ruleset import RuleSet, default_rules
-from terugkeer.notify.tables import obligations
+from terugkeer.notify.tables import deliveries, obligations
 from terugkeer.security.actor import Actor
 
 STATUSES = ("open", "sent", "delivered", "acknowledged", "voided", "unresolved", "held")
-PLANNING_KINDS = (EventKind.INTAKE.value, EventKind.RELEASE_DATE_SET.value)
+DETENTION_KIND_VALUES = tuple(sorted(k.value for k in DETENTION_KINDS))
 
 
 # -- the dispatcher's view of stored periods ------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Stored:
-    happenings: list[Happening] = field(default_factory=list)
-    known_at: datetime | None = None
-    cause: str = ""
-
-
-def _stored_events(conn: Connection, refs: Sequence[str]) -> dict[str, _Stored]:
-    """Each period's non-withdrawn detention events, as the rules see them, in event order."""
+def _happenings(events: Sequence[StoredEvent]) -> list[Happening]:
+    """A period's detention events as the rules see them, in event order."""
     rd = refdata()
-    kinds = sorted(k.value for k in DETENTION_KINDS)
-    rows: dict[str, list[Any]] = defaultdict(list)
-    for chunk in chunks(list(refs)):
-        for r in conn.execute(
-            select(
-                feed_events.c.period_ref,
-                feed_events.c.event_id,
-                feed_events.c.kind,
-                feed_events.c.occurred_at,
-                feed_events.c.body,
-            ).where(
-                among(conn, feed_events.c.period_ref, chunk),
-                feed_events.c.kind.in_(kinds),
-                feed_events.c.withdrawn_by.is_(None),
-            )
-        ):
-            rows[r.period_ref].append(r)
-    out: dict[str, _Stored] = {}
-    for ref, found in rows.items():
-        found.sort(key=lambda r: (r.occurred_at, r.event_id))
-        stored = _Stored()
-        for r in found:
-            place = None
-            if r.kind in (EventKind.LEAVE_START.value, EventKind.LEAVE_GRANTED.value):
-                place = parse_line(r.body, rd=rd).fields.get("leave_municipality")
-            stored.happenings.append(Happening(r.event_id, r.kind, r.occurred_at, place))
-            if r.kind in PLANNING_KINDS:
-                stored.known_at, stored.cause = r.occurred_at, r.event_id
-        out[ref] = stored
+    out: list[Happening] = []
+    for e in events:
+        place = None
+        if e.kind in (EventKind.LEAVE_START.value, EventKind.LEAVE_GRANTED.value):
+            place = parse_line(e.text(), rd=rd).fields.get("leave_municipality")
+        out.append(Happening(e.event_id, e.kind, e.occurred_at, place))
     return out
 
 
@@ -103,12 +87,11 @@ def dispatcher_view(conn: Connection, rules: RuleSet, refs: Sequence[str]) -> di
     """The dispatcher's evaluation of each period over all its stored events at once, with
     the period's facts as stored now (not as they were when each event arrived)."""
     facts = period_facts(conn, list(refs))
-    events = _stored_events(conn, list(facts))
+    events = stored_events(conn, list(facts), DETENTION_KIND_VALUES)
     out: dict[str, PeriodView] = {}
     for ref, f in facts.items():
-        stored = events.get(ref, _Stored())
-        evaluation = evaluate_period(rules, f, stored.happenings)
-        out[ref] = PeriodView(stored.happenings, evaluation)
+        happenings = _happenings(events.get(ref, []))
+        out[ref] = PeriodView(happenings, evaluate_period(rules, f, happenings))
     return out
 
 
@@ -312,26 +295,38 @@ class NotFoundError(LookupError):
 
 @dataclass
 class Explanation:
-    """The dispatcher's view of one period: per event the rules that looked at it; what it
-    requires now; what it voids; and what is stored."""
+    """Why the dispatcher did what it did for one period.
+
+    ``events``: every event of the period in event order (withdrawn ones, corrections and
+    victim registrations marked as such), each with the period's state then, what each rule
+    that looks at its kind decided then (fired or not, and why), and how the obligations the
+    facts required changed with it. ``obligations``: the stored obligations and the ones the
+    facts require now (recomputed as ingest does), side by side, every difference named.
+    ``voids``: what the rules void now, each once."""
 
     period_ref: str
     status: str
     rules_version: str
-    trace: list[dict[str, Any]]
-    required: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    obligations: list[dict[str, Any]]
     voids: list[dict[str, Any]]
-    stored: list[dict[str, Any]]
+    differences: int  # obligations whose stored and recomputed versions differ
+    replay_agrees: bool  # the replay's last step requires what the stored facts require
 
     def as_json(self) -> dict[str, Any]:
         return render.as_json(self)
 
 
+# what an obligation is, as stored and as the facts require it (``notify explain`` compares)
+COMPARED = ("recipient_ref", "planned_for", "due_at", "late", "late_reason", "cause_event_id")
+
+
 def explain_period(
     engine: Engine, period_ref: str, rules: RuleSet | None = None, *, actor: Actor
 ) -> Explanation:
-    """Why the dispatcher did what it did for one period; a ``read`` row of the period by
-    ``actor``, committed before the explanation is returned."""
+    """Why the dispatcher did what it did for one period: its events replayed in event order
+    (:func:`replay`), and its stored obligations beside the ones its facts require now. A
+    ``read`` row of the period by ``actor``, committed before the explanation is returned."""
     rules = rules or default_rules()
     with engine.begin() as conn:
         status = conn.execute(
@@ -339,58 +334,276 @@ def explain_period(
         ).scalar_one_or_none()
         if status is None:
             raise NotFoundError(f"no detention period [{period_ref}]")
-        view = dispatcher_view(conn, rules, [period_ref])[period_ref]
-        stored = {o["key"]: o for o in _obligation_rows(conn, period_ref, None, None)}
+        facts = period_facts(conn, [period_ref])[period_ref]
+        events = stored_events(conn, [period_ref], None, withdrawn=True).get(period_ref, [])
+        stored = _obligation_rows(conn, period_ref, None, None)
+        notices = _notices(conn, [o["id"] for o in stored])
         actor.record(conn, "read", "detention_period", [period_ref])
-    evaluation = view.evaluation
-    events = {h.event_id: h for h in view.happenings}
+    evaluation = evaluate_period(rules, facts)
+    voids = _distinct_voids(evaluation.voids)
+    compared = _side_by_side(evaluation, stored, notices)
+    steps, replayed = replay(rules, facts, events)
+    required = {r.key: _required(r) for r in reversed(evaluation.required)}
     return Explanation(
         period_ref=period_ref,
         status=status,
         rules_version=rules.version,
-        trace=[
-            {
-                "event_id": event_id,
-                "kind": events[event_id].kind if event_id in events else None,
-                "occurred_at": (
-                    events[event_id].occurred_at.isoformat() if event_id in events else None
-                ),
-                "rule_id": rule_id,
-                "fired": fired,
-                "why": why,
-            }
-            for event_id, rule_id, fired, why in evaluation.trace
-        ],
-        required=[
-            {
-                "key": r.key,
-                "rule_id": r.rule.id,
-                "occurrence": r.occurrence,
-                "recipient_kind": r.rule.recipient,
-                "recipient_ref": r.recipient_ref,
-                "cause_event_id": r.cause_event_id,
-                "due_at": r.due_at.isoformat(),
-                "late": r.late,
-                "late_reason": r.late_reason,
-                "why": r.facts.get("scope"),
-                "stored_status": stored[r.key]["status"] if r.key in stored else None,
-                "stored_recipient": stored[r.key]["recipient_ref"] if r.key in stored else None,
-            }
-            for r in _unique(evaluation.required)
-        ],
-        voids=[
-            {"rule_id": rule_id, "occurrence": occurrence, "why": why}
-            for _, rule_id, occurrence, why in evaluation.voids
-        ],
-        stored=list(stored.values()),
+        events=steps,
+        obligations=compared,
+        voids=[{"rule_id": r, "occurrence": o, "why": w} for r, o, w in voids],
+        differences=sum(1 for c in compared if c["differences"]),
+        replay_agrees={k: _required(r) for k, r in replayed.items()} == required,
     )
 
 
-def _unique(required: list[Required]) -> list[Required]:
-    seen: dict[str, Required] = {}
-    for r in required:
-        seen.setdefault(r.key, r)
-    return list(seen.values())
+def replay(
+    rules: RuleSet, final: PeriodFacts, events: Sequence[StoredEvent]
+) -> tuple[list[dict[str, Any]], dict[str, Required]]:
+    """The period's events in event order, folded one by one: per event the state then,
+    what each rule decided then, and the obligations the facts so far required that it
+    added, changed or took away (and the voids it brought). Withdrawn events are listed and
+    left out of the fold; a correction is listed where it falls in event time. Facts outside
+    the period (the birth date, a later period of the person) are taken as they are now.
+    Also returns what the facts required after the last event."""
+    rd = refdata()
+    state: PeriodState | None = None
+    counted: list[StoredEvent] = []
+    victims: dict[str, VictimFacts] = {}
+    kinds = {e.event_id: e for e in events}
+    before: dict[str, Required] = {}
+    voided: set[tuple[str, str, str]] = set()
+    steps: list[dict[str, Any]] = []
+    for e in events:
+        step: dict[str, Any] = {
+            "event_id": e.event_id,
+            "kind": e.kind,
+            "occurred_at": e.occurred_at,
+            "received_at": e.received_at,
+            "marked": None,
+            "note": None,
+            "state": None,
+            "rules": [],
+            "obligations": [],
+            "voids": [],
+        }
+        steps.append(step)
+        place = None
+        if e.withdrawn_by is not None:
+            step["marked"] = "withdrawn"
+            step["note"] = f"withdrawn by correction [{e.withdrawn_by}]: not counted"
+            continue
+        if e.kind == EventKind.CORRECTION.value:
+            target = str(e.fields().get("withdraws", ""))
+            what = kinds.get(target)
+            step["marked"] = "correction"
+            step["note"] = f"withdraws [{target}]" + (
+                f" ({what.kind} at {what.occurred_at.isoformat()}), left out of the replay"
+                if what is not None
+                else ""
+            )
+            step["state"] = _state(state, victims)
+            continue
+        if e.kind == EventKind.VICTIM_REGISTERED.value:
+            body = e.fields()
+            ref = str(body.get("victim_ref"))
+            victims[ref] = VictimFacts(
+                ref,
+                bool(body.get("wants_information")),
+                bool(body.get("spoke_in_court")),
+                e.occurred_at,
+            )
+            step["marked"] = "victim_registration"
+            step["note"] = (
+                f"victim {ref} registered: "
+                f"{'wants' if victims[ref].wants_information else 'does not want'} information, "
+                f"{'spoke' if victims[ref].spoke_in_court else 'did not speak'} in court"
+            )
+        elif e.kind in DETENTION_KIND_VALUES:
+            event = parse_line(e.text(), rd=rd)
+            state = apply_event(state, event)
+            counted.append(e)
+            place = event.fields.get("leave_municipality")
+        else:
+            step["note"] = "not a detention event: changes nothing here"
+        step["state"] = _state(state, victims)
+        if state is None:
+            continue
+        facts = facts_from_events(
+            state,
+            counted,
+            victims=[victims[k] for k in sorted(victims)],
+            birth_date=final.birth_date,
+            back_in_detention_at=final.back_in_detention_at,
+        )
+        happening = Happening(e.event_id, e.kind, e.occurred_at, place)
+        then = evaluate_period(rules, facts, [happening])
+        step["rules"] = [
+            {"rule_id": rule_id, "fired": fired, "why": why}
+            for event_id, rule_id, fired, why in then.trace
+            if event_id == e.event_id
+        ]
+        now = {r.key: r for r in reversed(then.required)}  # the first of a key counts
+        step["obligations"] = _changes(before, now)
+        step["voids"] = [
+            {"rule_id": r, "occurrence": o, "why": w}
+            for r, o, w in _distinct_voids(then.voids)
+            if (r, o, w) not in voided
+        ]
+        voided.update(_distinct_voids(then.voids))
+        before = now
+    return steps, before
+
+
+def _state(state: PeriodState | None, victims: dict[str, VictimFacts]) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "status": state.status,
+        "title": state.title,
+        "sentence_days": state.sentence_days,
+        "planned_release_date": state.planned_release_date,
+        "residence_municipality": state.residence_municipality,
+        "return_municipality": state.return_municipality,
+        "release_kind": state.release_kind,
+        "ended_at": state.ended_at,
+        "victims": sorted(victims),
+    }
+
+
+def _required(r: Required) -> dict[str, Any]:
+    return {
+        "key": r.key,
+        "rule_id": r.rule.id,
+        "occurrence": r.occurrence,
+        "recipient_kind": r.rule.recipient,
+        "recipient_ref": r.recipient_ref,
+        "planned_for": r.planned_for,
+        "due_at": r.due_at,
+        "late": r.late,
+        "late_reason": r.late_reason,
+        "cause_event_id": r.cause_event_id,
+        "why": r.facts.get("scope"),
+    }
+
+
+def _changes(before: dict[str, Required], now: dict[str, Required]) -> list[dict[str, Any]]:
+    """How the obligations the facts require changed with one event."""
+    out: list[dict[str, Any]] = []
+    for key, r in now.items():
+        old = before.get(key)
+        if old is None:
+            out.append({"change": "new", **_required(r), "fields": []})
+            continue
+        was, then = _required(old), _required(r)
+        changed = [k for k in COMPARED if was[k] != then[k]]
+        if changed:
+            out.append({"change": "changed", **then, "fields": changed, "was": was})
+    for key, r in before.items():
+        if key not in now:
+            out.append({"change": "no longer required", **_required(r), "fields": []})
+    return out
+
+
+def _distinct_voids(voids: Sequence[tuple[str, str, str, str]]) -> list[tuple[str, str, str]]:
+    """The rules' voids, each once: a death voids every leave and release rule once (not once
+    per rule that hears of the death, and not again as "period deceased")."""
+    out: list[tuple[str, str, str]] = []
+    everything: set[str] = set()
+    seen: set[tuple[str, str]] = set()
+    for _, rule_id, occurrence, _why in voids:
+        if occurrence == "*":
+            everything.add(rule_id)
+    for _, rule_id, occurrence, why in voids:
+        if (rule_id, occurrence) in seen or (occurrence != "*" and rule_id in everything):
+            continue
+        seen.add((rule_id, occurrence))
+        out.append((rule_id, occurrence, why))
+    return out
+
+
+def _void_reason(rule_id: str, occurrence: str, voids: list[tuple[str, str, str]]) -> str | None:
+    for r, o, why in voids:
+        if r == rule_id and o in ("*", occurrence):
+            return why
+    return None
+
+
+def _side_by_side(
+    evaluation: Evaluation, stored: list[dict[str, Any]], notices: dict[int, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Each obligation stored or required now: both versions and what differs."""
+    required = {r.key: r for r in reversed(evaluation.required)}
+    voids = _distinct_voids(evaluation.voids)
+    rows = {o["key"]: o for o in stored}
+    out: list[dict[str, Any]] = []
+    for key in sorted(set(rows) | set(required)):
+        o, r = rows.get(key), required.get(key)
+        mine = None if r is None else _required(r)
+        kept = None
+        if o is not None:
+            kept = {k: o[k] for k in ("id", "status", "version", "void_reason", "backfilled")}
+            kept.update({k: o[k] for k in COMPARED})
+            kept["planned_for"] = _at(o["planned_for"])
+            kept["due_at"] = _at(o["due_at"])
+            kept["notices"] = notices.get(o["id"], [])
+        differences: list[str] = []
+        if kept is None:
+            differences.append("missing")
+        elif mine is None:
+            if kept["status"] != "voided":
+                differences.append("not required")
+        elif kept["status"] == "voided":
+            differences.append("voided but required")
+        else:
+            compared = COMPARED if not kept["backfilled"] else COMPARED[:3] + COMPARED[5:]
+            differences.extend(k for k in compared if kept[k] != mine[k])
+        if r is not None:
+            rule_id, occurrence, recipient = r.rule.id, r.occurrence, r.rule.recipient
+        else:  # a key comes from one side or both
+            o = rows[key]
+            rule_id, occurrence, recipient = o["rule_id"], o["occurrence"], o["recipient_kind"]
+        out.append(
+            {
+                "key": key,
+                "rule_id": rule_id,
+                "occurrence": occurrence,
+                "recipient_kind": recipient,
+                "stored": kept,
+                "recomputed": mine,
+                "void": _void_reason(rule_id, occurrence, voids) if mine is None else None,
+                "differences": differences,
+            }
+        )
+    out.sort(key=lambda c: ((c["recomputed"] or c["stored"])["due_at"] or _EPOCH, c["key"]))
+    return out
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _at(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _notices(conn: Connection, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each obligation's notices (first notice, changes, corrections, reminders) in order."""
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    d = deliveries.c
+    for chunk in chunks(list(ids)):
+        for r in conn.execute(
+            select(d.obligation_id, d.notice, d.obligation_version, d.channel, d.status)
+            .where(among(conn, d.obligation_id, chunk))
+            .order_by(d.id)
+        ):
+            out[r.obligation_id].append(
+                {
+                    "notice": r.notice,
+                    "version": r.obligation_version,
+                    "channel": r.channel,
+                    "status": r.status,
+                }
+            )
+    return dict(out)
 
 
 def list_obligations(

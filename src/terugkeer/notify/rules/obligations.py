@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from terugkeer.db.bulk import among, chunks, insert_rows, reserve_ids, update_rows
+from terugkeer.detention.periods import PeriodState
 from terugkeer.detention.tables import (
     detention_periods,
     feed_events,
@@ -30,7 +31,6 @@ from terugkeer.notify.rules.evaluate import (
     VictimFacts,
 )
 from terugkeer.notify.tables import deliveries, notify_endpoints, obligations
-from terugkeer.security.crypto import open_body
 from terugkeer.security.crypto import open_body
 
 TERMINAL = ("voided",)
@@ -174,36 +174,101 @@ class _History:
         f.municipality_since = self.municipality_since
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One of a period's events as stored; ``body`` as kept (read it with :meth:`fields`)."""
+
+    period_ref: str
+    event_id: str
+    kind: str
+    occurred_at: datetime
+    received_at: datetime
+    body: str
+    withdrawn_by: str | None = None
+
+    def text(self) -> str:
+        """The message as received (decrypted when it was stored encrypted)."""
+        return open_body(self.body, self.event_id)
+
+    def fields(self) -> dict[str, Any]:
+        """The message as received, parsed as JSON."""
+        parsed: dict[str, Any] = json.loads(self.text())
+        return parsed
+
+
+def stored_events(
+    conn: Connection,
+    refs: Sequence[str],
+    kinds: Sequence[str] | None = HISTORY_KINDS,
+    *,
+    withdrawn: bool = False,
+) -> dict[str, list[StoredEvent]]:
+    """Each period's stored events of ``kinds`` (None: every kind) in event order (the
+    fold's order: time, kind rank, event id); withdrawn ones too when ``withdrawn``. The one
+    query of a period's history: the rules' facts, the backfill's view and ``notify explain``
+    read it."""
+    rows: dict[str, list[StoredEvent]] = defaultdict(list)
+    e = feed_events.c
+    for chunk in chunks(list(refs)):
+        stmt = select(
+            e.period_ref, e.event_id, e.kind, e.occurred_at, e.received_at, e.body, e.withdrawn_by
+        ).where(among(conn, e.period_ref, chunk))
+        if kinds is not None:
+            stmt = stmt.where(e.kind.in_(kinds))
+        if not withdrawn:
+            stmt = stmt.where(e.withdrawn_by.is_(None))
+        for r in conn.execute(stmt):
+            rows[r.period_ref].append(StoredEvent(*r))
+    for found in rows.values():
+        found.sort(key=lambda r: (r.occurred_at, _RANK.get(r.kind, len(_RANK)), r.event_id))
+    return dict(rows)
+
+
+def history_of(events: Sequence[StoredEvent]) -> _History:
+    """A period's history from its non-withdrawn events, in event order."""
+    h = _History()
+    for r in events:
+        if r.kind in HISTORY_KINDS:
+            body = {} if r.kind in ("escape", "recapture", "death") else r.fields()
+            h.add(r.kind, r.event_id, r.occurred_at, body)
+    return h
+
+
 def _histories(conn: Connection, refs: Sequence[str]) -> dict[str, _History]:
     """Each period's history in event order (the fold's order: time, kind rank, event id)."""
-    rows: dict[str, list[Any]] = defaultdict(list)
-    for chunk in chunks(list(refs)):
-        for r in conn.execute(
-            select(
-                feed_events.c.period_ref,
-                feed_events.c.event_id,
-                feed_events.c.kind,
-                feed_events.c.occurred_at,
-                feed_events.c.body,
-            ).where(
-                among(conn, feed_events.c.period_ref, chunk),
-                feed_events.c.kind.in_(HISTORY_KINDS),
-                feed_events.c.withdrawn_by.is_(None),
-            )
-        ):
-            rows[r.period_ref].append(r)
-    out: dict[str, _History] = {}
-    for ref, found in rows.items():
-        found.sort(key=lambda r: (r.occurred_at, _RANK[r.kind], r.event_id))
-        h = out[ref] = _History()
-        for r in found:
-            body = (
-                {}
-                if r.kind in ("escape", "recapture", "death")
-                else json.loads(open_body(r.body, r.event_id))
-            )
-            h.add(r.kind, r.event_id, r.occurred_at, body)
-    return out
+    return {ref: history_of(found) for ref, found in stored_events(conn, refs).items()}
+
+
+def facts_from_events(
+    state: PeriodState,
+    events: Sequence[StoredEvent],
+    *,
+    victims: Sequence[VictimFacts] = (),
+    birth_date: date | None = None,
+    back_in_detention_at: datetime | None = None,
+) -> PeriodFacts:
+    """The facts the rules look at for a period in ``state`` (the fold of ``events``), from
+    its non-withdrawn ``events`` in event order, as :func:`period_facts` reads them from the
+    store: ``notify explain`` replays a period event by event with it."""
+    f = PeriodFacts(
+        period_ref=state.period_ref,
+        title=state.title,
+        sentence_days=state.sentence_days,
+        categories=frozenset(o.category for o in state.offences),
+        birth_date=birth_date if birth_date is not None else state.birth_date,
+        intake_at=state.intake_at,
+        status=state.status,
+        residence_municipality=state.residence_municipality,
+        return_municipality=state.return_municipality,
+        planned_release_date=state.planned_release_date,
+        release_kind=state.release_kind,
+        ended_at=state.ended_at,
+        last_event_id=state.last_event_id,
+        victims=tuple(victims),
+        back_in_detention_at=back_in_detention_at,
+    )
+    history_of(events).fill(f)
+    return f
 
 
 def _back_in_detention(
