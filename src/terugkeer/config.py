@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     log_tee: str = ""
     # comma-separated id:base64key pairs; the last one encrypts (see security/crypto.py)
     encryption_keys: str = Field(default="", repr=False)
+    # a file holding the same id:base64key list (commas or lines); when set it is used instead,
+    # and a running process picks up a changed file without a restart (security/crypto.py)
+    encryption_keys_file: str = ""
+    # the append-only file the worker writes signed checkpoints of the audit log's head to
+    # (security/audit.py); `audit verify` checks the chain against the last one
+    audit_checkpoint_file: str = ""
     rules_file: str = Field(default="", description="notification rule file; default: shipped")
     # feed watch: silence of a source (in working hours, Mon-Fri) before an alert
     feed_silence_hours: float = Field(default=24.0, gt=0)

@@ -18,6 +18,7 @@ from terugkeer.detention.tables import (
     reconvictions,
     victims,
 )
+from terugkeer.security.crypto import open_raw, seal_waits_for
 from tests.feedutil import BSN, BSN2, T0, intake, lines, msg
 
 
@@ -98,7 +99,7 @@ def test_same_event_id_with_other_content_is_a_conflict(engine: Engine) -> None:
     (row,) = open_quarantine(engine)
     assert row.reason == "conflict"
     assert row.event_id == "e1"
-    assert '"sentence_days": 10' in row.raw
+    assert '"sentence_days": 10' in open_raw(row.raw)  # kept encrypted
     # ...and within one file as well
     result = ingest_text(engine, lines(release("e9", 400), release("e9", 401)))
     assert (result.applied, result.quarantined) == (1, 1)
@@ -231,7 +232,9 @@ def test_victims_and_reconvictions(engine: Engine) -> None:
     )
     result = ingest_text(engine, lines(victim, conviction))
     assert result.quarantined == 2
-    assert {r.waits_for for r in open_quarantine(engine)} == {"period:P1", f"person:bsn:{BSN}"}
+    # a person waited for by BSN is kept as a keyed digest, not the BSN
+    waiting = {"period:P1", seal_waits_for(f"person:bsn:{BSN}")}
+    assert {r.waits_for for r in open_quarantine(engine)} == waiting
     result = ingest_text(engine, lines(intake("e1"), release("e2", 400)))
     assert result.unparked == 2
     assert count(engine, victims) == 1
@@ -288,7 +291,7 @@ def test_files_in_jsonl_and_csv_with_bad_lines_kept(engine: Engine, tmp_path: Pa
         ("feed.jsonl", 3, "invalid_json"),
         ("feed.csv", 3, "naive_timestamp"),
     ]
-    assert "\\xff" in rows[1].raw
+    assert "\\xff" in open_raw(rows[1].raw)
     assert rows[2].format == "csv"
     assert period(engine).status == "released"
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import base64
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
+import pyotp
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
-from terugkeer.config import Settings
+from terugkeer.config import Settings, get_settings
 from terugkeer.detention.contacts import rotate, victim_contact
 from terugkeer.detention.ingest import ingest_text
-from terugkeer.detention.tables import victims
+from terugkeer.detention.quarantine import list_quarantine
+from terugkeer.detention.tables import feed_events, quarantine, victims
+from terugkeer.security.accounts import add_user, sign_in, totp_secret
 from terugkeer.security.actor import Actor
 from terugkeer.security.crypto import (
     DecryptError,
@@ -18,10 +24,17 @@ from terugkeer.security.crypto import (
     KeyConfigError,
     check_production_settings,
     cipher_from_settings,
+    field_cipher,
     generate_key,
+    open_body,
     parse_keys,
+    reload_keys,
 )
+from terugkeer.security.tables import users
+from tests.conftest import metadata
 from tests.feedutil import intake, lines, msg
+
+PASSWORD = "een heel lang wachtwoord"
 
 TEST = Actor.system("test", "testing")
 
@@ -101,8 +114,157 @@ def test_contact_details_are_stored_encrypted_and_rotated(engine: Engine) -> Non
         (*cipher_from_settings(Settings()).keys, ("k2", parse_keys(f"k2:{K2}")[0][1]))
     )
     report = rotate(engine, dev_and_new, actor=TEST)
-    assert (report.active_key, report.rewritten, report.already_current) == ("k2", 1, 0)
-    assert rotate(engine, dev_and_new, actor=TEST).already_current == 1
+    # the contact details and the victim registration's raw message
+    assert (report.active_key, report.rewritten, report.already_current) == ("k2", 2, 0)
+    assert report.parts["victims.contact"] == (1, 0)
+    assert report.parts["feed_events.body"] == (1, 0)
+    assert rotate(engine, dev_and_new, actor=TEST).already_current == 2
     assert (
         victim_contact(engine, "V1", cipher(f"k2:{K2}"), actor=TEST)["email"] == "een@example.org"
     )
+
+
+# -- personal data only where it is protected (issue 13, findings 1 and 4) ----------------------
+
+SECRET_NAME = "Slachtoffer Geheimhouding"
+SECRET_EMAIL = "geheim.slachtoffer@example.org"
+SECRET_PHONE = "0612349876"
+SECRET_ADDRESS = "Verstopstraat 17, Ergens"
+QUARANTINE_BSN = "123456782"  # passes the 11-proef; only ever in refused or parked messages
+
+
+def in_clear(engine: Engine, needles: list[str]) -> list[str]:
+    """Every (table.column) of the store holding one of ``needles`` in clear."""
+    found = []
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                for column, value in row._mapping.items():
+                    text = str(value)
+                    found += [f"{table.name}.{column}: {n}" for n in needles if n in text]
+    return found
+
+
+def use_key_file(path: Path, spec: str) -> None:
+    """Write the key file; a new modification time, as an editor or a deployment gives."""
+    path.write_text(spec + "\n", encoding="utf-8")
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+@pytest.fixture
+def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    path = tmp_path / "keys"
+    use_key_file(path, f"k1:{K1}")
+    monkeypatch.setenv("TERUGKEER_ENCRYPTION_KEYS_FILE", str(path))
+    get_settings.cache_clear()
+    reload_keys()
+    yield path
+    monkeypatch.delenv("TERUGKEER_ENCRYPTION_KEYS_FILE")
+    get_settings.cache_clear()
+    reload_keys()
+
+
+def test_no_personal_data_in_clear_after_ingest_quarantine_and_rotation(
+    engine: Engine, key_file: Path
+) -> None:
+    contact = {
+        "name": SECRET_NAME,
+        "email": SECRET_EMAIL,
+        "phone": SECRET_PHONE,
+        "address": SECRET_ADDRESS,
+    }
+    victim = dict(source="OM-IDV", relation="victim", spoke_in_court=True, wants_information=True)
+    add_user(engine, "idv", "idv_officer", PASSWORD)
+    secret = totp_secret(engine, "idv")
+    assert secret is not None
+    ingest_text(
+        engine,
+        lines(
+            intake("e1"),
+            msg("victim_registered", "v1", 2, victim_ref="V1", contact=contact, **victim),
+            # parked: its period has no intake yet
+            msg("victim_registered", "v2", 2, "P9", victim_ref="V2", contact=contact, **victim),
+            # refused: a name too long, the value kept for the operator
+            msg(
+                "victim_registered", "v3", 2, victim_ref="V3", **victim,
+                contact={**contact, "name": SECRET_NAME + "x" * 300},
+            ),
+            # parked: a reconviction of a person with no detention on record, by BSN
+            msg(
+                "reconviction", "r1", 3, None, bsn=QUARANTINE_BSN, source="JUSTID-JD",
+                case_ref="C1", offence_date="2026-01-01", category="overig_geweld",
+                statutory_max_years=4, decision="conviction", custodial=True,
+            ),
+            # refused: an unknown source
+            msg("intake", "x1", 1, "P8", bsn=QUARANTINE_BSN, source="NERGENS"),
+        ),
+    )  # fmt: skip
+    needles = [SECRET_NAME, SECRET_EMAIL, SECRET_PHONE, SECRET_ADDRESS, QUARANTINE_BSN, secret]
+    assert in_clear(engine, needles) == []
+    # the quarantine shows what it holds, decrypted, to whoever may read it
+    shown = " ".join(e.raw + (e.value or "") for e in list_quarantine(engine, actor=TEST))
+    assert QUARANTINE_BSN in shown
+    assert SECRET_EMAIL in shown
+    assert SECRET_NAME in shown
+
+    # a row written before raw messages were encrypted: rotation encrypts it
+    with engine.begin() as conn:
+        plain = open_body(
+            conn.execute(
+                select(feed_events.c.body).where(feed_events.c.event_id == "v1")
+            ).scalar_one(),
+            "v1",
+        )
+        conn.execute(update(feed_events).where(feed_events.c.event_id == "v1").values(body=plain))
+    assert in_clear(engine, needles) != []
+
+    # rotation: a new key in, everything re-encrypted by `keys rotate` (another process), the
+    # old key out; this process (a running server) is not restarted
+    running = field_cipher()
+    assert running.active_id == "k1"
+    use_key_file(key_file, f"k1:{K1}\nk2:{K2}")
+    report = rotate(engine, cipher_from_settings(get_settings()), actor=TEST)
+    assert report.active_key == "k2"
+    assert report.parts["users.totp_secret"] == (1, 0)
+    assert report.parts["victims.contact"] == (1, 0)
+    assert report.parts["feed_events.body"][0] >= 1
+    use_key_file(key_file, f"k2:{K2}")
+    assert field_cipher().keys == (("k2", parse_keys(f"k2:{K2}")[0][1]),)
+
+    assert in_clear(engine, needles) == []
+    with engine.connect() as conn:
+        for stored in (
+            conn.execute(select(victims.c.contact)).scalar_one(),
+            conn.execute(select(users.c.totp_secret).where(users.c.name == "idv")).scalar_one(),
+            *conn.execute(select(quarantine.c.raw)).scalars(),
+            *conn.execute(
+                select(feed_events.c.body).where(feed_events.c.kind == "victim_registered")
+            ).scalars(),
+        ):
+            assert stored.startswith("enc:v1:k2:")
+    # sign-in with the second factor and the victim's contact details work under the new key
+    session = sign_in(engine, "idv", PASSWORD, "10.0.0.1", pyotp.TOTP(secret).now())
+    assert session.principal.name == "idv"
+    assert victim_contact(engine, "V1", actor=TEST)["phone"] == SECRET_PHONE
+    # the parked reconviction still wakes when its person arrives (its digest was re-keyed)
+    result = ingest_text(engine, lines(intake("e9", 5, "P3", bsn=QUARANTINE_BSN)))
+    assert (result.applied, result.unparked) == (1, 1)
+    reasons = sorted(e.reason for e in list_quarantine(engine, actor=TEST))
+    assert reasons == ["invalid_value", "unknown_institution", "unknown_period"]
+
+
+def test_a_running_process_reads_a_changed_key_file(key_file: Path) -> None:
+    sealed = field_cipher().encrypt("geheim", "c")
+    use_key_file(key_file, f"k1:{K1}, k2:{K2}")
+    assert field_cipher().active_id == "k2"
+    assert field_cipher().decrypt(sealed, "c") == "geheim"
+    use_key_file(key_file, f"k2:{K2}")
+    with pytest.raises(DecryptError, match="no configured key"):
+        field_cipher().decrypt(sealed, "c")
+
+
+def test_a_missing_key_file_stops_the_start(tmp_path: Path) -> None:
+    settings = Settings(environment="production", encryption_keys_file=str(tmp_path / "none"))
+    with pytest.raises(KeyConfigError, match="cannot be read"):
+        check_production_settings(settings)

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, select, update
 
 from terugkeer.db.bulk import (
     among,
@@ -30,7 +30,7 @@ from terugkeer.detention.tables import (
 )
 from terugkeer.domain.codes import EventKind
 from terugkeer.domain.events import FeedEvent
-from terugkeer.security.crypto import contact_context, field_cipher
+from terugkeer.security.crypto import contact_context, field_cipher, seal_body
 
 PERIOD_COLUMNS = (
     "period_ref",
@@ -139,6 +139,7 @@ def write_batch(batch: Batch) -> None:
             for i, o in enumerate(p.state.offences)
         ],
     )
+    cipher = field_cipher()
     insert_rows(
         conn,
         feed_events,
@@ -151,7 +152,7 @@ def write_batch(batch: Batch) -> None:
                 e.occurred_at,
                 batch.now,
                 e.period_ref,
-                e.body,
+                seal_body(e.kind.value, e.event_id, e.body, cipher),
                 e.body_hash,
                 batch.withdrawn.get(e.event_id),
             )
@@ -296,14 +297,15 @@ def _undo_withdrawn_records(batch: Batch, event_ids: list[str]) -> None:
             select(table.c[key], table.c.id).where(among(batch.conn, table.c.event_id, event_ids))
         ).all()
         for ref, row_id in refs:
+            where = _registrations_of(batch.conn, kind, ref)
             batch.conn.execute(delete(table).where(table.c.id == row_id))
             remaining = [
                 stored_event(r, batch.rd)
                 for r in batch.conn.execute(
-                    select(feed_events.c.body).where(
+                    select(feed_events.c.event_id, feed_events.c.body).where(
                         feed_events.c.kind == kind.value,
                         feed_events.c.withdrawn_by.is_(None),
-                        feed_events.c.body.contains(ref),
+                        where,
                     )
                 )
             ]
@@ -312,3 +314,20 @@ def _undo_withdrawn_records(batch: Batch, event_ids: list[str]) -> None:
                 _write_victims(batch, remaining)
             else:
                 _write_reconvictions(batch, remaining)
+
+
+def _registrations_of(conn: Connection, kind: EventKind, ref: str) -> Any:
+    """Where the stored registrations of ``ref`` can be (read before its row is deleted): a
+    reconviction's body names its case (searched as text); a victim registration's body is
+    encrypted (``security/crypto.py``), so its registrations are looked for among the periods
+    of the person whose period the stored registration names."""
+    if kind is not EventKind.VICTIM_REGISTERED:
+        return feed_events.c.body.contains(ref)
+    person = conn.execute(
+        select(detention_periods.c.person_id)
+        .join(victims, victims.c.period_id == detention_periods.c.id)
+        .where(victims.c.victim_ref == ref)
+    ).scalar_one()
+    return feed_events.c.period_ref.in_(
+        select(detention_periods.c.period_ref).where(detention_periods.c.person_id == person)
+    )

@@ -20,6 +20,7 @@ from terugkeer.detention.ingest import (
 from terugkeer.detention.tables import quarantine
 from terugkeer.domain import render
 from terugkeer.security.actor import Actor
+from terugkeer.security.crypto import field_cipher, open_raw, open_value
 
 STATUSES = ("open", "applied", "all")
 
@@ -70,6 +71,7 @@ def list_quarantine(
     stmt = _query(status, reason, None)
     if limit:
         stmt = stmt.limit(limit)
+    cipher = field_cipher()
     with engine.begin() as conn:
         entries = [
             QuarantineEntry(
@@ -80,12 +82,12 @@ def list_quarantine(
                 event_id=r.event_id,
                 reason=r.reason,
                 field=r.field,
-                value=r.value,
+                value=open_value(r.value, cipher),
                 message=r.message,
                 waits_for=r.waits_for,
                 status=r.status,
                 attempts=r.attempts,
-                raw=r.raw,
+                raw=open_raw(r.raw, cipher),
             )
             for r in conn.execute(stmt)
         ]
@@ -122,5 +124,9 @@ def replay(
         rows = conn.execute(_query("open", reason, ids)).all()
         if actor is not None:
             actor.record(conn, "update", "quarantine", (r.id for r in rows))
-    items = [Item(r.line_no, r.origin, r.raw, r.format, quarantine_id=r.id) for r in rows]
+    cipher = field_cipher()
+    items = [
+        Item(r.line_no, r.origin, open_raw(r.raw, cipher), r.format, quarantine_id=r.id)
+        for r in rows
+    ]
     return ingest_items(engine, items, batch_size=batch_size, progress=progress, hooks=hooks)

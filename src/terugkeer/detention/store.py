@@ -16,6 +16,7 @@ from terugkeer.domain.codes import DETENTION_KINDS, PeriodStatus
 from terugkeer.domain.events import FeedEvent
 from terugkeer.domain.refdata import refdata
 from terugkeer.security.actor import Actor
+from terugkeer.security.crypto import open_body
 
 _PERIOD_SQL = (
     "SELECT p.id, p.person_id, p.period_ref, s.bsn, s.prison_number, p.source, p.institution,"
@@ -84,12 +85,15 @@ def derive_periods(conn: Connection) -> dict[str, PeriodState]:
     withdrawn_refs: set[str] = set()
     kinds = [k.value for k in DETENTION_KINDS]
     for row in conn.execute(
-        select(feed_events.c.period_ref, feed_events.c.body, feed_events.c.withdrawn_by).where(
-            feed_events.c.kind.in_(kinds)
-        )
+        select(
+            feed_events.c.period_ref,
+            feed_events.c.event_id,
+            feed_events.c.body,
+            feed_events.c.withdrawn_by,
+        ).where(feed_events.c.kind.in_(kinds))
     ):
         if row.withdrawn_by is None:
-            events[row.period_ref].append(parse_line(row.body, rd=rd))
+            events[row.period_ref].append(parse_line(open_body(row.body, row.event_id), rd=rd))
         else:
             withdrawn_refs.add(row.period_ref)
     out: dict[str, PeriodState] = {}

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from terugkeer.domain.refdata import refdata
 from terugkeer.security import audit
 from terugkeer.security.actor import Actor
-from terugkeer.security.crypto import field_cipher
+from terugkeer.security.crypto import field_cipher, totp_context
 from terugkeer.security.passwords import (
     hash_password,
     new_totp_secret,
@@ -49,7 +49,7 @@ def _sha(token: str) -> str:
 
 
 def _totp_context(name: str) -> str:
-    return f"users.totp_secret:{name}"
+    return totp_context(name)  # `keys rotate` (detention/contacts.py) uses the same
 
 
 @dataclass(frozen=True)
