@@ -5,6 +5,7 @@ require in the outbox when the answer returns."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from terugkeer.config import get_settings
-from terugkeer.detention.tables import feed_events, quarantine
+from terugkeer.detention.store import check_periods
+from terugkeer.detention.tables import detention_periods, feed_events, quarantine
 from terugkeer.notify.tables import deliveries, obligations
 from terugkeer.security.accounts import add_user, create_token
 from terugkeer.security.tables import audit_log
@@ -185,6 +187,34 @@ def test_the_same_batch_posted_again_changes_nothing(
     assert outcomes(first) == ["applied", "applied", "quarantined"]
     assert outcomes(second) == ["duplicate", "duplicate", "quarantined"]
     assert [count(engine, t) for t in tables] == before
+
+
+def test_deliveries_at_the_same_time_are_applied_one_after_the_other(
+    engine: Engine, client: TestClient, feed: dict[str, str]
+) -> None:
+    """Several senders at once on one period: every event applied and the period as the fold
+    of its events (a batch reads the period and writes it back: one writer at a time)."""
+    post(client, feed, [intake("e0")])
+    bodies = [
+        [
+            msg(
+                "release_date_set",
+                f"e{n}",
+                1 + n,
+                planned_release_date=f"2026-0{1 + n % 9}-10",
+            )
+        ]
+        for n in range(1, 9)
+    ]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda body: post(client, feed, body), bodies))
+    assert [outcomes(r) for r in results] == [["applied"]] * 8
+    with engine.connect() as conn:
+        assert check_periods(conn) == []
+        row = conn.execute(
+            select(detention_periods.c.event_count, detention_periods.c.last_event_id)
+        ).one()
+    assert (row.event_count, row.last_event_id) == (9, "e8")
 
 
 def test_each_delivery_has_one_audit_row_by_the_sender(
