@@ -25,6 +25,7 @@ VALID = [
         leave_municipality="GM0344",
     ),
     msg("correction", "e5", 30, withdraws="e4"),
+    msg("correction", "e6", 30, period=None, withdraws="e4"),  # the period is the event's
     msg(
         "reconviction",
         "r1",
@@ -64,6 +65,12 @@ INVALID: list[dict[str, Any]] = [
     },
     msg("release", "x7", 1, release_kind="escaped"),
     {**intake("x8"), "offences": []},
+    # what no store can hold (issue 12)
+    {**intake("x9"), "period": "P\x0028"},
+    {**intake("x10"), "person": {"prison_number": "D\ud8001"}},
+    {**intake("x11"), "occurred_at": "0001-01-01T00:00:00+14:00"},
+    {**intake("x12"), "planned_release_date": "9999-12-31"},
+    {**msg("correction", "x13", 30, withdraws="e\x001")},
 ]
 
 

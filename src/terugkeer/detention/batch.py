@@ -7,6 +7,7 @@ A :class:`Batch` loads what its events refer to, applies each event (or raises t
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -24,13 +25,23 @@ from terugkeer.detention.tables import feed_events
 from terugkeer.domain.codes import DETENTION_KINDS, EventKind, PeriodStatus
 from terugkeer.domain.events import FeedError, FeedEvent
 from terugkeer.domain.refdata import RefData
-from terugkeer.security.crypto import open_body
+
+
+WAITS_FOR_LENGTH = 80  # quarantine.waits_for
+
+
+def event_key(event_id: str) -> str:
+    """What a correction of ``event_id`` waits for: ``event:ID``, or for an id too long for
+    ``quarantine.waits_for`` a digest of it."""
+    key = f"event:{event_id}"
+    if len(key) <= WAITS_FOR_LENGTH:
+        return key
+    return "event#" + hashlib.blake2b(event_id.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def stored_event(row: Any, rd: RefData) -> FeedEvent:
-    """A stored event (a row with its ``event_id`` and ``body``) parsed again; an encrypted
-    body is opened first (``security/crypto.py``)."""
-    return parse_line(open_body(row.body, row.event_id), 0, "store", rd)
+    """A stored event (a row with its ``body``) parsed again."""
+    return parse_line(row.body, 0, "store", rd)
 
 
 @dataclass(slots=True)
@@ -119,9 +130,7 @@ class Batch:
         if event_id in self.accepted_ids:
             return self.accepted_ids[event_id]
         row = self.conn.execute(
-            select(feed_events.c.event_id, feed_events.c.body).where(
-                feed_events.c.event_id == event_id
-            )
+            select(feed_events.c.body).where(feed_events.c.event_id == event_id)
         ).first()
         return None if row is None else stored_event(row, self.rd)
 
@@ -135,7 +144,7 @@ class Batch:
             if error.waits_for is None and event.period_ref:
                 error.waits_for = f"period:{event.period_ref}"
             raise
-        self.touched.add(f"event:{event.event_id}")
+        self.touched.add(event_key(event.event_id))
         if event.period_ref:
             self.touched.add(f"period:{event.period_ref}")
 
@@ -257,7 +266,7 @@ class Batch:
                 continue
             for e in group:
                 self._accept(e)
-                self.touched.add(f"event:{e.event_id}")
+                self.touched.add(event_key(e.event_id))
             self.touched.add(f"period:{ref}")
             return {e.event_id for e in group}
         return set()
@@ -266,7 +275,7 @@ class Batch:
         """All non-withdrawn detention events of a period: stored and accepted in this batch."""
         out: dict[str, FeedEvent] = {}
         for row in self.conn.execute(
-            select(feed_events.c.event_id, feed_events.c.body).where(
+            select(feed_events.c.body).where(
                 feed_events.c.period_ref == ref, feed_events.c.withdrawn_by.is_(None)
             )
         ):
@@ -314,7 +323,7 @@ class Batch:
                 f"correction [{event.event_id}] withdraws event [{target_id}], which is not on record",
                 field="withdraws",
                 value=target_id,
-                waits_for=f"event:{target_id}",
+                waits_for=event_key(target_id),
             )
         stored = self.conn.execute(
             select(feed_events.c.withdrawn_by).where(feed_events.c.event_id == target_id)
@@ -330,6 +339,10 @@ class Batch:
             raise FeedError(
                 "sequence", "a correction cannot be withdrawn", field="withdraws", value=target_id
             )
+        if event.period_ref is None and target.period_ref is not None:
+            # A correction need not name the period: it is the withdrawn event's.
+            event.period_ref = target.period_ref
+            self.load([event])
         if target.period_ref != event.period_ref:
             raise FeedError(
                 "sequence",

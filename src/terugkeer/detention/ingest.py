@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from terugkeer.db.bulk import select_in
-from terugkeer.detention.batch import MAX_GROUP_SEARCH, Batch
+from terugkeer.detention.batch import MAX_GROUP_SEARCH, Batch, event_key
 from terugkeer.detention.batch_write import (
     EVENT_COLUMNS,
     PERIOD_COLUMNS,
@@ -42,7 +42,6 @@ from terugkeer.detention.parse import parse_line
 from terugkeer.domain.codes import DETENTION_KINDS
 from terugkeer.domain.events import FeedError, FeedEvent
 from terugkeer.domain.refdata import RefData, refdata
-from terugkeer.security.crypto import open_body
 
 ProgressCallback = Callable[[int], None]
 
@@ -109,6 +108,7 @@ def process_batch(
     hooks: Sequence[BatchHook] = (),
     *,
     keep_outcomes: bool = False,
+    wake: bool = True,
 ) -> IngestResult:
     """Apply ``items`` inside the caller's transaction ``conn``; with ``keep_outcomes`` the
     result lists each message's :class:`Outcome`.
@@ -116,8 +116,14 @@ def process_batch(
     Events are applied in event-time order. A message that fails while waiting for something
     (its period's intake, an earlier event of its period, its person) is retried in the same
     batch whenever that thing changes, and otherwise parked in quarantine for later batches.
+    Parked messages waiting for what the batch applies are taken up in it, unless ``wake`` is
+    false (see :func:`_alone`).
     """
     rd = rd or refdata()
+
+    def take_up(keys: Iterable[str]) -> list[Item]:
+        return parked_items(conn, keys) if wake else []
+
     batch = Batch(conn, rd, datetime.now(UTC))
     pending: list[tuple[Item, FeedEvent]] = []
     # content of each event admitted, as parsed (applying fills in a BSN or a correction's period)
@@ -165,9 +171,9 @@ def process_batch(
             known = stored.get(event.event_id)
             if known is None:
                 new.append((item, event))
-            elif known[0] == event.body_hash or _content(
-                parse_line(open_body(known[1], event.event_id), rd=rd)
-            ) == _content(event):
+            elif known[0] == event.body_hash or _content(parse_line(known[1], rd=rd)) == _content(
+                event
+            ):
                 duplicates.append(item)
                 batch.outcomes[id(item)] = (item, None, event.event_id)
             else:
@@ -199,7 +205,7 @@ def process_batch(
         }
         for ref in sorted(r for r in failed if r and batch.periods.get(r) is not None):
             key = f"period:{ref}"
-            parked = admit(parked_items(conn, [key]))
+            parked = admit(take_up([key]))
             waiting.setdefault(key, []).extend(parked)
             group = [p for p in waiting[key] if p[1].kind in DETENTION_KINDS]
             fitted = batch.apply_group(ref, [e for _, e in group])
@@ -211,7 +217,7 @@ def process_batch(
         touched = sorted(batch.touched)
         for key in touched:
             pending.extend(waiting.pop(key, ()))
-        pending.extend(admit(parked_items(conn, touched)))
+        pending.extend(admit(take_up(touched)))
     write_batch(batch)
     applied = AppliedBatch(list(batch.accepted), dict(batch.withdrawn), batch.now)
     for hook in hooks:
@@ -266,13 +272,48 @@ def _apply_or_bisect(
             return process_batch(conn, items, rd, hooks, keep_outcomes=keep_outcomes)
     except _STORE_UNAVAILABLE:
         raise
-    except Exception as error:  # any error of the write is bisected
+    except Exception:  # any error of the write is bisected
         if len(items) == 1:
-            return _store_error(engine, items[0], error, rd, keep_outcomes)
+            return _alone(engine, items[0], rd, hooks, keep_outcomes)
         half = len(items) // 2
         result = _apply_or_bisect(engine, items[:half], rd, hooks, keep_outcomes)
         result.add(_apply_or_bisect(engine, items[half:], rd, hooks, keep_outcomes))
         return result
+
+
+def _alone(
+    engine: Engine, item: Item, rd: RefData, hooks: Sequence[BatchHook], keep_outcomes: bool
+) -> IngestResult:
+    """One message whose batch fails on its own. It may be innocent: a parked message it
+    wakes may cause the failure. So it is applied once more without taking up parked
+    messages; when that fails too it is to blame (``store_error``), else the parked messages
+    that waited for it are taken up one at a time, and the one to blame is found among them."""
+    try:
+        with engine.begin() as conn:
+            result = process_batch(conn, [item], rd, hooks, keep_outcomes=keep_outcomes, wake=False)
+    except _STORE_UNAVAILABLE:
+        raise
+    except Exception as error:
+        return _store_error(engine, item, error, rd, keep_outcomes)
+    for parked in _waiting_for(engine, item, rd):
+        result.add(_apply_or_bisect(engine, [parked], rd, hooks, keep_outcomes))
+    return result
+
+
+def _waiting_for(engine: Engine, item: Item, rd: RefData) -> list[Item]:
+    """The parked messages that may wait for what ``item`` applied: its period, its event,
+    its person."""
+    try:
+        event = parse_item(item, rd)
+    except (FeedError, ValueError):
+        return []
+    keys = {event_key(event.event_id), f"person:{event.person_key}"}
+    if event.period_ref:
+        keys.add(f"period:{event.period_ref}")
+    if event.prison_number:
+        keys.add(f"person:pn:{event.prison_number}")
+    with engine.connect() as conn:
+        return parked_items(conn, sorted(keys))
 
 
 def error_class(error: BaseException) -> str:
@@ -299,6 +340,8 @@ def _store_error(
     )
     with engine.begin() as conn:
         write_outcomes(conn, [(item, refused, event_id)], datetime.now(UTC))
+    if item.woken:  # a parked message, counted when it was received
+        return IngestResult()
     result = IngestResult(read=1, quarantined=1)
     result.reasons[refused.reason] += 1
     if keep_outcomes:

@@ -38,7 +38,8 @@ def read_items(path: Path) -> Iterator[Item]:
     """The messages in a JSON Lines or CSV file (by extension), with their line numbers."""
     origin = path.name
     if path.suffix.lower() == ".csv":
-        with path.open(encoding="utf-8-sig", newline="") as fh:
+        # undecodable bytes are kept (as surrogates) and refused in a field or escaped in raw
+        with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
             reader = csv.DictReader(fh)
             for row in reader:
                 yield Item(reader.line_num, origin, json.dumps(row, ensure_ascii=False), "csv")

@@ -11,16 +11,9 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from terugkeer.db.bulk import among, chunks
 from terugkeer.detention.items import Item
+from terugkeer.detention.parse import storable
 from terugkeer.detention.tables import quarantine
 from terugkeer.domain.events import FeedError
-from terugkeer.security.crypto import (
-    field_cipher,
-    open_raw,
-    seal_raw,
-    seal_value,
-    seal_waits_for,
-    waits_for_forms,
-)
 
 
 def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
@@ -29,9 +22,7 @@ def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
     keys = list(keys)
     if not keys or not _any_parked(conn):
         return items
-    cipher = field_cipher()
-    forms = sorted({form for key in keys for form in waits_for_forms(key, cipher)})
-    for chunk in chunks(forms):
+    for chunk in chunks(sorted(keys)):
         for row in conn.execute(
             select(
                 quarantine.c.id,
@@ -43,9 +34,8 @@ def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
             .where(quarantine.c.status == "open", among(conn, quarantine.c.waits_for, chunk))
             .order_by(quarantine.c.id)
         ):
-            raw = open_raw(row.raw, cipher)
             items.append(
-                Item(row.line_no, row.origin, raw, row.format, quarantine_id=row.id, woken=True)
+                Item(row.line_no, row.origin, row.raw, row.format, quarantine_id=row.id, woken=True)
             )
     return items
 
@@ -61,37 +51,30 @@ def _any_parked(conn: Connection) -> bool:
     )
 
 
+def _kept(text: str | None) -> str | None:
+    """Text as both stores hold it (NUL and lone surrogates escaped visibly)."""
+    return None if text is None else storable(text)
+
+
 def quarantine_row(
     item: Item, error: FeedError, now: datetime, event_id: str | None
 ) -> dict[str, Any]:
     return {
         "received_at": now,
-        "origin": item.origin[:255],
+        "origin": storable(item.origin)[:255],
         "line_no": item.line_no,
-        "raw": item.raw,
-        "event_id": event_id,
+        "raw": storable(item.raw),
+        "event_id": _kept(event_id),
         "reason": error.reason,
-        "field": error.field,
-        "value": error.value,
-        "message": error.message,
-        "waits_for": error.waits_for,
+        "field": _kept(error.field),
+        "value": _kept(error.value),
+        "message": storable(error.message),
+        "waits_for": _kept(error.waits_for),
         "format": item.fmt,
         "status": "open",
         "resolved_at": None,
         "attempts": 0 if item.quarantine_id is None else 1,
     }
-
-
-def _sealed(row: dict[str, Any]) -> dict[str, Any]:
-    """A quarantine row's values as stored: the raw line encrypted, a personal field's value
-    encrypted, a person waited for by BSN as a keyed digest (``security/crypto.py``)."""
-    cipher = field_cipher()
-    out = dict(row)
-    if "raw" in out:
-        out["raw"] = seal_raw(out["raw"], cipher)
-    out["value"] = seal_value(out["field"], out["value"], cipher)
-    out["waits_for"] = seal_waits_for(out["waits_for"], cipher)
-    return out
 
 
 def write_outcomes(
@@ -116,14 +99,14 @@ def write_outcomes(
                 {
                     "b_id": item.quarantine_id,
                     "reason": error.reason,
-                    "field": error.field,
-                    "value": error.value,
-                    "message": error.message,
-                    "waits_for": error.waits_for,
+                    "field": _kept(error.field),
+                    "value": _kept(error.value),
+                    "message": storable(error.message),
+                    "waits_for": _kept(error.waits_for),
                 }
             )
     if rows:
-        conn.execute(insert(quarantine), [_sealed(r) for r in rows])
+        conn.execute(insert(quarantine), rows)
     if updates:
         conn.execute(
             update(quarantine)
@@ -136,7 +119,7 @@ def write_outcomes(
                 waits_for=bindparam("waits_for"),
                 attempts=quarantine.c.attempts + 1,
             ),
-            [_sealed(u) for u in updates],
+            updates,
         )
     for chunk in chunks(done):
         conn.execute(

@@ -42,6 +42,39 @@ from terugkeer.domain.refdata import RefData, refdata
 FEED_VERSION = 1
 MAX_ID_LENGTH = 100
 MAX_REF_LENGTH = 64
+# Dates and timestamps outside these years are refused: both stores and every deadline
+# computed from a date (a week before a release, a day after an intake) can hold them.
+FIRST_YEAR = 1800
+LAST_YEAR = 2999
+
+# Characters no store can hold in a text column: NUL (PostgreSQL refuses it) and lone
+# surrogates (not encodable as UTF-8). A surrogate U+DC80..U+DCFF is how Python keeps an
+# undecodable byte read from a file.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code == 0 or 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code & 0xFF:02x}"
+    return f"\\u{code:04x}"
+
+
+def storable(text: str) -> str:
+    """``text`` as both stores can hold it, for raw lines and error details in quarantine:
+    NUL becomes ``\\x00``, an undecodable byte (a surrogate U+DC80..U+DCFF) ``\\xNN``, any
+    other lone surrogate its JSON escape ``\\udNNN``. Text without them is returned as is."""
+    return _UNSTORABLE.sub(_visible, text) if _UNSTORABLE.search(text) else text
+
+
+def _storable_json(body: str) -> str:
+    """A message body (valid JSON) as both stores can hold it: a lone surrogate, which can
+    only stand in a string, becomes its JSON escape, so the body still means the same. (A
+    valid JSON text has no literal NUL.)"""
+    if not _SURROGATE.search(body):
+        return body
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", body)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,6 +135,19 @@ def _bool(value: Any, name: str, _rd: RefData) -> bool:
     return value
 
 
+_FAST_TEXT_PATTERN = "\\A(?=[\\s\\S]*?\\S)[^\\x00\\ud800-\\udfff]*\\Z"
+
+
+def _in_range(value: date | datetime, name: str, raw: str) -> None:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise FeedError(
+            "invalid_value",
+            f"field [{name}] must lie in the years {FIRST_YEAR}-{LAST_YEAR}, got {raw}",
+            field=name,
+            value=raw,
+        )
+
+
 def _text(max_length: int) -> Check:
     def check(value: Any, name: str, _rd: RefData) -> str:
         if not isinstance(value, str) or not value.strip():
@@ -118,11 +164,24 @@ def _text(max_length: int) -> Check:
                 field=name,
                 value=value,
             )
+        bad = _UNSTORABLE.search(value)
+        if bad is not None:
+            raise FeedError(
+                "invalid_value",
+                f"field [{name}] holds a character no store can hold"
+                f" ({storable(bad.group())} at position {bad.start()})",
+                field=name,
+                value=storable(value),
+            )
         return value
 
-    # non-empty after stripping: regex \S and str.strip() agree on what whitespace is
+    # non-empty after stripping (regex \S and str.strip() agree on what whitespace is) and
+    # without a character the store cannot hold; linear, whatever the length
     return Check(
-        check, Annotated[str, msgspec.Meta(min_length=1, max_length=max_length, pattern=r"\S")]
+        check,
+        Annotated[
+            str, msgspec.Meta(min_length=1, max_length=max_length, pattern=_FAST_TEXT_PATTERN)
+        ],
     )
 
 
@@ -132,11 +191,13 @@ def _date(value: Any, name: str, _rd: RefData) -> date:
             "invalid_type", f"field [{name}] must be a date YYYY-MM-DD", field=name, value=value
         )
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError as e:
         raise FeedError(
             "invalid_type", f"field [{name}] is not a valid date: {e}", field=name, value=value
         ) from e
+    _in_range(parsed, name, value)
+    return parsed
 
 
 def _timestamp(value: Any, name: str, _rd: RefData) -> datetime:
@@ -160,6 +221,7 @@ def _timestamp(value: Any, name: str, _rd: RefData) -> datetime:
             field=name,
             value=value,
         )
+    _in_range(parsed, name, value)
     return parsed.astimezone(UTC)
 
 
@@ -361,7 +423,11 @@ def _fast_decoder() -> tuple[msgspec.json.Decoder[Any], _Decoded]:
     person = msgspec.defstruct(
         "Person",
         [
-            ("bsn", Annotated[str, msgspec.Meta(pattern=f"^{_BSN_FORM.pattern}$")] | None, None),
+            (
+                "bsn",
+                Annotated[str, msgspec.Meta(pattern=f"\\A{_BSN_FORM.pattern}\\Z")] | None,
+                None,
+            ),
             ("prison_number", _text(32).fast | None, None),
         ],
         kw_only=True,
@@ -395,7 +461,7 @@ class _NotFast(Exception):
 def _parse_fast(line: str, line_no: int, origin: str, rd: RefData) -> FeedEvent:
     try:
         msg = _DECODER.decode(line)
-    except (msgspec.ValidationError, msgspec.DecodeError) as e:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeEncodeError) as e:
         raise _NotFast from e
     kind, specs = _STRUCTS[type(msg)]
     person = msg.person
@@ -437,6 +503,7 @@ def _event(
     """The event of a message whose fields passed their checks, after the checks across
     fields; an 8-digit BSN gets its leading zero, the hash and sort rank are derived."""
     _cross_checks(kind, fields)
+    body = _storable_json(body)
     return FeedEvent(
         event_id=event_id,
         source=source,
