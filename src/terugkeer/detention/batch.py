@@ -25,7 +25,7 @@ from terugkeer.detention.tables import feed_events
 from terugkeer.domain.codes import DETENTION_KINDS, EventKind, PeriodStatus
 from terugkeer.domain.events import FeedError, FeedEvent
 from terugkeer.domain.refdata import RefData
-
+from terugkeer.security.crypto import open_body
 
 WAITS_FOR_LENGTH = 80  # quarantine.waits_for
 
@@ -40,8 +40,9 @@ def event_key(event_id: str) -> str:
 
 
 def stored_event(row: Any, rd: RefData) -> FeedEvent:
-    """A stored event (a row with its ``body``) parsed again."""
-    return parse_line(row.body, 0, "store", rd)
+    """A stored event (a row with its ``event_id`` and ``body``) parsed again; an encrypted
+    body is opened first (``security/crypto.py``)."""
+    return parse_line(open_body(row.body, row.event_id), 0, "store", rd)
 
 
 @dataclass(slots=True)
@@ -130,7 +131,9 @@ class Batch:
         if event_id in self.accepted_ids:
             return self.accepted_ids[event_id]
         row = self.conn.execute(
-            select(feed_events.c.body).where(feed_events.c.event_id == event_id)
+            select(feed_events.c.event_id, feed_events.c.body).where(
+                feed_events.c.event_id == event_id
+            )
         ).first()
         return None if row is None else stored_event(row, self.rd)
 
@@ -275,7 +278,7 @@ class Batch:
         """All non-withdrawn detention events of a period: stored and accepted in this batch."""
         out: dict[str, FeedEvent] = {}
         for row in self.conn.execute(
-            select(feed_events.c.body).where(
+            select(feed_events.c.event_id, feed_events.c.body).where(
                 feed_events.c.period_ref == ref, feed_events.c.withdrawn_by.is_(None)
             )
         ):

@@ -42,6 +42,7 @@ from terugkeer.detention.parse import parse_line
 from terugkeer.domain.codes import DETENTION_KINDS
 from terugkeer.domain.events import FeedError, FeedEvent
 from terugkeer.domain.refdata import RefData, refdata
+from terugkeer.security.crypto import open_body
 
 ProgressCallback = Callable[[int], None]
 
@@ -171,9 +172,9 @@ def process_batch(
             known = stored.get(event.event_id)
             if known is None:
                 new.append((item, event))
-            elif known[0] == event.body_hash or _content(parse_line(known[1], rd=rd)) == _content(
-                event
-            ):
+            elif known[0] == event.body_hash or _content(
+                parse_line(open_body(known[1], event.event_id), rd=rd)
+            ) == _content(event):
                 duplicates.append(item)
                 batch.outcomes[id(item)] = (item, None, event.event_id)
             else:

@@ -14,6 +14,14 @@ from terugkeer.detention.items import Item
 from terugkeer.detention.parse import storable
 from terugkeer.detention.tables import quarantine
 from terugkeer.domain.events import FeedError
+from terugkeer.security.crypto import (
+    field_cipher,
+    open_raw,
+    seal_raw,
+    seal_value,
+    seal_waits_for,
+    waits_for_forms,
+)
 
 
 def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
@@ -22,7 +30,9 @@ def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
     keys = list(keys)
     if not keys or not _any_parked(conn):
         return items
-    for chunk in chunks(sorted(keys)):
+    cipher = field_cipher()
+    forms = sorted({form for key in keys for form in waits_for_forms(key, cipher)})
+    for chunk in chunks(forms):
         for row in conn.execute(
             select(
                 quarantine.c.id,
@@ -34,8 +44,9 @@ def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
             .where(quarantine.c.status == "open", among(conn, quarantine.c.waits_for, chunk))
             .order_by(quarantine.c.id)
         ):
+            raw = open_raw(row.raw, cipher)
             items.append(
-                Item(row.line_no, row.origin, row.raw, row.format, quarantine_id=row.id, woken=True)
+                Item(row.line_no, row.origin, raw, row.format, quarantine_id=row.id, woken=True)
             )
     return items
 
@@ -77,6 +88,18 @@ def quarantine_row(
     }
 
 
+def _sealed(row: dict[str, Any]) -> dict[str, Any]:
+    """A quarantine row's values as stored: the raw line encrypted, a personal field's value
+    encrypted, a person waited for by BSN as a keyed digest (``security/crypto.py``)."""
+    cipher = field_cipher()
+    out = dict(row)
+    if "raw" in out:
+        out["raw"] = seal_raw(out["raw"], cipher)
+    out["value"] = seal_value(out["field"], out["value"], cipher)
+    out["waits_for"] = seal_waits_for(out["waits_for"], cipher)
+    return out
+
+
 def write_outcomes(
     conn: Connection,
     outcomes: Iterable[tuple[Item, FeedError | None, str | None]],
@@ -106,7 +129,7 @@ def write_outcomes(
                 }
             )
     if rows:
-        conn.execute(insert(quarantine), rows)
+        conn.execute(insert(quarantine), [_sealed(r) for r in rows])
     if updates:
         conn.execute(
             update(quarantine)
@@ -119,7 +142,7 @@ def write_outcomes(
                 waits_for=bindparam("waits_for"),
                 attempts=quarantine.c.attempts + 1,
             ),
-            updates,
+            [_sealed(u) for u in updates],
         )
     for chunk in chunks(done):
         conn.execute(
