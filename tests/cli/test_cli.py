@@ -53,7 +53,7 @@ def test_quarantine_list_and_replay(cli_db: Engine, tmp_path: Path) -> None:
     early.write_text(lines(msg("release", "e2", 400, release_kind="end_of_sentence")))
     assert runner.invoke(app, ["ingest", str(early)]).exit_code == 1
     listed = runner.invoke(app, ["quarantine", "list", "--json"])
-    entries = json.loads(listed.stdout)
+    entries = json.loads(listed.stdout)["entries"]
     assert [(e["reason"], e["origin"], e["line_no"]) for e in entries] == [
         ("unknown_period", "early.jsonl", 1)
     ]
@@ -64,10 +64,10 @@ def test_quarantine_list_and_replay(cli_db: Engine, tmp_path: Path) -> None:
     late = tmp_path / "late.jsonl"
     late.write_text(lines(intake("e1")))
     assert runner.invoke(app, ["ingest", str(late)]).exit_code == 0
-    assert json.loads(runner.invoke(app, ["quarantine", "list", "--json"]).stdout) == []
+    assert json.loads(runner.invoke(app, ["quarantine", "list", "--json"]).stdout)["entries"] == []
     applied = json.loads(
         runner.invoke(app, ["quarantine", "list", "--status", "applied", "--json"]).stdout
-    )
+    )["entries"]
     assert len(applied) == 1
     assert runner.invoke(app, ["periods", "check"]).exit_code == 0
     assert runner.invoke(app, ["quarantine", "list", "--status", "bogus"]).exit_code == 2

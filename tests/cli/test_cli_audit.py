@@ -153,7 +153,7 @@ def test_quarantine_list_and_replay_leave_a_row_per_message(
 
     since = mark(cli_db)
     monkeypatch.setenv("TERUGKEER_ACTOR", "j.jansen")
-    listed = json.loads(run("quarantine", "list", "--json").stdout)
+    listed = json.loads(run("quarantine", "list", "--json").stdout)["entries"]
     assert BSN in listed[0]["raw"]  # what the command shows is personal data...
     ids = [str(e["id"]) for e in listed]
     assert len(ids) == 2
@@ -176,7 +176,8 @@ def test_quarantine_list_and_replay_leave_a_row_per_message(
         ("cli:j.jansen", "cli", "update", "quarantine", ids[1], "feed quarantine handling")
     ]
     since = mark(cli_db)
-    assert json.loads(run("quarantine", "list", "--status", "applied", "--json").stdout) == []
+    applied = json.loads(run("quarantine", "list", "--status", "applied", "--json").stdout)
+    assert applied["entries"] == []
     assert trail(cli_db, since) == []  # nothing shown, nothing logged
     no_personal_data(cli_db, 0)
     chain_intact()
@@ -253,7 +254,8 @@ def test_obligations_explain_reconcile_alerts_and_backfill(
     acknowledge_all(cli_db)
 
     since = mark(cli_db)
-    listed = json.loads(run("notify", "obligations", "--period", "P1", "--json").stdout)
+    page = json.loads(run("notify", "obligations", "--period", "P1", "--json").stdout)
+    listed = page["obligations"]
     assert len(listed) >= 2
     assert trail(cli_db, since) == [
         ("cli:operator-1", "cli", "read", "notice", str(o["id"]), "notification oversight")

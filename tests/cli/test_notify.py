@@ -117,7 +117,9 @@ def test_obligations_command(cli_db: Engine) -> None:
     feed(cli_db, intake("e1"), msg("escape", "e2", 20))
     result = runner.invoke(app, ["notify", "obligations", "--period", "P1", "--json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    listed = json.loads(result.stdout)
+    rows = listed["obligations"]
+    assert (listed["total"], listed["limit"], listed["offset"]) == (len(rows), 1000, 0)
     escape = next(r for r in rows if r["rule_id"] == "mayor.escape")
     assert {k: escape[k] for k in ("recipient_kind", "recipient_ref", "occurrence",
                                    "cause_event_id", "status", "late", "rule_version")} == {
@@ -127,12 +129,8 @@ def test_obligations_command(cli_db: Engine) -> None:
     text = runner.invoke(app, ["notify", "obligations", "--status", "open"])
     assert "P1 mayor.escape@2026.1 to mayor GM0363: escape:e2 (event e2)" in text.stdout
     assert f"{len(rows)} obligations" in text.stdout
-    assert (
-        json.loads(
-            runner.invoke(app, ["notify", "obligations", "--status", "voided", "--json"]).stdout
-        )
-        == []
-    )
+    voided = runner.invoke(app, ["notify", "obligations", "--status", "voided", "--json"])
+    assert json.loads(voided.stdout)["obligations"] == []
     bad = runner.invoke(app, ["notify", "obligations", "--status", "done"])
     assert bad.exit_code == 2
     assert "unknown status [done]" in bad.output

@@ -9,7 +9,9 @@ import typer
 from rich.table import Table
 
 from terugkeer.cli.common import AsOpt, JsonOpt, PurposeOpt, actor, err, out
+from terugkeer.cli.paging import footer
 from terugkeer.db.engine import make_engine
+from terugkeer.db.paging import Page
 
 
 def worker(
@@ -150,7 +152,7 @@ def inbox(
             "yes" if n.read else "no",
         )
     out.print(table)
-    out.print(f"{found.total} notices ({len(found.notices)} shown)")
+    footer(Page(found.notices, found.total, found.limit, found.offset), "notices")
 
 
 def ack(

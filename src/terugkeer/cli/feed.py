@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from terugkeer.cli.common import AsOpt, JsonOpt, PurposeOpt, actor, err, out, progress_bar
+from terugkeer.cli.paging import LimitOpt, OffsetOpt, footer, limit_or_all
 from terugkeer.db.engine import make_engine
 from terugkeer.detention.ingest import IngestResult
 from terugkeer.migrations import upgrade
@@ -73,26 +74,36 @@ def ingest(
 def quarantine_list(
     status: Annotated[str, typer.Option(help="open, applied or all")] = "open",
     reason: Annotated[str | None, typer.Option(help="only this reason")] = None,
-    limit: Annotated[int, typer.Option(min=1)] = 100,
+    limit: LimitOpt = 100,
+    offset: OffsetOpt = 0,
     as_json: JsonOpt = False,
     who: AsOpt = None,
     purpose: PurposeOpt = "feed quarantine handling",
 ) -> None:
-    """List quarantined messages with their reasons (the raw line with --json).
+    """List quarantined messages with their reasons (the raw line with --json); says
+    "showing X–Y of Z" when it does not list them all.
 
     Each entry shown is a `read` of record type `quarantine` in the audit log."""
     from terugkeer.detention.quarantine import list_quarantine
 
     by = actor("quarantine list", who, purpose)
     try:
-        entries = list_quarantine(
-            make_engine(), actor=by, status=status, reason=reason, limit=limit
+        page = list_quarantine(
+            make_engine(),
+            actor=by,
+            status=status,
+            reason=reason,
+            limit=limit_or_all(limit),
+            offset=offset,
         )
     except ValueError as e:
         err.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from e
+    entries = page.items
     if as_json:
-        out.print_json(json.dumps([entry.as_json() for entry in entries]))
+        out.print_json(
+            json.dumps({**page.meta(), "entries": [entry.as_json() for entry in entries]})
+        )
         return
     table = Table("id", "origin:line", "event", "reason", "field", "message", "status")
     for entry in entries:
@@ -106,6 +117,7 @@ def quarantine_list(
             entry.status,
         )
     out.print(table)
+    footer(page, "quarantined messages")
 
 
 @quarantine_app.command("replay")

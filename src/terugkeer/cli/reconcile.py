@@ -13,6 +13,7 @@ import typer
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from terugkeer.cli.common import AsOpt, PurposeOpt, actor, err, out
+from terugkeer.cli.paging import LimitOpt, OffsetOpt, footer, limit_or_all
 from terugkeer.db.engine import make_engine
 
 if TYPE_CHECKING:
@@ -263,12 +264,14 @@ def obligations_command(
         str | None,
         typer.Option(help="open, sent, delivered, acknowledged, voided, unresolved or held"),
     ] = None,
-    limit: Annotated[int, typer.Option(min=0, help="at most this many (0: all)")] = 1000,
+    limit: LimitOpt = 1000,
+    offset: OffsetOpt = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     who: AsOpt = None,
     purpose: PurposeOpt = "notification oversight",
 ) -> None:
-    """List obligations: recipient, event, due time, status, late flag and reason, rule.
+    """List obligations in due order: recipient, event, due time, status, late flag and
+    reason, rule. Says "showing X–Y of Z" when it does not list them all.
 
     Each obligation shown is a `read` of record type `notice` (its id is the notice's
     reference) in the audit log."""
@@ -277,21 +280,23 @@ def obligations_command(
     by = actor("notify obligations", who, purpose)
     with _database():
         try:
-            rows = list_obligations(make_engine(), period, status, limit or None, actor=by)
+            page = list_obligations(
+                make_engine(), period, status, limit_or_all(limit), offset, actor=by
+            )
         except ValueError as e:
             _error(str(e))
             raise typer.Exit(2) from e
     if as_json:
-        out.print_json(json.dumps(rows))
+        out.print_json(json.dumps({**page.meta(), "obligations": list(page.items)}))
         return
-    for r in rows:
+    for r in page.items:
         late = f", late: {r['late_reason'] or 'no reason given'}" if r["late"] else ""
         _line(
             f"{r['period_ref']} {r['rule_id']}@{r['rule_version']} to {r['recipient_kind']} "
             f"{r['recipient_ref'] or '(unresolved)'}: {r['occurrence']} (event "
             f"{r['cause_event_id']}), due {_when(r['due_at'])}, {r['status']}{late}"
         )
-    _line(f"{len(rows):,} obligations")
+    footer(page, "obligations")
 
 
 def _print_report(report: ReconcileReport, shown: int) -> None:

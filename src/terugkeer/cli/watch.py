@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from terugkeer.cli.common import AsOpt, JsonOpt, PurposeOpt, actor, out
+from terugkeer.cli.common import AsOpt, JsonOpt, PurposeOpt, actor, err, out
+from terugkeer.cli.paging import LimitOpt, OffsetOpt, footer, limit_or_all
 from terugkeer.db.engine import make_engine
 from terugkeer.security.actor import Actor
 
@@ -39,43 +40,56 @@ def watch(as_json: JsonOpt = False) -> None:
 def list_alerts(
     status: Annotated[str, typer.Option(help="open, resolved or all")] = "open",
     kind: Annotated[str | None, typer.Option()] = None,
+    limit: LimitOpt = 100,
+    offset: OffsetOpt = 0,
     as_json: JsonOpt = False,
     who: AsOpt = None,
     purpose: PurposeOpt = "operator queue",
 ) -> None:
-    """The operator's queue: alerts from reconciliation, escalation and feed watch.
+    """The operator's queue, oldest first: alerts from reconciliation, escalation and feed
+    watch. Says "showing X–Y of Z" when it does not list them all.
 
     Each alert shown (most name a notice, a delivery or a period) is a `read` of record
     type `alert` in the audit log."""
     from terugkeer.notify.alerts import list_alerts as queue
 
     by = actor("notify alerts", who, purpose)
-    with make_engine().begin() as conn:
-        rows = queue(conn, actor=by, status=status, kind=kind)
+    try:
+        with make_engine().begin() as conn:
+            page = queue(
+                conn, actor=by, status=status, kind=kind, limit=limit_or_all(limit), offset=offset
+            )
+    except ValueError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
     if as_json:
         out.print_json(
             json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "kind": r.kind,
-                        "key": r.key,
-                        "message": r.message,
-                        "status": r.status,
-                        "raised_at": r.raised_at.isoformat(),
-                        "details": json.loads(r.details),
-                    }
-                    for r in rows
-                ]
+                {
+                    **page.meta(),
+                    "alerts": [
+                        {
+                            "id": r.id,
+                            "kind": r.kind,
+                            "key": r.key,
+                            "message": r.message,
+                            "status": r.status,
+                            "raised_at": r.raised_at.isoformat(),
+                            "details": json.loads(r.details),
+                        }
+                        for r in page.items
+                    ],
+                }
             )
         )
         return
     table = Table("id", "kind", "raised", "message", "status")
-    for r in rows:
+    for r in page.items:
         table.add_row(
             str(r.id), r.kind, r.raised_at.isoformat(timespec="minutes"), r.message, r.status
         )
     out.print(table)
+    footer(page, "alerts")
 
 
 def _decide(alert_id: int, by: str, confirm: bool, runner: Actor) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from terugkeer.db.paging import Page, check_page, fetch_page
 from terugkeer.detention.ingest import (
     BatchHook,
     IngestResult,
@@ -65,14 +66,15 @@ def list_quarantine(
     status: str = "open",
     reason: str | None = None,
     limit: int | None = None,
-) -> list[QuarantineEntry]:
-    """Quarantined messages (with their raw lines: personal data); each one is a ``read`` row
-    of record type ``quarantine`` by ``actor``, committed before the list is returned."""
-    stmt = _query(status, reason, None)
-    if limit:
-        stmt = stmt.limit(limit)
+    offset: int = 0,
+) -> Page[QuarantineEntry]:
+    """Quarantined messages (with their raw lines: personal data) from ``offset``, at most
+    ``limit`` (None: all), with how many there are in all; each one shown is a ``read`` row
+    of record type ``quarantine`` by ``actor``, committed before the page is returned."""
+    check_page(limit, offset)
     cipher = field_cipher()
     with engine.begin() as conn:
+        rows, total = fetch_page(conn, _query(status, reason, None), limit, offset)
         entries = [
             QuarantineEntry(
                 id=r.id,
@@ -89,10 +91,10 @@ def list_quarantine(
                 attempts=r.attempts,
                 raw=open_raw(r.raw, cipher),
             )
-            for r in conn.execute(stmt)
+            for r in rows
         ]
         actor.record(conn, "read", "quarantine", (e.id for e in entries))
-    return entries
+    return Page(entries, total, limit, offset)
 
 
 def count_by_reason(engine: Engine, status: str = "open") -> dict[str, int]:

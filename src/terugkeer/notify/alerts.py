@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from terugkeer.db.paging import Page, fetch_page
 from terugkeer.notify.tables import alerts
 from terugkeer.security.actor import Actor
 
@@ -44,9 +45,16 @@ def resolve_alert(conn: Connection, key: str, now: datetime) -> bool:
 
 
 def list_alerts(
-    conn: Connection, *, actor: Actor, status: str = "open", kind: str | None = None
-) -> list[Any]:
-    """The operator's queue, oldest first (``status`` open, resolved or all). Each alert
+    conn: Connection,
+    *,
+    actor: Actor,
+    status: str = "open",
+    kind: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> Page[Any]:
+    """The operator's queue, oldest first (``status`` open, resolved or all), from
+    ``offset``, at most ``limit`` (None: all), with how many there are in all. Each alert
     shown (most name a notice, a delivery or a period) is a ``read`` row of record type
     ``alert`` by ``actor``, in the caller's transaction."""
     stmt = select(alerts).order_by(alerts.c.id)
@@ -54,6 +62,6 @@ def list_alerts(
         stmt = stmt.where(alerts.c.status == status)
     if kind:
         stmt = stmt.where(alerts.c.kind == kind)
-    rows = list(conn.execute(stmt).all())
+    rows, total = fetch_page(conn, stmt, limit, offset)
     actor.record(conn, "read", "alert", ((r.id, {"kind": r.kind}) for r in rows))
-    return rows
+    return Page(rows, total, limit, offset)

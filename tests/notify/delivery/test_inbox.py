@@ -284,7 +284,7 @@ def test_inbox_and_ack_from_the_command_line(cli_db: Engine) -> None:
     assert listed.exit_code == 0, listed.output
     (notice,) = json.loads(listed.stdout)["notices"]
     table = runner.invoke(app, args)
-    assert "1 notices (1 shown)" in table.stdout
+    assert "1 notices" in table.stdout
 
     acked = runner.invoke(app, ["notify", "ack", str(notice["id"]), "--by", "j.jansen"])
     assert acked.exit_code == 0, acked.output

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, Select, select, update
 
 from terugkeer.db.bulk import among, chunks
+from terugkeer.db.paging import Page, check_page, fetch_page
 from terugkeer.detention.parse import parse_line
 from terugkeer.detention.periods import PeriodState, apply_event
 from terugkeer.detention.tables import detention_periods
@@ -336,7 +337,7 @@ def explain_period(
             raise NotFoundError(f"no detention period [{period_ref}]")
         facts = period_facts(conn, [period_ref])[period_ref]
         events = stored_events(conn, [period_ref], None, withdrawn=True).get(period_ref, [])
-        stored = _obligation_rows(conn, period_ref, None, None)
+        stored = _obligation_rows(conn, period_ref)
         notices = _notices(conn, [o["id"] for o in stored])
         actor.record(conn, "read", "detention_period", [period_ref])
     evaluation = evaluate_period(rules, facts)
@@ -611,52 +612,57 @@ def list_obligations(
     period_ref: str | None = None,
     status: str | None = None,
     limit: int | None = None,
+    offset: int = 0,
     *,
     actor: Actor,
-) -> list[dict[str, Any]]:
-    """Stored obligations, newest period first within due order; ``status`` one of STATUSES.
-    Each obligation shown is a ``read`` row of record type ``notice`` (its id is the notice's
-    reference) by ``actor``, committed before the list is returned."""
+) -> Page[dict[str, Any]]:
+    """Stored obligations in due order, from ``offset``, at most ``limit`` (None: all), and
+    how many there are in all; ``status`` one of STATUSES. Each obligation shown is a
+    ``read`` row of record type ``notice`` (its id is the notice's reference) by ``actor``,
+    committed before the page is returned."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"unknown status [{status}]; known: {', '.join(STATUSES)}")
+    check_page(limit, offset)
     with engine.begin() as conn:
-        rows = _obligation_rows(conn, period_ref, status, limit)
-        actor.record(conn, "read", "notice", (r["id"] for r in rows))
-    return rows
+        rows, total = fetch_page(conn, _obligations_query(period_ref, status), limit, offset)
+        shown = [_obligation(r) for r in rows]
+        actor.record(conn, "read", "notice", (r["id"] for r in shown))
+    return Page(shown, total, limit, offset)
 
 
-def _obligation_rows(
-    conn: Connection, period_ref: str | None, status: str | None, limit: int | None
-) -> list[dict[str, Any]]:
+def _obligations_query(period_ref: str | None, status: str | None) -> Select[Any]:
     o = obligations.c
     stmt = select(obligations).order_by(o.due_at, o.key)
     if period_ref is not None:
         stmt = stmt.where(o.period_ref == period_ref)
     if status is not None:
         stmt = stmt.where(o.status == status)
-    if limit:
-        stmt = stmt.limit(limit)
-    return [
-        {
-            "id": r.id,
-            "key": r.key,
-            "rule_id": r.rule_id,
-            "rule_version": r.rule_version,
-            "period_ref": r.period_ref,
-            "occurrence": r.occurrence,
-            "subject": r.subject,
-            "recipient_kind": r.recipient_kind,
-            "recipient_ref": r.recipient_ref,
-            "cause_event_id": r.cause_event_id,
-            "planned_for": None if r.planned_for is None else r.planned_for.isoformat(),
-            "due_at": r.due_at.isoformat(),
-            "status": r.status,
-            "late": r.late,
-            "late_reason": r.late_reason,
-            "backfilled": r.backfilled,
-            "version": r.version,
-            "void_reason": r.void_reason,
-            "facts": json.loads(r.facts),
-        }
-        for r in conn.execute(stmt)
-    ]
+    return stmt
+
+
+def _obligation_rows(conn: Connection, period_ref: str) -> list[dict[str, Any]]:
+    return [_obligation(r) for r in conn.execute(_obligations_query(period_ref, None))]
+
+
+def _obligation(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "key": r.key,
+        "rule_id": r.rule_id,
+        "rule_version": r.rule_version,
+        "period_ref": r.period_ref,
+        "occurrence": r.occurrence,
+        "subject": r.subject,
+        "recipient_kind": r.recipient_kind,
+        "recipient_ref": r.recipient_ref,
+        "cause_event_id": r.cause_event_id,
+        "planned_for": None if r.planned_for is None else r.planned_for.isoformat(),
+        "due_at": r.due_at.isoformat(),
+        "status": r.status,
+        "late": r.late,
+        "late_reason": r.late_reason,
+        "backfilled": r.backfilled,
+        "version": r.version,
+        "void_reason": r.void_reason,
+        "facts": json.loads(r.facts),
+    }
