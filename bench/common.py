@@ -11,6 +11,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+# synthetic data only: the product refuses to guess its environment (config.check_environment)
+os.environ.setdefault("TERUGKEER_ENVIRONMENT", "development")
 PG_ADMIN_URL = os.environ.get(
     "TERUGKEER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -6,6 +6,11 @@ calls ``get_settings.cache_clear()``). The channels' groups are nested models wh
 keep their flat names: ``TERUGKEER_SMTP_HOST`` is ``settings.smtp.host``,
 ``TERUGKEER_WEBHOOK_SECRET`` is ``settings.webhook.secret``. Every variable is listed in
 ``docs/operations.md`` (section "Settings").
+
+Fail closed: ``TERUGKEER_ENVIRONMENT`` has no default. Unset, it is not development: no
+development key, cookies ``Secure``; :func:`check_environment` refuses to run (the test suite
+and the demo name their own). In production :func:`check_environment` also refuses an empty or
+placeholder value for every secret.
 """
 
 from __future__ import annotations
@@ -45,6 +50,40 @@ class WebhookSettings(BaseModel):
     timeout: float = Field(default=10.0, gt=0, le=300)
 
 
+# values that are not secrets (lower case, compared after stripping)
+PLACEHOLDERS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "secret",
+        "password",
+        "placeholder",
+        "todo",
+        "xxx",
+        "test",
+        "dev",
+        "development",
+        "example",
+        "default",
+        "none",
+        "null",
+    }
+)
+MIN_SECRET_LENGTH = 16
+ENVIRONMENTS = ("development", "test", "production")
+
+
+class ConfigError(ValueError):
+    """A setting that makes it unsafe to run; the message names the variable."""
+
+
+def is_placeholder(value: str) -> bool:
+    """Empty, a known placeholder, or too short to be a secret."""
+    v = value.strip()
+    return not v or v.lower() in PLACEHOLDERS or len(v) < MIN_SECRET_LENGTH
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TERUGKEER_",
@@ -54,7 +93,8 @@ class Settings(BaseSettings):
         env_nested_max_split=1,
     )
 
-    environment: Literal["development", "test", "production"] = "development"
+    # no default: unset is not development (see check_environment)
+    environment: Literal["development", "test", "production"] | None = None
     database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in var/")
     var_dir: Path = DEFAULT_VAR_DIR
     ingest_batch_size: int = Field(default=5000, ge=1, le=1_000_000)
@@ -80,6 +120,16 @@ class Settings(BaseSettings):
     # who runs a command, for the audit log (else `user`, the older name, else the login)
     actor: str = ""
     user: str = ""
+    # API tokens expire this many days after they are made
+    token_days: int = Field(default=90, ge=1, le=3650)
+    # request bodies: at most this many bytes (imports: import_body_bytes)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_import_body_bytes: int = Field(default=50_000_000, ge=1024)
+    # sign-in: failures of one account (any address) before each answer is delayed, doubling
+    # up to signin_max_delay seconds; one address is locked after address_failures failures
+    signin_free_failures: int = Field(default=3, ge=1, le=100)
+    signin_max_delay: float = Field(default=8.0, ge=0, le=60)
+    address_failures: int = Field(default=10, ge=1, le=1000)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
@@ -103,3 +153,37 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def assume_environment(name: Literal["development", "test", "production"]) -> Settings:
+    """For a run that touches no real data (the demo, in its own database): ``name`` when no
+    environment is set; an environment that is set is kept."""
+    settings = get_settings()
+    if settings.environment is None:
+        settings.environment = name
+    return settings
+
+
+def check_environment(settings: Settings | None = None) -> None:
+    """Refuse to run without an explicit environment, and in production with an empty or
+    placeholder secret (the encryption keys are checked by ``security.crypto``)."""
+    settings = settings or get_settings()
+    if settings.environment is None:
+        raise ConfigError(
+            f"TERUGKEER_ENVIRONMENT is not set: say {', '.join(ENVIRONMENTS)} "
+            "(unset is never taken as development)"
+        )
+    if settings.environment != "production":
+        return
+    bad = []
+    if not settings.encryption_keys.strip():
+        bad.append("TERUGKEER_ENCRYPTION_KEYS")
+    if is_placeholder(settings.webhook.secret.get_secret_value()):
+        bad.append("TERUGKEER_WEBHOOK_SECRET")
+    if settings.smtp.username and is_placeholder(settings.smtp.password.get_secret_value()):
+        bad.append("TERUGKEER_SMTP_PASSWORD")
+    if bad:
+        raise ConfigError(
+            f"production refuses an empty or placeholder value (at least {MIN_SECRET_LENGTH} "
+            f"characters, not a word like changeme) in {', '.join(bad)}"
+        )

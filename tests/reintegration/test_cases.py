@@ -374,7 +374,7 @@ def test_burden_of_a_release_registration(engine: Engine) -> None:
     case_id = _released(engine)
     record_consent(engine, case_id, ConsentIn("given", date(2025, 1, 10)), actor=USER)
     with engine.connect() as conn:
-        form = registration_form(conn, case_id, "release", GM)
+        form = registration_form(conn, case_id, "release", GM, actor="cli:test")
     typed = [f.name for f in form.fields if f.required and f.value is None]
     assert typed == ["id", "housing", "income", "debts", "care", "care_needs"]
     assert form.to_type == len(typed) <= 8

@@ -11,6 +11,8 @@ from terugkeer.notify.delivery.dispatch import RetryPolicy
 if TYPE_CHECKING:  # the synthesiser (and numpy) only where the feed is made
     from terugkeer.synth import MessyRates
 
+# synthetic data only: the product refuses to guess its environment (config.check_environment)
+os.environ.setdefault("TERUGKEER_ENVIRONMENT", "development")
 DEFAULT_SERVER = os.environ.get(
     "TERUGKEER_DRILL_SERVER_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -31,13 +31,18 @@ console = err  # standard error, for messages beside the output
 
 
 @app.callback()
-def _main() -> None:
+def _main(ctx: typer.Context) -> None:
+    from terugkeer.config import ConfigError, assume_environment, check_environment
+
+    if ctx.invoked_subcommand == "demo":  # its own database of synthetic people
+        assume_environment("development")
     configure(get_settings().log_level)
     from terugkeer.security.crypto import KeyConfigError, check_production_settings
 
     try:
+        check_environment()
         check_production_settings()
-    except KeyConfigError as e:
+    except (ConfigError, KeyConfigError) as e:
         err.print(f"[red]refusing to start: {e}[/red]")
         raise typer.Exit(2) from e
 

@@ -33,18 +33,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
-    """An engine for ``url`` (default: the configured database). Creates the SQLite folder."""
+    """An engine for ``url`` (default: the configured database). Creates the SQLite folder.
+    Errors and logs never carry bound values (``hide_parameters``): they can be personal data."""
     url = url or get_settings().resolved_database_url()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, **kwargs)
+        engine = create_engine(url, **{"hide_parameters": True, **kwargs})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **{"hide_parameters": True, **kwargs})
     event.listen(engine, "connect", _postgresql_settings)
     return engine
 

@@ -281,7 +281,12 @@ def list_activities(
 
 
 def registration_form(
-    conn: Connection, case_id: int, moment: str, municipality: str | None = None
+    conn: Connection,
+    case_id: int,
+    moment: str,
+    municipality: str | None = None,
+    *,
+    actor: Actor | str,
 ) -> RegistrationForm:
     """The fields of a complete registration of ``moment`` for this case, with what is filled in
     before the caseworker starts: the moment, its date (from the detention data), who records
@@ -290,6 +295,8 @@ def registration_form(
     case = load_case(conn, case_id, municipality)
     m = Moment(moment)
     current = current_facts(conn, [case.id]).get(case.id, {}) if case.may_register else {}
+    # the form shows the current statuses (care needs too): a read, in the caller's transaction
+    audit(conn, actor, "form_read", case.id, {"moment": m.value})
     as_of = default_as_of(case, m)
     fields = [
         FormField(

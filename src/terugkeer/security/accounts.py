@@ -1,15 +1,31 @@
-"""Accounts, API tokens, sign-in with throttling and a second factor, sessions."""
+"""Accounts, API tokens, sign-in with throttling and a second factor, sessions, and their
+lifecycle (revoke a token, disable a user, reset the second factor, end sessions).
+
+Sign-in answers in the same time for a known and an unknown name (a password is always
+verified, against a stand-in hash when there is no such user) and with one message for a wrong
+name, password or one-time code. Throttling slows an attacker without letting anyone lock an
+account: failures of one account (from any address) delay every further attempt on it,
+doubling up to ``TERUGKEER_SIGNIN_MAX_DELAY`` seconds, but never refuse it; an address is
+locked for 15 minutes after ``TERUGKEER_ADDRESS_FAILURES`` failures in 15 minutes. A one-time
+code is accepted once (``users.totp_last_step``).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+import pyotp
+from sqlalchemy import Connection, Engine, insert, or_, select, update
 
+from terugkeer.config import get_settings
 from terugkeer.domain.refdata import refdata
 from terugkeer.security import audit
 from terugkeer.security.actor import Actor
@@ -19,15 +35,24 @@ from terugkeer.security.passwords import (
     new_totp_secret,
     totp_uri,
     verify_password,
-    verify_totp,
 )
-from terugkeer.security.roles import SCOPED_ROLES, SECOND_FACTOR_ROLES, Principal, Role
+from terugkeer.security.roles import (
+    ROLE_PERMISSIONS,
+    SCOPED_ROLES,
+    SECOND_FACTOR_PERMISSIONS,
+    SECOND_FACTOR_ROLES,
+    Principal,
+    Role,
+)
 from terugkeer.security.tables import api_tokens, login_throttle, sessions, users
 
 SESSION_HOURS = 8
-THROTTLE_FAILURES = 5
-THROTTLE_WINDOW = timedelta(minutes=15)
-THROTTLE_LOCK = timedelta(minutes=15)
+THROTTLE_WINDOW = timedelta(minutes=15)  # failures older than this are forgotten
+THROTTLE_LOCK = timedelta(minutes=15)  # an address's lock (accounts are never locked)
+TOTP_STEP = 30  # seconds
+# the one answer to a refused sign-in, whatever was wrong: it confirms nothing
+SIGN_IN_REFUSED = "sign-in refused: unknown user, wrong password or wrong one-time code"
+THROTTLED = "too many failed sign-ins from this address; try again later"
 # who changes accounts when no one is named: terugkeer itself (the demo, the tests)
 _SYSTEM = Actor("system", "system", "account administration")
 
@@ -50,6 +75,12 @@ def _sha(token: str) -> str:
 
 def _totp_context(name: str) -> str:
     return totp_context(name)  # `keys rotate` (detention/contacts.py) uses the same
+
+
+@lru_cache(maxsize=1)
+def _stand_in_hash() -> str:
+    """What an unknown name's password is verified against: the same work as for a user."""
+    return hash_password(secrets.token_urlsafe(24))
 
 
 @dataclass(frozen=True)
@@ -115,16 +146,32 @@ def _principal(row: Any) -> Principal:
     return Principal(row.name, Role(row.role), row.municipality)
 
 
+def _may_read_contacts(role: Role) -> bool:
+    return bool(SECOND_FACTOR_PERMISSIONS & ROLE_PERMISSIONS[role])
+
+
 def create_token(
-    engine: Engine, token_name: str, user_name: str, *, actor: Actor | None = None
+    engine: Engine,
+    token_name: str,
+    user_name: str,
+    *,
+    actor: Actor | None = None,
+    contact_details: bool = False,
+    now: datetime | None = None,
 ) -> str:
-    """A new API token for the user; only its hash is kept, the token is returned once. A
-    ``create`` row of record type ``api_token`` by ``actor`` (default: ``system``)."""
+    """A new API token for the user; only its hash is kept, the token is returned once. It
+    expires ``TERUGKEER_TOKEN_DAYS`` days from now. ``contact_details`` grants it the reading
+    of victims' contact details (only for a role that may read them). A ``create`` row of
+    record type ``api_token`` by ``actor`` (default: ``system``), naming the grant."""
     token = secrets.token_urlsafe(32)
+    now = now or datetime.now(UTC)
+    expires = now + timedelta(days=get_settings().token_days)
     with engine.begin() as conn:
         user = conn.execute(select(users).where(users.c.name == user_name)).first()
         if user is None:
             raise AccountError(f"no user [{user_name}]")
+        if contact_details and not _may_read_contacts(Role(user.role)):
+            raise AccountError(f"role [{user.role}] never reads victims' contact details")
         if conn.execute(select(api_tokens.c.id).where(api_tokens.c.name == token_name)).first():
             raise AccountError(f"token [{token_name}] exists already")
         conn.execute(
@@ -132,16 +179,30 @@ def create_token(
                 name=token_name,
                 user_id=user.id,
                 token_hash=_sha(token),
-                created_at=datetime.now(UTC),
+                created_at=now,
+                expires_at=expires,
+                contact_details=contact_details,
             )
         )
-        (actor or _SYSTEM).record(conn, "create", "api_token", [token_name], {"user": user_name})
+        details = {"user": user_name, "expires": expires.date().isoformat()}
+        if contact_details:
+            details["contact_details"] = "granted"
+        (actor or _SYSTEM).record(conn, "create", "api_token", [token_name], details)
     return token
 
 
-def principal_for_token(conn: Connection, token: str) -> Principal | None:
+def principal_for_token(
+    conn: Connection, token: str, now: datetime | None = None
+) -> Principal | None:
+    """The user of a live token (not revoked, not expired, its user active)."""
+    now = now or datetime.now(UTC)
     row = conn.execute(
-        select(users, api_tokens.c.id.label("token_id"))
+        select(
+            users,
+            api_tokens.c.id.label("token_id"),
+            api_tokens.c.expires_at,
+            api_tokens.c.contact_details,
+        )
         .join(api_tokens, api_tokens.c.user_id == users.c.id)
         .where(
             api_tokens.c.token_hash == _sha(token),
@@ -149,45 +210,63 @@ def principal_for_token(conn: Connection, token: str) -> Principal | None:
             users.c.active,
         )
     ).first()
-    if row is None:
+    if row is None or row.expires_at <= now:
         return None
-    conn.execute(
-        update(api_tokens)
-        .where(api_tokens.c.id == row.token_id)
-        .values(last_used_at=datetime.now(UTC))
-    )
-    return _principal(row)
+    conn.execute(update(api_tokens).where(api_tokens.c.id == row.token_id).values(last_used_at=now))
+    return Principal(row.name, Role(row.role), row.municipality, bool(row.contact_details))
 
 
-def _throttled(conn: Connection, keys: list[str], now: datetime) -> bool:
-    for row in conn.execute(select(login_throttle).where(login_throttle.c.key.in_(keys))):
-        if row.locked_until is not None and row.locked_until > now:
-            return True
-    return False
+def _failures(conn: Connection, key: str, now: datetime) -> tuple[int, datetime | None]:
+    """Failures of ``key`` in the current window, and its lock."""
+    row = conn.execute(select(login_throttle).where(login_throttle.c.key == key)).first()
+    if row is None or now - row.window_start > THROTTLE_WINDOW:
+        return 0, row.locked_until if row is not None else None
+    return row.failures, row.locked_until
+
+
+def account_delay(failures: int) -> float:
+    """Seconds every attempt on an account waits after ``failures`` recent failures: none up
+    to ``TERUGKEER_SIGNIN_FREE_FAILURES``, then doubling from half a second up to
+    ``TERUGKEER_SIGNIN_MAX_DELAY``. It slows whoever guesses; it never refuses the owner."""
+    settings = get_settings()
+    over = failures - settings.signin_free_failures
+    if over < 0:
+        return 0.0
+    return float(min(settings.signin_max_delay, 0.5 * 2 ** min(over, 16)))
 
 
 def _fail(conn: Connection, keys: list[str], now: datetime) -> None:
+    """Count a failure against the account and the address; lock the address (only) after
+    ``TERUGKEER_ADDRESS_FAILURES`` failures in the window."""
+    limit = get_settings().address_failures
     for key in keys:
         row = conn.execute(select(login_throttle).where(login_throttle.c.key == key)).first()
-        if row is None or now - row.window_start > THROTTLE_WINDOW:
-            if row is None:
-                conn.execute(insert(login_throttle).values(key=key, failures=1, window_start=now))
-            else:
-                conn.execute(
-                    update(login_throttle)
-                    .where(login_throttle.c.id == row.id)
-                    .values(failures=1, window_start=now, locked_until=None)
-                )
+        if row is None:
+            conn.execute(insert(login_throttle).values(key=key, failures=1, window_start=now))
             continue
-        failures = row.failures + 1
+        fresh = now - row.window_start > THROTTLE_WINDOW
+        failures = 1 if fresh else row.failures + 1
+        lock = key.startswith("addr:") and failures >= limit
         conn.execute(
             update(login_throttle)
             .where(login_throttle.c.id == row.id)
             .values(
                 failures=failures,
-                locked_until=now + THROTTLE_LOCK if failures >= THROTTLE_FAILURES else None,
+                window_start=now if fresh else row.window_start,
+                locked_until=now + THROTTLE_LOCK if lock else row.locked_until,
             )
         )
+
+
+def totp_step(secret: str, code: str, now: datetime) -> int | None:
+    """The 30-second step whose code ``code`` is (this one, or the one before or after for
+    clock drift), or None."""
+    totp, step, given = pyotp.TOTP(secret), int(now.timestamp()) // TOTP_STEP, code.strip()
+    found = None
+    for candidate in (step - 1, step, step + 1):  # all three compared: the same time for each
+        if hmac.compare_digest(totp.at(candidate * TOTP_STEP), given):
+            found = candidate
+    return found
 
 
 @dataclass(frozen=True)
@@ -198,6 +277,11 @@ class Session:
     expires_at: datetime
 
 
+def _printable(name: str) -> str:
+    """The name as it can be recorded: printable, at most 100 characters, else ``?``."""
+    return name[:100] if name and name.isprintable() else "?"
+
+
 def sign_in(
     engine: Engine,
     name: str,
@@ -206,28 +290,64 @@ def sign_in(
     totp_code: str | None = None,
     *,
     now: datetime | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Session:
-    """A new session, or SignInError. Throttled per account and per address."""
+    """A new session, or SignInError (``throttled`` for a locked address, else
+    ``credentials`` with one message for every cause). Every failure is counted against the
+    account and the address and is a ``sign_in_failed`` row of the audit log (details: which
+    factor failed, for the auditor only)."""
     now = now or datetime.now(UTC)
-    keys = [f"user:{name}", f"addr:{address}"]
+    recorded = _printable(name)
+    keys = [f"user:{recorded}"[:150], f"addr:{address}"[:150]]
     with engine.begin() as conn:
-        if _throttled(conn, keys, now):
-            raise SignInError("throttled", "too many failed attempts; try again later")
-        user = conn.execute(select(users).where(users.c.name == name, users.c.active)).first()
-        if user is None or not verify_password(user.password_hash, password):
+        _, address_lock = _failures(conn, keys[1], now)
+        account_failures, _ = _failures(conn, keys[0], now)
+    if address_lock is not None and address_lock > now:
+        raise SignInError("throttled", THROTTLED)
+    delay = account_delay(account_failures)
+    if delay:
+        sleep(delay)
+    with engine.begin() as conn:
+        user = (
+            conn.execute(select(users).where(users.c.name == name, users.c.active)).first()
+            if recorded != "?"
+            else None
+        )
+        # the same work for an unknown name as for a known one
+        password_ok = verify_password(
+            user.password_hash if user is not None else _stand_in_hash(), password
+        )
+        step = None
+        if user is not None and user.totp_secret is not None and totp_code:
+            secret = field_cipher().decrypt(user.totp_secret, _totp_context(name))
+            step = totp_step(secret, totp_code, now)
+        factor = None
+        if user is None or not password_ok:
+            factor = "password"
+        elif user.totp_secret is not None and (
+            step is None
+            or not conn.execute(  # single use: only a step later than the last accepted one
+                update(users)
+                .where(
+                    users.c.id == user.id,
+                    or_(users.c.totp_last_step.is_(None), users.c.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+            ).rowcount
+        ):
+            factor = "second_factor"
+        if factor is not None or user is None:
             _fail(conn, keys, now)
             audit.record(
-                conn, name[:100] or "?", "sign_in_failed", "user", name[:100], "sign-in", {}
+                conn,
+                recorded,
+                "sign_in_failed",
+                "user",
+                recorded,
+                "sign-in",
+                {"factor": factor or "password"},
             )
-            failed = SignInError("credentials", "unknown user or wrong password")
-        elif user.totp_secret is not None and (
-            totp_code is None
-            or not verify_totp(
-                field_cipher().decrypt(user.totp_secret, _totp_context(name)), totp_code
-            )
-        ):
-            _fail(conn, keys, now)
-            failed = SignInError("second_factor", "a valid one-time code is required for this role")
+            failed: SignInError | None = SignInError("credentials", SIGN_IN_REFUSED)
         else:
             failed = None
             token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
@@ -242,15 +362,16 @@ def sign_in(
                     expires_at=expires,
                 )
             )
-            conn.execute(
-                update(login_throttle)
-                .where(login_throttle.c.key.in_(keys))
-                .values(failures=0, locked_until=None)
+            conn.execute(  # the account's count starts again; an address's lock stays
+                update(login_throttle).where(login_throttle.c.key == keys[0]).values(failures=0)
             )
             audit.record(conn, _principal(user), "sign_in", "user", name, "sign-in", {})
-    if failed is not None:
-        raise failed
-    return Session(token, csrf, _principal(user), expires)
+    if failed is not None or user is None:
+        raise failed or SignInError("credentials", SIGN_IN_REFUSED)
+    principal = Principal(
+        user.name, Role(user.role), user.municipality, user.totp_secret is not None
+    )
+    return Session(token, csrf, principal, expires)
 
 
 def principal_for_session(
@@ -259,7 +380,7 @@ def principal_for_session(
     """(principal, csrf token) of a live session."""
     now = now or datetime.now(UTC)
     row = conn.execute(
-        select(users, sessions.c.csrf_token, sessions.c.expires_at)
+        select(users, sessions.c.csrf_token, sessions.c.expires_at, sessions.c.second_factor)
         .join(sessions, sessions.c.user_id == users.c.id)
         .where(
             sessions.c.token_hash == _sha(token), sessions.c.revoked_at.is_(None), users.c.active
@@ -267,7 +388,8 @@ def principal_for_session(
     ).first()
     if row is None or row.expires_at <= now:
         return None
-    return _principal(row), row.csrf_token
+    principal = Principal(row.name, Role(row.role), row.municipality, bool(row.second_factor))
+    return principal, row.csrf_token
 
 
 def sign_out(engine: Engine, token: str) -> None:
@@ -277,3 +399,142 @@ def sign_out(engine: Engine, token: str) -> None:
             .where(sessions.c.token_hash == _sha(token))
             .values(revoked_at=datetime.now(UTC))
         )
+
+
+# --- lifecycle: what an administrator does (command line and API), each audited -------------
+
+
+def _user(conn: Connection, name: str) -> Any:
+    user = conn.execute(select(users).where(users.c.name == name)).first()
+    if user is None:
+        raise AccountError(f"no user [{name}]")
+    return user
+
+
+def _end_sessions(conn: Connection, user_id: int, now: datetime) -> int:
+    ended: int = conn.execute(
+        update(sessions)
+        .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    ).rowcount
+    return ended
+
+
+def revoke_token(engine: Engine, token_name: str, *, actor: Actor) -> None:
+    """Revoke an API token (it stops working at once); a ``revoke`` row of ``api_token``."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        row = conn.execute(select(api_tokens).where(api_tokens.c.name == token_name)).first()
+        if row is None:
+            raise AccountError(f"no token [{token_name}]")
+        if row.revoked_at is not None:
+            raise AccountError(f"token [{token_name}] was revoked already")
+        conn.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(revoked_at=now))
+        actor.record(conn, "revoke", "api_token", [token_name])
+
+
+def grant_contact_details(
+    engine: Engine, token_name: str, granted: bool = True, *, actor: Actor
+) -> None:
+    """Grant (or withdraw) an API token the reading of victims' contact details, which a
+    token otherwise never has (they need the second factor). Only for a role that may read
+    them. A ``grant_contacts`` (or ``withdraw_contacts``) row of ``api_token``."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(api_tokens.c.id, users.c.role)
+            .join(users, users.c.id == api_tokens.c.user_id)
+            .where(api_tokens.c.name == token_name, api_tokens.c.revoked_at.is_(None))
+        ).first()
+        if row is None:
+            raise AccountError(f"no live token [{token_name}]")
+        if granted and not _may_read_contacts(Role(row.role)):
+            raise AccountError(f"role [{row.role}] never reads victims' contact details")
+        conn.execute(
+            update(api_tokens).where(api_tokens.c.id == row.id).values(contact_details=granted)
+        )
+        action = "grant_contacts" if granted else "withdraw_contacts"
+        actor.record(conn, action, "api_token", [token_name], {"role": row.role})
+
+
+def disable_user(engine: Engine, name: str, *, actor: Actor) -> int:
+    """Disable a user: no sign-in, its sessions end and its tokens stop working. Returns the
+    number of sessions ended. A ``disable`` row of ``user``."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        user = _user(conn, name)
+        if not user.active:
+            raise AccountError(f"user [{name}] is disabled already")
+        conn.execute(update(users).where(users.c.id == user.id).values(active=False))
+        ended = _end_sessions(conn, user.id, now)
+        actor.record(conn, "disable", "user", [name], {"sessions_ended": ended})
+    return ended
+
+
+def reset_second_factor(engine: Engine, name: str, *, actor: Actor) -> NewUser:
+    """A new second-factor secret for a user of a role that needs one (a lost or exposed
+    authenticator); the old codes stop working and the user's sessions end. Returns the
+    enrolment URI (shown once). A ``reset_2fa`` row of ``user``."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        user = _user(conn, name)
+        role = Role(user.role)
+        if role not in SECOND_FACTOR_ROLES:
+            raise AccountError(f"role [{role}] has no second factor")
+        secret = new_totp_secret()
+        conn.execute(
+            update(users)
+            .where(users.c.id == user.id)
+            .values(
+                totp_secret=field_cipher().encrypt(secret, _totp_context(name)),
+                totp_last_step=None,
+            )
+        )
+        ended = _end_sessions(conn, user.id, now)
+        actor.record(conn, "reset_2fa", "user", [name], {"sessions_ended": ended})
+    return NewUser(name, role, totp_uri(secret, name))
+
+
+def end_sessions(engine: Engine, name: str, *, actor: Actor) -> int:
+    """End every live session of a user (they sign in again). Returns how many ended. An
+    ``end_sessions`` row of ``user``."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        user = _user(conn, name)
+        ended = _end_sessions(conn, user.id, now)
+        actor.record(conn, "end_sessions", "user", [name], {"sessions_ended": ended})
+    return ended
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """An API token as an administrator sees it (never the token itself)."""
+
+    name: str
+    user: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    contact_details: bool
+
+
+def list_tokens(engine: Engine) -> list[TokenInfo]:
+    """Every API token, oldest first (accounts, no personal data of anyone else)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(api_tokens, users.c.name.label("user_name"))
+            .join(users, users.c.id == api_tokens.c.user_id)
+            .order_by(api_tokens.c.id)
+        ).all()
+    return [
+        TokenInfo(
+            r.name,
+            r.user_name,
+            r.created_at,
+            r.expires_at,
+            r.last_used_at,
+            r.revoked_at,
+            bool(r.contact_details),
+        )
+        for r in rows
+    ]

@@ -55,6 +55,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 SCOPED_ROLES = frozenset({Role.MAYOR_OFFICE, Role.CASEWORKER})
 SECOND_FACTOR_ROLES = frozenset({Role.OPERATOR, Role.IDV_OFFICER, Role.ADMINISTRATOR})
+# held by the role, but exercised only with the second factor (a session signed in with it),
+# or with an API token an administrator granted it to explicitly (audited)
+SECOND_FACTOR_PERMISSIONS = frozenset({Permission.VICTIM_CONTACT_READ})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,12 @@ class Principal:
     name: str
     role: Role
     municipality: str | None = None
+    # a session signed in with the second factor, or a token granted contact details
+    second_factor: bool = False
 
     def can(self, permission: Permission) -> bool:
-        return permission is Permission.HEALTH_READ or permission in ROLE_PERMISSIONS[self.role]
+        if permission is Permission.HEALTH_READ:
+            return True
+        if permission in SECOND_FACTOR_PERMISSIONS and not self.second_factor:
+            return False
+        return permission in ROLE_PERMISSIONS[self.role]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, false
 
 from terugkeer.db.metadata import metadata
 from terugkeer.db.types import UTCDateTime
@@ -16,6 +16,7 @@ users = Table(
     Column("municipality", String(6)),  # scope of mayor's office and caseworker
     Column("password_hash", String(255), nullable=False),
     Column("totp_secret", Text),  # encrypted (security/crypto.py)
+    Column("totp_last_step", Integer),  # step of the last one-time code accepted: used once
     Column("active", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
@@ -30,6 +31,9 @@ api_tokens = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
+    Column("expires_at", UTCDateTime, nullable=False),
+    # an administrator granted this token victims' contact details (audited)
+    Column("contact_details", Boolean, nullable=False, server_default=false()),
 )
 
 sessions = Table(

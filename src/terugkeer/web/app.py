@@ -1,27 +1,44 @@
 """The FastAPI app factory. Later issues add routers; this module wires what every route
-shares: the API-Version header, problem+json errors, the OpenAPI document at the base path
-(API Design Rules of Logius/Geonovum)."""
+shares: the API-Version header, problem+json errors (also for an unexpected error: a 500 with
+the security headers and no detail), a limit on request bodies, an audit row for every read
+refused or not found, the OpenAPI document at the base path (API Design Rules of
+Logius/Geonovum)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from terugkeer import __version__
+from terugkeer.config import check_environment, get_settings
 from terugkeer.db.engine import make_engine
+from terugkeer.security.actor import Actor
 from terugkeer.security.crypto import check_production_settings
-from terugkeer.security.roles import Permission
+from terugkeer.security.refusals import record_refusal
+from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.auth import check_routes, requires, security_headers
 
 API_VERSION = "1.0.0"
 BASE = "/api/v1"
+# request bodies under these paths may be as large as TERUGKEER_MAX_IMPORT_BODY_BYTES
+IMPORT_PREFIXES = (f"{BASE}/feed", f"{BASE}/import")
+# a refused or not-found request names the record its first path parameter names
+PATH_RECORDS = (
+    ("case_id", "reintegration_case"),
+    ("melding_id", "notice"),
+    ("slachtoffer", "victim_contact"),
+    ("activity_id", "activity"),
+    ("naam", "user"),
+)
 
 
 def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -35,8 +52,85 @@ def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
+class NulInBody(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(400, "a NUL character (\\u0000) in the request body")
+
+
+def _nul_parameter(scope: Scope) -> str | None:
+    """The name of a path or query parameter holding a NUL character (no store keeps one)."""
+    if "\x00" in scope.get("path", ""):
+        return "path"
+    for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "")[:40] or "query"
+    return None
+
+
+class BodyLimit:
+    """Refuse a request body over the limit (413), by its Content-Length before anything is
+    read, and by counting while it is read (a body without a length, or one that lies); and
+    a NUL character in a parameter or a JSON body (400): no store keeps one."""
+
+    def __init__(self, app: ASGIApp, limit: int, import_limit: int) -> None:
+        self.app, self.limit, self.import_limit = app, limit, import_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nul = _nul_parameter(scope)
+        if nul is not None:
+            response = problem(
+                400,
+                "a NUL character in a parameter",
+                invalid_params=[{"field": nul, "message": "a NUL character"}],
+            )
+            await response(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        limit = self.import_limit if path.startswith(IMPORT_PREFIXES) else self.limit
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            response = problem(413, f"the request body is larger than {limit} bytes")
+            await response(scope, receive, send)
+            return
+        received, tail = 0, b""
+
+        async def counted() -> Message:
+            nonlocal received, tail
+            message = await receive()
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if received > limit:
+                    raise BodyTooLarge(limit)  # FastAPI passes an HTTPException on as it is
+                if b"\\u0000" in tail + chunk:  # JSON's only way to write a NUL
+                    raise NulInBody()
+                tail = chunk[-5:]
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _refused_record(request: Request) -> tuple[str, str]:
+    params: dict[str, Any] = request.scope.get("path_params") or {}
+    for name, record_type in PATH_RECORDS:
+        if name in params:
+            return record_type, str(params[name])[:100]
+    route = request.scope.get("route")
+    return "route", str(getattr(route, "path", request.url.path))[:100]
+
+
 def create_app(engine: Engine | None = None) -> FastAPI:
+    check_environment()  # an explicit environment; in production no placeholder secrets
     check_production_settings()  # refuse to start with missing or placeholder keys
+    settings = get_settings()
     app = FastAPI(
         title="terugkeer API",
         version=API_VERSION,
@@ -45,6 +139,11 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine or make_engine()
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        import_limit=settings.max_import_body_bytes,
+    )
 
     @app.middleware("http")
     async def api_version_header(
@@ -52,6 +151,26 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     ) -> Response:
         response = await call_next(request)
         response.headers["API-Version"] = API_VERSION
+        return response
+
+    @app.middleware("http")
+    async def audit_refusals(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """A signed-in caller refused a record (403) or asking for one that is not there
+        (404, e.g. a guessed id) leaves a row: who tried, which record, when."""
+        response = await call_next(request)
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if response.status_code in (403, 404) and principal is not None:
+            record_type, record_id = _refused_record(request)
+            record_refusal(
+                app.state.engine,
+                Actor.web(principal, "refused request"),
+                record_type,
+                record_id,
+                status=response.status_code,
+                request=f"{request.method} {request.url.path}"[:200],
+            )
         return response
 
     @app.exception_handler(StarletteHTTPException)

@@ -15,18 +15,26 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 
 from terugkeer.config import get_settings
 from terugkeer.security.accounts import principal_for_session, principal_for_token
-from terugkeer.security.roles import Permission, Principal
+from terugkeer.security.roles import ROLE_PERMISSIONS, Permission, Principal
 
 SESSION_COOKIE = "terugkeer_session"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PUBLIC = Permission.HEALTH_READ
+log = structlog.get_logger(__name__)
+
+NEEDS_SECOND_FACTOR_MESSAGE = (
+    "victims' contact details need a session signed in with the second factor "
+    "(or an API token an administrator granted them to)"
+)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -70,9 +78,11 @@ def requires(permission: Permission) -> Callable[[Request], Principal | None]:
         principal = authenticate(request)
         if principal is None:
             raise HTTPException(401, "sign in or send an API token")
+        request.state.principal = principal  # also when refused: the refusal is audited
         if not principal.can(permission):
+            if permission in ROLE_PERMISSIONS[principal.role]:
+                raise HTTPException(403, NEEDS_SECOND_FACTOR_MESSAGE)
             raise HTTPException(403, f"role [{principal.role}] may not do this ({permission})")
-        request.state.principal = principal
         return principal
 
     dependency.permission = permission  # type: ignore[attr-defined]
@@ -122,13 +132,32 @@ def check_routes(app: FastAPI) -> None:
 
 
 def security_headers(app: FastAPI) -> None:
+    """The security headers on every response, errors included: added last, this middleware
+    is the outermost, and it turns an unexpected error into a problem+json 500 itself (which
+    says nothing about the error; the log names its type and the route, never values)."""
     production = get_settings().environment != "development"
 
     @app.middleware("http")
     async def headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as e:  # anything unexpected: a 500 that still carries the headers
+            route = getattr(request.scope.get("route"), "path", "?")
+            log.error(
+                "unexpected error", error=type(e).__name__, method=request.method, route=route
+            )
+            response = JSONResponse(
+                {
+                    "type": "about:blank",
+                    "title": "Internal Server Error",
+                    "status": 500,
+                    "detail": "an unexpected error; it has been logged",
+                },
+                status_code=500,
+                media_type="application/problem+json",
+            )
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"

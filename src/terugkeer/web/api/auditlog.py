@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from terugkeer.security import audit
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.auth import requires
+from terugkeer.web.params import MAX_ID
 
 router = APIRouter(tags=["audit"])
 Auditor = Annotated[Principal, Depends(requires(Permission.AUDIT_READ))]
@@ -19,7 +20,7 @@ Auditor = Annotated[Principal, Depends(requires(Permission.AUDIT_READ))]
 def list_entries(
     request: Request,
     principal: Auditor,
-    vanaf: Annotated[int, Query(ge=0, description="entries after this id")] = 0,
+    vanaf: Annotated[int, Query(ge=0, le=MAX_ID, description="entries after this id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     actor: Annotated[str | None, Query(max_length=100)] = None,
     record_type: Annotated[str | None, Query(max_length=40)] = None,

@@ -20,6 +20,7 @@ from terugkeer.notify.delivery.inbox import NoticeList, NoticeRead
 from terugkeer.security.actor import Actor
 from terugkeer.security.roles import Permission, Principal, Role
 from terugkeer.web.auth import requires
+from terugkeer.web.params import MAX_ID, Limit, Offset
 
 router = APIRouter(tags=["meldingen"])
 
@@ -33,7 +34,9 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 PURPOSE = "portal inbox"
 
-NoticeId = Annotated[int, Path(description="the reference (kenmerk) of the notice", ge=1)]
+NoticeId = Annotated[
+    int, Path(description="the reference (kenmerk) of the notice", ge=1, le=MAX_ID)
+]
 Reader = Annotated[Principal, Depends(requires(Permission.NOTICES_READ))]
 Acknowledger = Annotated[Principal, Depends(requires(Permission.NOTICES_ACKNOWLEDGE))]
 
@@ -94,8 +97,8 @@ def list_notices(
     onbevestigd: Annotated[
         bool, Query(description="only notices awaiting acknowledgement")
     ] = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> NoticeList:
     own = organisations(principal)
     if not own:

@@ -41,6 +41,16 @@ from terugkeer.security.actor import Actor
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.app import problem
 from terugkeer.web.auth import authenticate, requires
+from terugkeer.web.params import (
+    MAX_EUR,
+    MAX_HOURS,
+    ActivityId,
+    CaseId,
+    Limit,
+    Offset,
+    OptionalDay,
+    out_of_range_day,
+)
 
 router = APIRouter(tags=["nazorg"])
 T = TypeVar("T")
@@ -56,6 +66,7 @@ def _caller(request: Request) -> Principal:
         principal = authenticate(request)
     if principal is None:
         raise HTTPException(401, "sign in or send an API token")
+    request.state.principal = principal  # a refusal (403, 404) is audited in its name
     return principal
 
 
@@ -113,9 +124,11 @@ def list_cases(
     request: Request,
     actor: Caller,
     gemeente: Gemeente,
-    status: Annotated[str | None, Query(description="planned, returned, cancelled")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    status: Annotated[
+        str | None, Query(description="planned, returned, cancelled", max_length=20)
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Any:
     def go() -> list[CaseSummary]:
         with _engine(request).begin() as conn:
@@ -132,7 +145,7 @@ def list_cases(
     response_model=CaseRead,
     summary="A case: the release signal, and with consent the conditions and activities",
 )
-def get_case(request: Request, case_id: int, gemeente: Gemeente, actor: Caller) -> Any:
+def get_case(request: Request, case_id: CaseId, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> CaseRead:
         with _engine(request).begin() as conn:
             return queries.get_case(conn, case_id, gemeente, actor=actor)
@@ -146,7 +159,7 @@ def get_case(request: Request, case_id: int, gemeente: Gemeente, actor: Caller) 
     response_model=list[ConsentRead],
     summary="The consent history of a case",
 )
-def get_consents(request: Request, case_id: int, gemeente: Gemeente, actor: Caller) -> Any:
+def get_consents(request: Request, case_id: CaseId, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> list[ConsentRead]:
         with _engine(request).begin() as conn:
             return queries.consent_history(conn, case_id, gemeente, actor=actor)
@@ -164,11 +177,12 @@ def get_consents(request: Request, case_id: int, gemeente: Gemeente, actor: Call
 def post_consent(
     request: Request,
     actor: Caller,
-    case_id: int,
+    case_id: CaseId,
     body: ConsentCreate,
     gemeente: Gemeente,
 ) -> Any:
     def go() -> CaseRead:
+        _in_range(date=body.date)
         consent = service.ConsentIn(body.status, body.date, tuple(body.scope))
         with _engine(request).begin() as conn:
             service.record_consent(conn, case_id, consent, actor=actor, municipality=gemeente)
@@ -186,7 +200,7 @@ def post_consent(
     response_model=list[MomentRead],
     summary="The current status of each condition per moment, and whether it is in order",
 )
-def get_conditions(request: Request, case_id: int, gemeente: Gemeente, actor: Caller) -> Any:
+def get_conditions(request: Request, case_id: CaseId, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> list[MomentRead]:
         with _engine(request).begin() as conn:
             return queries.current_conditions(conn, case_id, gemeente, actor=actor)
@@ -200,7 +214,9 @@ def get_conditions(request: Request, case_id: int, gemeente: Gemeente, actor: Ca
     response_model=list[FactRead],
     summary="Every recorded status, oldest first",
 )
-def get_condition_history(request: Request, case_id: int, gemeente: Gemeente, actor: Caller) -> Any:
+def get_condition_history(
+    request: Request, case_id: CaseId, gemeente: Gemeente, actor: Caller
+) -> Any:
     def go() -> list[FactRead]:
         with _engine(request).begin() as conn:
             return queries.condition_history(conn, case_id, gemeente, actor=actor)
@@ -216,15 +232,16 @@ def get_condition_history(request: Request, case_id: int, gemeente: Gemeente, ac
 )
 def get_form(
     request: Request,
-    case_id: int,
+    case_id: CaseId,
     gemeente: Gemeente,
-    moment: Annotated[str, Query()] = "release",
+    actor: Caller,
+    moment: Annotated[str, Query(max_length=20)] = "release",
 ) -> Any:
     def go() -> RegistrationForm:
         if moment not in {m.value for m in codes.Moment}:
             raise Invalid(f"unknown moment [{moment}]", field="moment")
-        with _engine(request).connect() as conn:
-            return queries.registration_form(conn, case_id, moment, gemeente)
+        with _engine(request).begin() as conn:  # the form shows statuses: a read, audited
+            return queries.registration_form(conn, case_id, moment, gemeente, actor=actor)
 
     return _run(go)
 
@@ -239,11 +256,12 @@ def get_form(
 def post_conditions(
     request: Request,
     actor: Caller,
-    case_id: int,
+    case_id: CaseId,
     body: ConditionsCreate,
     gemeente: Gemeente,
 ) -> Any:
     def go() -> list[MomentRead]:
+        _in_range(as_of=body.as_of)
         c = service.ConditionsIn(body.moment, body.statuses, tuple(body.care_needs), body.as_of)
         with _engine(request).begin() as conn:
             service.record_conditions(conn, case_id, c, actor=actor, municipality=gemeente)
@@ -255,7 +273,19 @@ def post_conditions(
 # --- activities -----------------------------------------------------------------------------
 
 
+def _in_range(**days: date | None) -> None:
+    """Dates of a body within the range date arithmetic can take (else a 400 naming it)."""
+    for name, value in days.items():
+        if out_of_range_day(value):
+            raise Invalid(f"{name} [{value}] is outside 1900-01-01 to 2999-12-31", field=name)
+
+
 def _activity_in(body: ActivityCreate) -> service.ActivityIn:
+    if not body.cost_eur.is_finite() or body.cost_eur > MAX_EUR:
+        raise Invalid(f"cost_eur is more than {MAX_EUR} euro", field="cost_eur")
+    if body.hours is not None and (not body.hours.is_finite() or body.hours > MAX_HOURS):
+        raise Invalid(f"hours is more than {MAX_HOURS}", field="hours")
+    _in_range(start_date=body.start_date, end_date=body.end_date)
     return service.ActivityIn(
         type=body.type,
         provider=body.provider,
@@ -270,7 +300,7 @@ def _activity_in(body: ActivityCreate) -> service.ActivityIn:
 
 
 def _one_activity(
-    request: Request, case_id: int, activity_id: int, gemeente: str, actor: Actor
+    request: Request, case_id: CaseId, activity_id: int, gemeente: str, actor: Actor
 ) -> ActivityRead:
     with _engine(request).begin() as conn:
         for a in queries.list_activities(conn, case_id, gemeente, actor=actor):
@@ -285,7 +315,7 @@ def _one_activity(
     response_model=list[ActivityRead],
     summary="The activities of a case",
 )
-def get_activities(request: Request, case_id: int, gemeente: Gemeente, actor: Caller) -> Any:
+def get_activities(request: Request, case_id: CaseId, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> list[ActivityRead]:
         with _engine(request).begin() as conn:
             return queries.list_activities(conn, case_id, gemeente, actor=actor)
@@ -303,7 +333,7 @@ def get_activities(request: Request, case_id: int, gemeente: Gemeente, actor: Ca
 def post_activity(
     request: Request,
     actor: Caller,
-    case_id: int,
+    case_id: CaseId,
     body: ActivityCreate,
     gemeente: Gemeente,
 ) -> Any:
@@ -325,8 +355,8 @@ def post_activity(
 def put_activity(
     request: Request,
     actor: Caller,
-    case_id: int,
-    activity_id: int,
+    case_id: CaseId,
+    activity_id: ActivityId,
     body: ActivityCreate,
     gemeente: Gemeente,
 ) -> Any:
@@ -359,7 +389,7 @@ def get_upcoming(
     gemeente: Gemeente,
     actor: Caller,
     dagen: Annotated[int, Query(ge=1, le=366)] = 30,
-    peildatum: date | None = None,
+    peildatum: OptionalDay = None,
 ) -> Any:
     def go() -> list[UpcomingReturn]:
         with _engine(request).begin() as conn:
@@ -393,8 +423,8 @@ def get_not_in_order(request: Request, gemeente: Gemeente, actor: Caller) -> Any
 def get_costs(
     request: Request,
     gemeente: OptionalGemeente,
-    van: date | None = None,
-    tot: date | None = None,
+    van: OptionalDay = None,
+    tot: OptionalDay = None,
 ) -> Any:
     def go() -> list[CostLine]:
         with _engine(request).connect() as conn:
@@ -413,7 +443,7 @@ def get_costs(
 def get_completeness(
     request: Request,
     gemeente: OptionalGemeente,
-    peildatum: date | None = None,
+    peildatum: OptionalDay = None,
 ) -> Any:
     def go() -> list[Completeness]:
         with _engine(request).connect() as conn:

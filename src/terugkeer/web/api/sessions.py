@@ -17,9 +17,15 @@ Public = Annotated[None, Depends(requires(Permission.HEALTH_READ))]
 
 
 class SignIn(BaseModel):
-    naam: str = Field(min_length=1, max_length=100)
+    # printable characters only (no NUL, no control characters): a name is recorded as such
+    naam: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     wachtwoord: str = Field(min_length=1, max_length=1000)
-    code: str | None = Field(default=None, max_length=10, description="one-time code (TOTP)")
+    code: str | None = Field(
+        default=None,
+        max_length=10,
+        pattern=r"^[0-9 ]*$",
+        description="one-time code (TOTP); for operator, IDV and administrator",
+    )
 
 
 class SessionRead(BaseModel):
@@ -34,7 +40,7 @@ def create_session(request: Request, response: Response, body: SignIn, _: Public
     address = request.client.host if request.client else "unknown"
     try:
         session = sign_in(request.app.state.engine, body.naam, body.wachtwoord, address, body.code)
-    except SignInError as e:
+    except SignInError as e:  # one message for a wrong name, password or code
         raise HTTPException(429 if e.reason == "throttled" else 401, str(e)) from e
     set_session_cookie(response, session.token, SESSION_HOURS * 3600)
     p = session.principal

@@ -69,7 +69,9 @@ class WebhookChannel:
                 "TERUGKEER_WEBHOOK_SECRET is not set: webhook notices will not be sent",
                 environment=environment,
             )
-        return cls(s.secret.get_secret_value(), timeout=s.timeout, environment=environment)
+        return cls(
+            s.secret.get_secret_value(), timeout=s.timeout, environment=environment or "production"
+        )
 
     def send(self, notice: Notice) -> None:
         if not self.secret and self.environment != "development":
