@@ -215,3 +215,54 @@ def test_releases_after_a_decision_make_a_new_alert_of_their_own(engine: Engine)
     voided = decide_burst(engine, again.id, confirm=False, by="operator-1")
     assert voided.obligations == 10  # the five new releases' mayor and nazorg notices
     assert notices(engine, range(25)) == {("notice", "pending"): 50}
+
+
+def _victim_of(i: int) -> str:
+    """A victim of period B<i> registers the day after the burst (a later batch that
+    re-evaluates the period's release)."""
+    return lines(
+        msg("victim_registered", f"v{i}", 301, f"B{i}", bsn=None, prison_number=f"D{i}",
+            source="OM-IDV", victim_ref=f"V{i}", relation="victim", spoke_in_court=True,
+            wants_information=True, contact={"name": f"Slachtoffer {i}"})
+    )  # fmt: skip
+
+
+def release_notices_of(engine: Engine, period: str) -> dict[str, tuple[str, set[str]]]:
+    """Per release rule of a period: the obligation's status and its notices' statuses."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(obligations.c.rule_id, obligations.c.status, deliveries.c.status.label("d"))
+            .join(deliveries, deliveries.c.obligation_id == obligations.c.id, isouter=True)
+            .where(obligations.c.period_ref == period, obligations.c.subject == "release")
+        ).all()
+    out: dict[str, tuple[str, set[str]]] = {}
+    for r in rows:
+        out.setdefault(r.rule_id, (r.status, set()))[1].add(r.d)
+    return out
+
+
+def test_a_voided_burst_stays_voided_when_its_periods_are_evaluated_again(
+    engine: Engine,
+) -> None:
+    """After a void, a victim registration re-evaluates a burst period's release: the mayor's
+    notice is not reopened and the IDV and the victim get none (the releases were false)."""
+    ingest_text(engine, _burst(25), hooks=HOOK)
+    (alert,) = open_alerts(engine, "burst")
+    decide_burst(engine, alert.id, confirm=False, by="operator-1")
+    ingest_text(engine, _victim_of(0), hooks=HOOK)
+    found = release_notices_of(engine, "B0")
+    assert set(found) == {"mayor.release", "nazorg.release", "idv.release", "victim.release"}
+    for rule, (status, sent) in found.items():
+        assert status == "voided", rule
+        assert sent <= {"voided", None}, rule  # nothing pending, nothing held
+
+
+def test_notices_of_an_undecided_burst_created_later_are_held(engine: Engine) -> None:
+    ingest_text(engine, _burst(25), hooks=HOOK)
+    (alert,) = open_alerts(engine, "burst")
+    ingest_text(engine, _victim_of(0), hooks=HOOK)
+    found = release_notices_of(engine, "B0")
+    assert found["idv.release"] == ("held", {"held"})
+    assert found["victim.release"] == ("held", {"held"})
+    decide_burst(engine, alert.id, confirm=True, by="operator-1")
+    assert release_notices_of(engine, "B0")["idv.release"] == ("open", {"pending"})

@@ -167,7 +167,52 @@ def brake_bursts(conn: Connection, events: Sequence[FeedEvent], now: datetime) -
         )
         log.warning("burst of releases held", source=source, releases=len(ids), held=held)
         raised.append(alert_id)
+    _keep_decisions(conn, events, now)
     return raised
+
+
+def _keep_decisions(conn: Connection, events: Sequence[FeedEvent], now: datetime) -> None:
+    """A later batch that touches a period of a burst (a victim registered after the
+    release, a correction) re-evaluates its release and may create or reopen notices caused
+    by it: they are held while the burst is undecided, and voided again (never sent) when the
+    operator voided the burst. A confirmed burst's releases are ordinary releases."""
+    refs = sorted({e.period_ref for e in events if e.period_ref})
+    if (
+        not refs
+        or conn.execute(select(alerts.c.id).where(alerts.c.kind == "burst").limit(1)).first()
+        is None
+    ):
+        return
+    released: dict[str, str] = {}  # release event id -> the key of its hour's burst alert
+    for chunk in chunks(refs):
+        for r in conn.execute(
+            select(feed_events.c.event_id, feed_events.c.source, feed_events.c.occurred_at).where(
+                among(conn, feed_events.c.period_ref, chunk),
+                feed_events.c.kind == "release",
+                feed_events.c.withdrawn_by.is_(None),
+            )
+        ):
+            released[r.event_id] = f"burst:{r.source}:{_hour(r.occurred_at).isoformat()}"
+    hold: list[str] = []
+    voided: dict[str, str] = {}  # release event id -> the void reason
+    for chunk in chunks(sorted(set(released.values()))):
+        for a in conn.execute(
+            select(alerts.c.status, alerts.c.details).where(
+                alerts.c.kind == "burst", among(conn, alerts.c.key, chunk)
+            )
+        ):
+            details = json.loads(a.details)
+            mine = [i for i in details.get("releases", []) if i in released]
+            decision = details.get("decision") or {}
+            if a.status == "open":
+                hold.extend(mine)
+            elif decision.get("decision") == "voided":
+                voided.update((i, f"voided by {decision['by']}: burst of releases") for i in mine)
+    if hold:
+        _hold(conn, hold)
+    if voided:
+        rows = _lock(conn, _obligations_caused_by(conn, list(voided)))
+        void_obligations(conn, [(r, voided[r.cause_event_id]) for r in rows], now)
 
 
 def _releases_with_time(
