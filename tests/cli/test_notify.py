@@ -148,3 +148,31 @@ def test_a_database_without_schema_is_a_clear_error(
     assert result.exit_code == 2
     assert "cannot read the database" in result.output
     assert "terugkeer db upgrade" in result.output
+
+
+def test_burst_void_says_what_was_held_and_what_corrected(cli_db: Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from terugkeer.detention.ingest import ingest_text
+    from terugkeer.notify.delivery.dispatch import dispatch_once
+    from tests.notify.assurance.test_watch import HOOK, _releases, open_alerts
+
+    ingest_text(cli_db, _releases(0, 30), hooks=HOOK)
+    dispatch_once(cli_db, datetime.now(UTC) + timedelta(seconds=1), limit=1000)
+    ingest_text(cli_db, _releases(30, 30), hooks=HOOK)
+    first, second = open_alerts(cli_db, "burst")
+    result = runner.invoke(app, ["notify", "burst", "void", str(first.id), "--by", "operator-1"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "voided 60 obligations: 30 held notices will not be sent; 30 corrections queued for "
+        "notices that had gone out before the brake"
+    ) in result.stdout
+    confirmed = runner.invoke(
+        app, ["notify", "burst", "confirm", str(second.id), "--by", "operator-1"]
+    )
+    assert "released 30 held notices (30 obligations); 30 notices of this burst had gone out" in (
+        confirmed.stdout
+    )
+    again = runner.invoke(app, ["notify", "burst", "void", str(first.id), "--by", "operator-1"])
+    assert again.exit_code == 2
+    assert "already decided" in again.output
