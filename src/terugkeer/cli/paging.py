@@ -20,8 +20,8 @@ def limit_or_all(value: int) -> int | None:
 
 
 def footer(page: Page[Any], noun: str) -> None:
-    """"N <noun>" when everything is shown, else "showing X–Y of Z <noun> (--offset,
-    --limit for more)"."""
+    """The listing's last line: "N <noun>" when everything is shown, else "showing X–Y of Z
+    <noun> (--limit and --offset for others)"."""
     if page.complete:
         out.print(f"{page.total:,} {noun}", markup=False, highlight=False, soft_wrap=True)
         return

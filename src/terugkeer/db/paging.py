@@ -27,7 +27,7 @@ class Page(Generic[T]):
         return self.offset == 0 and len(self.items) == self.total
 
     def showing(self) -> str:
-        """"showing 1–1,000 of 4,212" ("showing none of 12" past the end)."""
+        """What is shown: "showing 1–1,000 of 4,212" ("showing none of 12" past the end)."""
         if not self.items:
             return f"showing none of {self.total:,}"
         first, last = self.offset + 1, self.offset + len(self.items)
