@@ -96,7 +96,13 @@ def test_a_dutch_spreadsheet_is_imported_and_reimporting_changes_nothing(
     acts = write(tmp_path / "activiteiten.csv", ACTIVITIES_HEADER, GOOD_ACTIVITIES)
     report = import_activities(periods, acts, municipality=GM, actor="test")
     assert report.errors == [], report.text()
-    assert report.as_json() == {"rows": 3, "applied": 3, "unchanged": 0, "errors": 0}
+    assert report.as_json() == {
+        "rows": 3,
+        "applied": 3,
+        "unchanged": 0,
+        "errors": 0,
+        "dry_run": False,
+    }
     assert report.encoding == "cp1252"  # the euro sign
     with periods.connect() as conn:
         stored = {r.key: r for r in conn.execute(select(activities).order_by(activities.c.id))}
@@ -122,7 +128,13 @@ def test_a_dutch_spreadsheet_is_imported_and_reimporting_changes_nothing(
     again = import_cases(periods, cases_file, municipality=GM, actor="test")
     assert (again.applied, again.unchanged, again.errors) == (0, 3, [])
     again = import_activities(periods, acts, municipality=GM, actor="test")
-    assert again.as_json() == {"rows": 3, "applied": 0, "unchanged": 3, "errors": 0}
+    assert again.as_json() == {
+        "rows": 3,
+        "applied": 0,
+        "unchanged": 3,
+        "errors": 0,
+        "dry_run": False,
+    }
     assert count(periods, condition_facts) == 10
     assert count(periods, reintegration_consents) == 2
     # a changed cost is an update of the same activity
@@ -176,7 +188,13 @@ def test_a_bad_file_is_rejected_whole_with_a_report(periods: Engine, tmp_path: P
         (7, "Detentiekenmerk", "P9"),
         (8, "Toestemming", "refused"),
     ]
-    assert report.as_json() == {"rows": 7, "applied": 0, "unchanged": 0, "errors": 5}
+    assert report.as_json() == {
+        "rows": 7,
+        "applied": 0,
+        "unchanged": 0,
+        "errors": 5,
+        "dry_run": False,
+    }
     assert count(periods, condition_facts) == 0
     assert count(periods, reintegration_consents) == 0
     text = report.text()
@@ -229,7 +247,7 @@ def test_bad_activity_rows_and_dry_run(periods: Engine, tmp_path: Path) -> None:
     assert count(periods, activities) == 0
     good = write(tmp_path / "a.csv", ACTIVITIES_HEADER, GOOD_ACTIVITIES)
     dry = import_activities(periods, good, municipality=GM, actor="t", dry_run=True)
-    assert dry.as_json() == {"rows": 3, "applied": 3, "unchanged": 0, "errors": 0}
+    assert dry.as_json() == {"rows": 3, "applied": 3, "unchanged": 0, "errors": 0, "dry_run": True}
     assert count(periods, activities) == 0
 
 
@@ -261,9 +279,9 @@ def test_screenings_import(periods: Engine, tmp_path: Path) -> None:
         encoding="utf-8",
     )
     report = import_screenings(periods, path, actor="dji")
-    assert [(e.row, e.column) for e in report.errors] == [
-        (4, "zorgbehoefte"),
+    assert [(e.row, e.column) for e in report.errors] == [  # sorted by row
         (3, "detentiekenmerk"),
+        (4, "zorgbehoefte"),
     ]
     path.write_text(path.read_text().splitlines()[0] + "\nP1;08-01-2025;geldig;dakloos;;;;\n")
     assert import_screenings(periods, path, actor="dji").applied == 1
@@ -325,11 +343,29 @@ def test_cli(cli_db: Engine, tmp_path: Path) -> None:
     args = ["import", "cases", str(path), "--municipality", GM, "--json"]
     dry = runner.invoke(app, [*args, "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert json.loads(dry.stdout) == {"rows": 3, "applied": 3, "unchanged": 0, "errors": 0}
+    assert json.loads(dry.stdout) == {
+        "rows": 3,
+        "applied": 3,
+        "unchanged": 0,
+        "errors": 0,
+        "dry_run": True,
+    }
     done = runner.invoke(app, args)
-    assert json.loads(done.stdout) == {"rows": 3, "applied": 3, "unchanged": 0, "errors": 0}
+    assert json.loads(done.stdout) == {
+        "rows": 3,
+        "applied": 3,
+        "unchanged": 0,
+        "errors": 0,
+        "dry_run": False,
+    }
     again = runner.invoke(app, args)
-    assert json.loads(again.stdout) == {"rows": 3, "applied": 0, "unchanged": 3, "errors": 0}
+    assert json.loads(again.stdout) == {
+        "rows": 3,
+        "applied": 0,
+        "unchanged": 3,
+        "errors": 0,
+        "dry_run": False,
+    }
     bad = write(tmp_path / "bad.csv", CASES_HEADER, ["NZ-9;P1;;;;;31-13-2025;;;;;;;"])
     result = runner.invoke(app, ["import", "cases", str(bad), "-m", GM])
     assert result.exit_code == 1
@@ -448,7 +484,13 @@ def test_column_check_stores_what_the_row_check_stores(
     path = write(tmp_path / "a.csv", ACTIVITIES_HEADER, MIXED_ACTIVITIES)
     report = import_activities(consenting, path, municipality=GM, actor="t")
     assert report.ok, report.text()
-    assert report.as_json() == {"rows": 10, "applied": 10, "unchanged": 0, "errors": 0}
+    assert report.as_json() == {
+        "rows": 10,
+        "applied": 10,
+        "unchanged": 0,
+        "errors": 0,
+        "dry_run": False,
+    }
     by_columns = stored_activities(consenting)
     refs = [r[2] for r in by_columns]
     assert refs == ["A1", "A2", None, "A10", "A11", "A12", None, "A13", "A14", "A15"]
@@ -466,7 +508,13 @@ def test_column_check_stores_what_the_row_check_stores(
     # and again, either way: nothing changes (what one path stored, the other compares)
     for again in (path, xlsx):
         report = import_activities(consenting, again, municipality=GM, actor="t")
-        assert report.as_json() == {"rows": 10, "applied": 0, "unchanged": 10, "errors": 0}
+        assert report.as_json() == {
+            "rows": 10,
+            "applied": 0,
+            "unchanged": 10,
+            "errors": 0,
+            "dry_run": False,
+        }
     assert stored_activities(consenting) == by_columns
     assert by_columns[4][2:6] == ("A11", "apply_id", "id", "UWV")  # cells are trimmed
     assert by_columns[4][11] == "Aanpak nazorg Amsterdam"
@@ -526,7 +574,13 @@ def test_a_repeated_update_is_reported(consenting: Engine, tmp_path: Path) -> No
     assert stored_activities(consenting) == before
     path = write(tmp_path / "c.csv", ACTIVITIES_HEADER, [changed, GOOD_ACTIVITIES[0]])
     report = import_activities(consenting, path, municipality=GM, actor="t")
-    assert report.as_json() == {"rows": 2, "applied": 1, "unchanged": 1, "errors": 0}
+    assert report.as_json() == {
+        "rows": 2,
+        "applied": 1,
+        "unchanged": 1,
+        "errors": 0,
+        "dry_run": False,
+    }
     assert [r[9] for r in stored_activities(consenting)] == [150000, 8000, 0]
 
 

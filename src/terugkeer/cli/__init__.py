@@ -1,7 +1,11 @@
 """The command line: a thin face over the library. Each command parses its arguments, builds
 who runs it (``cli/common.py``), calls one action or query and renders what it gets back (a
 Rich table or text, or ``--json``). One module per command group; each adds its commands to
-the app in ``register``."""
+the app in ``register``.
+
+Errors follow one contract for every command (``cli/errors.py``): an expected error is one or
+two plain lines and exit code 2, a traceback only with ``terugkeer --debug``. Output is never
+read as markup and is plain text when it is not a terminal (``cli/common.py``)."""
 
 from __future__ import annotations
 
@@ -11,14 +15,18 @@ from typing import Annotated
 
 import typer
 
-from terugkeer.cli.common import AsOpt, PurposeOpt, actor, err, out, progress_bar
+from terugkeer.cli.common import AsOpt, PlainConsole, PurposeOpt, actor, err, out, progress_bar
+from terugkeer.cli.errors import TerugkeerGroup
 from terugkeer.config import get_settings
 from terugkeer.db.engine import make_engine
 from terugkeer.logs import configure
 from terugkeer.migrations import upgrade
 
 app = typer.Typer(
-    help="terugkeer: the return of (ex-)detainees into society.", no_args_is_help=True
+    cls=TerugkeerGroup,
+    help="terugkeer: the return of (ex-)detainees into society.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold personal data
 )
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -31,7 +39,12 @@ console = err  # standard error, for messages beside the output
 
 
 @app.callback()
-def _main(ctx: typer.Context) -> None:
+def _main(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the traceback of an error (for a bug report)")
+    ] = False,
+) -> None:
     from terugkeer.config import ConfigError, assume_environment, check_environment
 
     if ctx.invoked_subcommand == "demo":  # its own database of synthetic people
@@ -124,7 +137,7 @@ def demo(
         workdir,
         releases=releases,
         seed=seed,
-        console=out,
+        console=PlainConsole(markup=True),  # the demo's own texts carry markup
         progress=progress_bar,
         actor=actor("demo", who, purpose),
     )
@@ -133,7 +146,7 @@ def demo(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the web application and API."""
     import uvicorn

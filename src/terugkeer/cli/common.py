@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -30,6 +32,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
+from rich.text import Text
 
 from terugkeer.config import Settings
 from terugkeer.detention.ingest import ProgressCallback
@@ -39,8 +43,138 @@ from terugkeer.security.actor import MAX_NAME, Actor
 PREFIX = audit.CLI_PREFIX
 ACTOR_ENV = "TERUGKEER_ACTOR"  # Settings.actor; Settings.user is TERUGKEER_USER, the older name
 
-out = Console()
-err = Console(stderr=True)
+
+class PlainConsole(Console):
+    """A Rich console that never reads markup in what it prints (a value like ``[gm0363]``
+    is printed as it is) and, when its output is not a terminal (a file, a pipe), prints
+    plain text: no wrapping at 80 columns and tables as aligned columns without borders,
+    every cell whole.
+
+    Messages written as ``"[red]…[/red]"`` (from before markup was turned off) are printed in
+    red with the text between as it is."""
+
+    def __init__(self, *, markup: bool = False, **kwargs: Any) -> None:
+        super().__init__(markup=markup, highlight=False, emoji=False, **kwargs)
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if not self._markup:  # only a console for the program's own texts reads markup
+            kwargs["markup"] = False
+        if len(objects) == 1 and isinstance(objects[0], str):
+            text = objects[0]
+            if text.startswith("[red]") and text.endswith("[/red]"):
+                objects = (text[5:-6],)
+                kwargs.setdefault("style", "red")
+        if not self.is_terminal:
+            kwargs.setdefault("soft_wrap", True)
+            kwargs.setdefault("highlight", False)
+            objects = tuple(plain_table(o) if isinstance(o, Table) else o for o in objects)
+        super().print(*objects, **kwargs)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, Text):
+        return value.plain
+    return "" if value is None else str(value)
+
+
+def plain_table(table: Table) -> str:
+    """A table as plain text: a header line and a line per row, columns aligned (numbers to
+    the right), separated by two spaces; no cell cut off."""
+    columns = [[_cell(c.header), *map(_cell, c.cells)] for c in table.columns]
+    if not columns:
+        return _cell(table.title)
+    widths = [max(map(len, col)) for col in columns]
+    right = [c.justify == "right" for c in table.columns]
+    lines = []
+    for i in range(len(columns[0])):
+        cells = [
+            col[i].rjust(w) if r else col[i].ljust(w)
+            for col, w, r in zip(columns, widths, right, strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    if table.title:
+        lines.insert(0, _cell(table.title))
+    if table.caption:
+        lines.append(_cell(table.caption))
+    return "\n".join(lines)
+
+
+def print_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    right: Iterable[int] = (),
+    title: str | None = None,
+    console: Console | None = None,
+) -> None:
+    """Print rows under headers: a Rich table on a terminal (cells folded, never cut), plain
+    aligned text otherwise. ``right``: the columns (by index) aligned to the right."""
+    aligned = set(right)
+    table = Table(title=title, show_lines=False)
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="right" if i in aligned else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row))
+    (console or out).print(table)
+
+
+out = PlainConsole()
+err = PlainConsole(stderr=True)
+
+
+def fail(*lines: str) -> NoReturn:
+    """Stop the command with an expected error: these lines (one or two), exit code 2."""
+    from terugkeer.cli.errors import CommandFailed
+
+    raise CommandFailed(lines)
+
+
+# --- Dutch text output (JSON keeps ISO dates and cents) --------------------------------------
+
+
+def euro(amount: Decimal | int | float | None, *, cents: bool = False) -> str:
+    """``€ 1.234,56``: an amount in euros (or in cents with ``cents=True``), Dutch style."""
+    if amount is None:
+        return ""
+    value = Decimal(amount) / 100 if cents else Decimal(str(amount))
+    text = f"{value:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
+    return f"€ {text}"
+
+
+def number(value: Decimal | int | float | None, places: int = 0) -> str:
+    """A number with Dutch separators: ``12.345`` or ``1.234,5`` (``places`` decimals)."""
+    if value is None:
+        return ""
+    text = f"{Decimal(str(value)):,.{places}f}"
+    return text.replace(",", "_").replace(".", ",").replace("_", ".")
+
+
+def datum(day: date | str | None) -> str:
+    """A date as ``dd-mm-jjjj``."""
+    if day is None or day == "":
+        return ""
+    if isinstance(day, str):
+        day = date.fromisoformat(day[:10])
+    return f"{day.day:02d}-{day.month:02d}-{day.year:04d}"
+
+
+def parse_day(value: str | date) -> date:
+    """A date given on the command line: ``dd-mm-jjjj`` (also ``d-m-jjjj``, ``/`` or ``.``)
+    or ISO ``jjjj-mm-dd``; a bad one is a usage error naming the option (exit 2)."""
+    if isinstance(value, date):
+        return value
+    from terugkeer.reintegration.values import parse_date
+
+    try:
+        return parse_date(value)
+    except ValueError as e:
+        raise typer.BadParameter(f"[{value}]: {e} (or jjjj-mm-dd)") from e
+
+
+DayOpt = Annotated[
+    date | None,
+    typer.Option(parser=parse_day, metavar="DATUM", help="dd-mm-jjjj (or jjjj-mm-dd)"),
+]
 
 AsOpt = Annotated[
     str | None,

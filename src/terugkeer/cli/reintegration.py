@@ -14,16 +14,27 @@ they show (``case_listed``); ``completeness`` and ``costs`` show figures only.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from terugkeer.cli.common import AsOpt, PurposeOpt, actor, actor_name, err, out
+from terugkeer.cli.common import (
+    AsOpt,
+    PurposeOpt,
+    actor,
+    actor_name,
+    datum,
+    err,
+    euro,
+    fail,
+    number,
+    out,
+    parse_day,
+    print_table,
+)
 from terugkeer.reintegration.audit import PURPOSE
-from terugkeer.reintegration.errors import ReintegrationError
 
 import_app = typer.Typer(
     help="Import registrations from municipal systems and screenings from prisons.",
@@ -38,7 +49,7 @@ MunicipalityOpt = Annotated[
     str, typer.Option("--municipality", "-m", help="the municipality's CBS code, GMxxxx")
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="check only; write nothing")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print counts as JSON")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print as JSON (ISO dates, euros)")]
 UserOpt = Annotated[
     str | None,
     typer.Option(
@@ -54,12 +65,15 @@ def _actor(user: str | None) -> str:
     return actor_name(user)
 
 
-def _engine() -> Any:
+def _engine(*, writes: bool = True) -> Any:
+    """The database; a command that writes (an import, the back-fill) creates or upgrades the
+    schema first, a command that only reads needs it there (`terugkeer db upgrade`)."""
     from terugkeer.db.engine import make_engine
     from terugkeer.migrations import upgrade
 
     engine = make_engine()
-    upgrade(engine)
+    if writes:
+        upgrade(engine)
     return engine
 
 
@@ -68,27 +82,24 @@ def _run_import(kind: str, path: Path, municipality: str | None, **kw: Any) -> N
 
     as_json = kw.pop("as_json")
     if not path.is_file():
-        err.print(f"[red]no such file: {path}[/red]")
-        raise typer.Exit(2)
+        fail(f"no such file: {path}")
+    if municipality is not None:
+        municipality = _municipality(municipality)  # before the database is touched
     engine = _engine()
-    try:
-        if kind == "cases":
-            assert municipality is not None  # noqa: S101 - a required option
-            report = importer.import_cases(engine, path, municipality=municipality, **kw)
-        elif kind == "activities":
-            assert municipality is not None  # noqa: S101
-            report = importer.import_activities(engine, path, municipality=municipality, **kw)
-        else:
-            report = importer.import_screenings(engine, path, **kw)
-    except ReintegrationError as e:
-        err.print(f"[red]{e.message}[/red]")
-        raise typer.Exit(2) from e
+    if kind == "cases":
+        assert municipality is not None  # noqa: S101 - a required option
+        report = importer.import_cases(engine, path, municipality=municipality, **kw)
+    elif kind == "activities":
+        assert municipality is not None  # noqa: S101
+        report = importer.import_activities(engine, path, municipality=municipality, **kw)
+    else:
+        report = importer.import_screenings(engine, path, **kw)
     if as_json:
         out.print_json(json.dumps(report.as_json()))
         if not report.ok:
-            err.print(report.text(limit=20), highlight=False, markup=False)
+            err.print(report.text(limit=20))
     else:
-        out.print(report.text(), highlight=False, markup=False)
+        out.print(report.text())
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -148,48 +159,123 @@ def open_cases_command(as_json: JsonOpt = False, who: AsOpt = None) -> None:
     )
 
 
-def _on(value: str | None) -> date | None:
-    return date.fromisoformat(value) if value else None
+def _municipality(code: str | None) -> str | None:
+    """The municipality's CBS code, checked (an unknown code is an error naming it, exit 2)."""
+    if code is None:
+        return None
+    from terugkeer.reintegration.importing.shared import check_municipality
+
+    return check_municipality(code)
+
+
+def _name(code: str) -> str:
+    from terugkeer.domain.refdata import refdata
+
+    found = refdata().municipalities.get(code)
+    return f"{code} {found.name}" if found else code
+
+
+def _share(done: int, due: int) -> str:
+    if not due:
+        return "n.v.t."
+    if not done:
+        return f"niets geregistreerd (0 van {number(due)})"
+    return f"{number(done)} van {number(due)} ({number(100 * done / due, 0)} %)"
 
 
 @reintegration_app.command("completeness")
 def completeness_command(
     municipality: Annotated[str | None, typer.Option("--municipality", "-m")] = None,
-    on: Annotated[str | None, typer.Option(help="as of this date (yyyy-mm-dd)")] = None,
+    on: Annotated[
+        date | None,
+        typer.Option(parser=parse_day, metavar="DATUM", help="peildatum: dd-mm-jjjj (or ISO)"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """How complete the registration is, per municipality and moment (figures only: no audit
-    row)."""
-    from terugkeer.demo.registration import completeness_table
+    """How complete the registration is, per municipality and moment, with a total (figures
+    only: no audit row)."""
+    from terugkeer.reintegration.codes import MOMENT_LABELS, MOMENTS
     from terugkeer.reintegration.queries import completeness
 
-    with _engine().connect() as conn:
-        rows = completeness(conn, municipality, on=_on(on))
+    code = _municipality(municipality)
+    with _engine(writes=False).connect() as conn:
+        rows = completeness(conn, code, on=on)
     if as_json:
         out.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
         return
-    out.print(completeness_table(rows))
+    when = f" op {datum(on)}" if on else ""
+    if not rows:
+        out.print(
+            f"niets geregistreerd: geen nazorgdossiers{when}"
+            + (f" in {_name(code)}" if code else "")
+        )
+        return
+    headers = ["gemeente", "dossiers", "teruggekeerd", "met toestemming"]
+    headers += [MOMENT_LABELS[m] for m in MOMENTS]
+    table: list[list[str]] = []
+    totals = [0, 0, 0]
+    due = {m.value: [0, 0] for m in MOMENTS}
+    for r in rows:
+        cells = [f"{r.municipality} {r.name}", number(r.cases), number(r.returned)]
+        cells.append(number(r.with_consent))
+        for mc in r.moments:
+            cells.append(_share(mc.recorded, mc.due))
+            due[mc.moment][0] += mc.recorded
+            due[mc.moment][1] += mc.due
+        totals = [totals[0] + r.cases, totals[1] + r.returned, totals[2] + r.with_consent]
+        table.append(cells)
+    if len(rows) > 1:
+        table.append(["totaal", *map(number, totals), *(_share(*due[m.value]) for m in MOMENTS)])
+    print_table(headers, table, right=(1, 2, 3), title=f"registratievolledigheid{when}")
 
 
 @reintegration_app.command("upcoming")
 def upcoming_command(
     municipality: MunicipalityOpt,
     days: Annotated[int, typer.Option(min=1, max=366)] = 30,
-    on: Annotated[str | None, typer.Option(help="from this date (yyyy-mm-dd)")] = None,
+    on: Annotated[
+        date | None,
+        typer.Option(parser=parse_day, metavar="DATUM", help="from this date: dd-mm-jjjj (or ISO)"),
+    ] = None,
     as_json: JsonOpt = False,
     who: AsOpt = None,
     purpose: PurposeOpt = "preparing returns",
 ) -> None:
-    """Residents expected back from detention in the next days.
+    """Residents expected back from detention in the next days (from --on, default today;
+    looking back from a date in the past, also those who have come back since).
 
     Each case shown is a `case_listed` row of record type `reintegration_case` in the audit
     log."""
+    from terugkeer.reintegration.codes import label
     from terugkeer.reintegration.queries import upcoming_returns
+    from terugkeer.reintegration.scope import today
 
     by = actor("reintegration upcoming", who, purpose)
-    with _engine().begin() as conn:
-        rows = upcoming_returns(conn, municipality, actor=by, on=_on(on), days=days)
-    _print_models(rows, as_json)
+    code = _municipality(municipality)
+    assert code is not None  # noqa: S101 - a required option
+    with _engine(writes=False).begin() as conn:
+        rows = upcoming_returns(conn, code, actor=by, on=on, days=days)
+    if as_json:
+        out.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
+        return
+    start = on or today()
+    span = f"{datum(start)} tot en met {datum(start + timedelta(days=days))}"
+    if not rows:
+        out.print(f"niets geregistreerd: geen verwachte terugkeer in {_name(code)} van {span}")
+        return
+    print_table(
+        ["dossier", "dossiernummer", "detentiekenmerk", "inrichting", "ontslagdatum",
+         "over dagen", "toestemming", "status"],
+        (
+            [r.case_id, r.municipal_ref, r.period_ref, r.institution,
+             datum(r.planned_release_date), r.days_until, label("consent", r.consent),
+             label("case_status", r.status)]
+            for r in rows
+        ),
+        right=(0, 5),
+        title=f"verwachte terugkeer in {_name(code)}, {span}",
+    )  # fmt: skip
+    out.print(f"totaal: {number(len(rows))} dossiers")
 
 
 @reintegration_app.command("not-in-order")
@@ -203,39 +289,98 @@ def not_in_order_command(
 
     Each case shown is a `case_listed` row of record type `reintegration_case` in the audit
     log."""
+    from terugkeer.reintegration.codes import label
     from terugkeer.reintegration.queries import not_in_order_at_release
 
     by = actor("reintegration not-in-order", who, purpose)
-    with _engine().begin() as conn:
-        rows = not_in_order_at_release(conn, municipality, actor=by)
-    _print_models(rows, as_json)
+    code = _municipality(municipality)
+    assert code is not None  # noqa: S101 - a required option
+    with _engine(writes=False).begin() as conn:
+        rows = not_in_order_at_release(conn, code, actor=by)
+    if as_json:
+        out.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
+        return
+    if not rows:
+        out.print(
+            f"niets geregistreerd: geen teruggekeerde dossiers met voorwaarden niet op orde in {_name(code)}"
+        )
+        return
+
+    def names(conditions: list[str]) -> str:
+        return ", ".join(label("condition", c) for c in conditions)
+
+    print_table(
+        ["dossier", "dossiernummer", "detentiekenmerk", "ontslagdatum", "niet op orde",
+         "onbekend"],
+        (
+            [r.case_id, r.municipal_ref, r.period_ref, datum(r.release_date),
+             names(r.not_in_order), names(r.unknown)]
+            for r in rows
+        ),
+        right=(0,),
+        title=f"niet op orde bij ontslag in {_name(code)}",
+    )  # fmt: skip
+    out.print(f"totaal: {number(len(rows))} dossiers")
 
 
 @reintegration_app.command("costs")
 def costs_command(
     municipality: Annotated[str | None, typer.Option("--municipality", "-m")] = None,
+    start: Annotated[
+        date | None,
+        typer.Option(
+            "--van", parser=parse_day, metavar="DATUM", help="activities starting on or after"
+        ),
+    ] = None,
+    end: Annotated[
+        date | None,
+        typer.Option(
+            "--tot", parser=parse_day, metavar="DATUM", help="activities starting on or before"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Activities and costs per condition and programme (figures only: no audit row)."""
+    """Activities and costs per condition and programme, with totals (figures only: no audit
+    row). --van and --tot as the API's van and tot."""
+    from terugkeer.reintegration.codes import label
     from terugkeer.reintegration.queries import activity_costs
 
-    with _engine().connect() as conn:
-        rows = activity_costs(conn, municipality)
-    _print_models(rows, as_json)
-
-
-def _print_models(rows: list[Any], as_json: bool) -> None:
-    data = [r.model_dump(mode="json") for r in rows]
+    code = _municipality(municipality)
+    if start is not None and end is not None and end < start:
+        raise typer.BadParameter(f"{datum(end)} is before --van {datum(start)}", param_hint="--tot")
+    with _engine(writes=False).connect() as conn:
+        rows = activity_costs(conn, code, start=start, end=end)
     if as_json:
-        out.print_json(json.dumps(data))
+        out.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
         return
-    if not data:
-        out.print("nothing to show")
+    where = f" in {_name(code)}" if code else ""
+    span = "".join(
+        [f" van {datum(start)}" if start else "", f" tot en met {datum(end)}" if end else ""]
+    )
+    if not rows:
+        out.print(f"niets geregistreerd: geen activiteiten{where}{span}")
         return
-    table = Table(*data[0].keys())
-    for d in data:
-        table.add_row(*("" if v is None else str(v) for v in d.values()))
-    out.print(table)
+    table = [
+        [label("condition", r.condition), r.programme or "(geen programma)",
+         number(r.activities), number(r.cases), number(r.hours, 2), euro(r.cost_eur)]
+        for r in rows
+    ]  # fmt: skip
+    table.append(
+        [
+            "totaal",
+            "",
+            number(sum(r.activities for r in rows)),
+            "",
+            number(sum(r.hours for r in rows), 2),
+            euro(sum(r.cost_eur for r in rows)),
+        ]
+    )
+    print_table(
+        ["basisvoorwaarde", "programma", "activiteiten", "dossiers", "uren", "kosten"],
+        table,
+        right=(2, 3, 4, 5),
+        title=f"activiteiten en kosten{where}{span}",
+    )
 
 
 @reintegration_app.command("synth")

@@ -39,6 +39,26 @@ class Moment(StrEnum):
 
 
 MOMENTS: tuple[Moment, ...] = tuple(Moment)
+
+# The Dutch names users know (docs/conditions.md, docs/glossary.md): shown in text output and
+# accepted wherever a code is (the import, the API, the command line).
+CONDITION_LABELS: dict[str, str] = {
+    Condition.ID: "identiteitsbewijs",
+    Condition.HOUSING: "onderdak",
+    Condition.INCOME: "werk en inkomen",
+    Condition.DEBTS: "schulden",
+    Condition.CARE: "zorg",
+    "general": "algemeen",
+}
+MOMENT_LABELS: dict[str, str] = {
+    Moment.INTAKE: "bij binnenkomst (screening)",
+    Moment.BEFORE_RELEASE: "voor ontslag",
+    Moment.RELEASE: "bij ontslag",
+    Moment.MONTH_1: "1 maand na ontslag",
+    Moment.MONTH_6: "6 maanden na ontslag",
+    Moment.MONTH_12: "12 maanden na ontslag",
+    Moment.MONTH_24: "24 maanden na ontslag",
+}
 MONTHS_AFTER_RELEASE = {
     Moment.MONTH_1: 1,
     Moment.MONTH_6: 6,
@@ -160,6 +180,19 @@ class ConsentStatus(StrEnum):
     WITHDRAWN = "withdrawn"  # ingetrokken
 
 
+CONSENT_LABELS: dict[str, str] = {
+    ConsentStatus.NONE: "niet gevraagd",
+    ConsentStatus.GIVEN: "gegeven",
+    ConsentStatus.REFUSED: "geweigerd",
+    ConsentStatus.WITHDRAWN: "ingetrokken",
+}
+CASE_STATUS_LABELS: dict[str, str] = {
+    "planned": "ontslag gepland",
+    "returned": "teruggekeerd",
+    "cancelled": "vervallen",
+}
+
+
 class ConsentScope(StrEnum):
     REGISTRATION = "registration"  # registratie en verwerking van re-integratiegegevens
     EXCHANGE_PRISON = "exchange_prison"  # uitwisseling met de inrichting (D&R-plan)
@@ -201,6 +234,13 @@ class Funder(StrEnum):
     MUNICIPALITY = "municipality"  # gemeente
     CENTRAL_GOVERNMENT = "central_government"  # Rijk
     OTHER = "other"  # overig (zorgverzekeraar, fonds, ...)
+
+
+FUNDER_LABELS: dict[str, str] = {
+    Funder.MUNICIPALITY: "gemeente",
+    Funder.CENTRAL_GOVERNMENT: "rijk",
+    Funder.OTHER: "overig",
+}
 
 
 # --- Dutch spellings the import accepts -----------------------------------------------------
@@ -278,6 +318,9 @@ def _aliases() -> dict[str, dict[str, str]]:
             "anders": "other",
         },
         "moment": {
+            "binnenkomst": "intake",
+            "bij binnenkomst": "intake",
+            "screening": "intake",
             "voor ontslag": "before_release",
             "ontslag": "release",
             "bij ontslag": "release",
@@ -301,6 +344,12 @@ def _aliases() -> dict[str, dict[str, str]]:
         for v in values:
             out[name][_norm(v)] = v
     out["care_need"].update({_norm(label): need.value for need, label in CARE_NEED_LABELS.items()})
+    out["moment"].update({_norm(label): str(m) for m, label in MOMENT_LABELS.items()})
+    names = out.setdefault("condition", {})
+    for c in CONDITIONS:
+        names[_norm(c.value)] = c.value
+        names[_norm(CONDITION_LABELS[c])] = c.value
+    names.update({"id": "id", "werk": "income", "inkomen": "income", "werk inkomen": "income"})
     activity = out.setdefault("activity_type", {})
     for t in ACTIVITY_TYPES:
         activity[_norm(t.code)] = t.code
@@ -309,6 +358,35 @@ def _aliases() -> dict[str, dict[str, str]]:
 
 
 ALIASES = _aliases()
+
+
+def label(list_name: str, code: str) -> str:
+    """The Dutch label of ``code`` on list ``list_name`` (as :func:`lookup` names lists, plus
+    ``condition`` and ``case_status``); the code itself when it has none."""
+    if list_name in {c.value for c in CONDITIONS}:
+        for s in STATUSES[Condition(list_name)]:
+            if s.code == code:
+                return s.label
+        return code
+    table: dict[str, str] = {
+        "condition": CONDITION_LABELS,
+        "moment": MOMENT_LABELS,
+        "consent": CONSENT_LABELS,
+        "case_status": CASE_STATUS_LABELS,
+        "funder": FUNDER_LABELS,
+        "care_need": {str(k): v for k, v in CARE_NEED_LABELS.items()},
+        "activity_type": {t.code: t.label for t in ACTIVITY_TYPES},
+    }.get(list_name, {})
+    return table.get(code, code)
+
+
+def allowed(list_name: str) -> str:
+    """The codes of a list with their Dutch labels, for an error message:
+    ``valid (geldig identiteitsbewijs), expired (verlopen), …``."""
+    codes_ = list(dict.fromkeys(ALIASES[list_name].values()))
+    return ", ".join(
+        f"{c} ({label(list_name, c)})" if label(list_name, c) != c else c for c in codes_
+    )
 
 
 def lookup(list_name: str, text: str) -> str | None:

@@ -293,7 +293,7 @@ def registration_form(
     (the signed-in user) and, at intake, the prison's screening. ``to_type`` counts the
     required fields left: the burden that ``docs/conditions.md`` states and a test keeps."""
     case = load_case(conn, case_id, municipality)
-    m = Moment(moment)
+    m = Moment(codes.lookup("moment", moment) or moment)
     current = current_facts(conn, [case.id]).get(case.id, {}) if case.may_register else {}
     # the form shows the current statuses (care needs too): a read, in the caller's transaction
     audit(conn, actor, "form_read", case.id, {"moment": m.value})
@@ -301,7 +301,7 @@ def registration_form(
     fields = [
         FormField(
             name="moment",
-            label="moment",
+            label=f"meetmoment: {codes.MOMENT_LABELS[m]}",
             required=True,
             value=m.value,
             prefilled_from="the form chosen",
@@ -326,7 +326,7 @@ def registration_form(
         fields.append(
             FormField(
                 name=c.value,
-                label=c.value,
+                label=codes.CONDITION_LABELS[c],
                 required=True,
                 value=fact.status if fact is not None else None,
                 prefilled_from=fact.source if fact is not None else None,
@@ -338,8 +338,9 @@ def registration_form(
         FormField(
             name="care_needs",
             label="zorgbehoefte (bij zorg nodig)",
-            # needed when care is needed; counted as required: the worst case
-            required=True,
+            # needed when care is needed: required while care is not yet known (the worst
+            # case), not once care is recorded as not needed or unknown
+            required=care is None or care.status in ("arranged", "not_arranged"),
             value=care.detail if care is not None else None,
             prefilled_from=care.source if care is not None and care.detail else None,
             choices=[n.value for n in codes.CareNeed],
@@ -360,13 +361,15 @@ def upcoming_returns(
     on: date | None = None,
     days: int = 30,
 ) -> list[UpcomingReturn]:
-    """Cases whose planned release falls in the next ``days`` days (from ``on``, default today).
-    Each case shown is a ``case_listed`` row in the audit log, in the caller's transaction."""
+    """Cases whose planned release falls in the next ``days`` days (from ``on``, default today):
+    those still planned and, looking back from a date in the past, those that were still to
+    come on ``on`` and have returned since (``status`` says which). Each case shown is a
+    ``case_listed`` row in the audit log, in the caller's transaction."""
     start = on or today()
     end = start + timedelta(days=days)
     q = case_select().where(
         reintegration_cases.c.municipality == municipality,
-        reintegration_cases.c.status == CaseStatus.PLANNED.value,
+        reintegration_cases.c.status.in_([CaseStatus.PLANNED.value, CaseStatus.RETURNED.value]),
         detention_periods.c.planned_release_date >= start,
         detention_periods.c.planned_release_date <= end,
     )
@@ -376,6 +379,10 @@ def upcoming_returns(
     ):
         case = case_from_row(r)
         assert case.planned_release_date is not None  # noqa: S101 - filtered above
+        if case.status == CaseStatus.RETURNED and (
+            case.ended_at is None or local_date(case.ended_at) < start
+        ):
+            continue  # already back on ``on``
         out.append(
             UpcomingReturn(
                 case_id=case.id,
@@ -385,6 +392,7 @@ def upcoming_returns(
                 planned_release_date=case.planned_release_date,
                 days_until=(case.planned_release_date - start).days,
                 consent=case.consent,
+                status=case.status,
             )
         )
     audit_many(conn, actor, "case_listed", [(r.case_id, {"list": "upcoming"}) for r in out])

@@ -173,6 +173,7 @@ class UpcomingReturn(_Model):
     planned_release_date: date
     days_until: int
     consent: str
+    status: str = "planned"  # returned: looking back from a date, a case that has come back
 
 
 class NotInOrder(_Model):

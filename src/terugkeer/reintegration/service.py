@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -40,6 +40,19 @@ from terugkeer.reintegration.tables import (
 from terugkeer.security.actor import Actor
 
 SCREENING_ACTOR = "DJI intake screening"
+
+# Plausibility of registration dates (docs/registration.md, "Plausible dates"): how far a
+# moment's date may lie from the date it is due, in days (before, after).
+MOMENT_WINDOW: dict[Moment, tuple[int, int]] = {
+    Moment.INTAKE: (30, 90),  # around the intake date
+    Moment.RELEASE: (30, 30),  # around the release date
+    Moment.MONTH_1: (15, 15),
+    Moment.MONTH_6: (45, 45),
+    Moment.MONTH_12: (60, 60),
+    Moment.MONTH_24: (90, 90),
+}  # before_release: from the intake to the release date
+ACTIVITY_BEFORE_INTAKE = 365  # days an activity may have started before the intake (running care)
+SCREENING_BEFORE_INTAKE = 30  # days a screening may precede the intake it belongs to
 MAX_COST_CENTS = 1_000_000_000  # €10 million: anything above is a typing error
 MAX_HOURS_X100 = 1_000_000  # 10,000 hours
 
@@ -175,9 +188,12 @@ def default_as_of(case: CaseRow, moment: Moment, on: date | None = None) -> date
     date, the release date, or the release date plus 1/6/12/24 months; before release: today."""
     if moment is Moment.INTAKE:
         return local_date(case.intake_at)
-    if moment is Moment.BEFORE_RELEASE:
-        return on or today()
     release = case.release_date
+    if moment is Moment.BEFORE_RELEASE:
+        day = on or today()
+        if case.status == CaseStatus.RETURNED and release is not None:
+            day = min(day, release)  # the last day before release, for a case already out
+        return day
     if release is None:
         return None
     if moment is Moment.RELEASE:
@@ -344,11 +360,32 @@ class ConditionsIn:
     as_of: date | None = None
 
 
+def normalise_conditions(c: ConditionsIn) -> ConditionsIn:
+    """``c`` with the Dutch labels it may use (``bij ontslag``, ``onderdak``: ``huurwoning``,
+    ``ggz``) replaced by their codes; what is not a known spelling is left for the check."""
+
+    def code(list_name: str, text: str) -> str:
+        return codes.lookup(list_name, text) or text
+
+    statuses = {}
+    for name, status in c.statuses.items():
+        condition = code("condition", name)
+        statuses[condition] = (
+            code(condition, status) if condition in {x.value for x in CONDITIONS} else status
+        )
+    return replace(
+        c,
+        moment=code("moment", c.moment),
+        statuses=statuses,
+        care_needs=tuple(code("care_need", n) for n in c.care_needs),
+    )
+
+
 def check_conditions(c: ConditionsIn) -> list[tuple[str, str, str]]:
     """(field, value, reason) for everything wrong with ``c``, without the database."""
     problems: list[tuple[str, str, str]] = []
     if c.moment not in {m.value for m in Moment}:
-        problems.append(("moment", c.moment, "unknown moment"))
+        problems.append(("moment", c.moment, "unknown moment; allowed: " + codes.allowed("moment")))
     if not c.statuses:
         problems.append(("statuses", "", "no condition given"))
     for name, status in c.statuses.items():
@@ -358,12 +395,14 @@ def check_conditions(c: ConditionsIn) -> list[tuple[str, str, str]]:
             problems.append((name, status, "unknown condition"))
             continue
         if not codes.is_status(condition, status):
-            allowed = ", ".join(codes.status_codes(condition))
+            allowed = codes.allowed(condition.value)
             problems.append((name, status, f"unknown status; allowed: {allowed}"))
     needs_ok = {n.value for n in codes.CareNeed}
     for need in c.care_needs:
         if need not in needs_ok:
-            problems.append(("care_needs", need, "unknown care need"))
+            problems.append(
+                ("care_needs", need, "unknown care need; allowed: " + codes.allowed("care_need"))
+            )
     if c.care_needs:
         care = c.statuses.get(Condition.CARE.value)
         if care is None:
@@ -414,6 +453,9 @@ def plan_conditions(
             f"case [{case.id}]: no release date known: give the date for {moment.value}",
             field="as_of",
         )
+    problem = implausible_date(case, moment, as_of)
+    if problem is not None:
+        raise Invalid(f"case [{case.id}]: {problem}", field="as_of")
     facts: list[tuple[str, str, str | None]] = []
     for name in sorted(c.statuses, key=lambda n: CONDITIONS.index(Condition(n))):
         status = c.statuses[name]
@@ -430,6 +472,44 @@ def plan_conditions(
     return as_of, facts
 
 
+def _dmy(day: date) -> str:
+    return f"{day.day:02d}-{day.month:02d}-{day.year:04d}"
+
+
+def moment_window(case: CaseRow, moment: Moment) -> tuple[date, date] | None:
+    """The dates a registration of ``moment`` may carry for this case (``MOMENT_WINDOW``);
+    None when the case's dates do not tell yet (no release known)."""
+    intake = local_date(case.intake_at)
+    release = case.release_date
+    if moment is Moment.BEFORE_RELEASE:
+        last = release if release is not None and case.status == CaseStatus.RETURNED else None
+        return intake, last or today()
+    if moment is Moment.INTAKE:
+        due: date | None = intake
+    else:
+        due = default_as_of(case, moment)
+    if due is None:
+        return None
+    before, after = MOMENT_WINDOW[moment]
+    first, last = due - timedelta(days=before), due + timedelta(days=after)
+    if moment is not Moment.INTAKE:
+        first = max(first, intake)
+    return first, last
+
+
+def implausible_date(case: CaseRow, moment: Moment, as_of: date) -> str | None:
+    """Why ``as_of`` is not a plausible date for ``moment`` of this case, or None."""
+    window = moment_window(case, moment)
+    if window is None or window[0] <= as_of <= window[1]:
+        return None
+    name = codes.MOMENT_LABELS[moment]
+    return (
+        f"date {_dmy(as_of)} is implausible for {moment.value} ({name}): expected between "
+        f"{_dmy(window[0])} and {_dmy(window[1])} (intake {_dmy(local_date(case.intake_at))}"
+        + (f", release {_dmy(case.release_date)})" if case.release_date else ")")
+    )
+
+
 def record_conditions(
     target: ConnOrEngine,
     case_id: int,
@@ -443,6 +523,7 @@ def record_conditions(
     """Record statuses of conditions at a moment, as new facts; a status equal to the current
     one (same date, same detail) is not written again."""
     now = now or now_utc()
+    c = normalise_conditions(c)
     problems = check_conditions(c)
     if problems:
         field, value, reason = problems[0]
@@ -517,12 +598,40 @@ def activity_key(ref: str | None, type_: str, start: date, provider: str) -> str
     return f"ref:{ref}" if ref else f"{type_}|{start.isoformat()}|{provider}"[:200]
 
 
+def normalise_activity(a: ActivityIn) -> ActivityIn:
+    """``a`` with a Dutch activity type or funder (``schuldhulpverlening``, ``gemeente``)
+    replaced by its code."""
+    funder = a.funder
+    if funder is not None:
+        funder = codes.lookup("funder", funder) or funder
+    return replace(a, type=codes.lookup("activity_type", a.type) or a.type, funder=funder)
+
+
+def formula_like(text: str | None) -> bool:
+    """Would a spreadsheet read ``text`` as a formula (it starts with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return)? Such free text is refused (OWASP: CSV injection)."""
+    return text is not None and text[:1] in FORMULA_START
+
+
+FORMULA_START = frozenset("=+-@\t\r")
+FORMULA_REASON = "starts with = + - @ or a tab: a spreadsheet would read it as a formula"
+
+
 def check_activity(a: ActivityIn) -> list[tuple[str, str, str]]:
     problems: list[tuple[str, str, str]] = []
     if a.type not in ACTIVITY_TYPE:
         problems.append(
-            ("type", a.type, f"unknown activity type; allowed: {', '.join(ACTIVITY_TYPE)}")
+            ("type", a.type, "unknown activity type; allowed: " + codes.allowed("activity_type"))
         )
+    for name, text in (
+        ("provider", a.provider),
+        ("programme", a.programme),
+        ("municipal_ref", a.municipal_ref),
+    ):
+        if formula_like(text):
+            problems.append((name, str(text)[:20], FORMULA_REASON))
+    if a.municipal_ref is not None and looks_like_bsn(a.municipal_ref):
+        problems.append(("municipal_ref", "*********", BSN_AS_REFERENCE))
     if not a.provider.strip():
         problems.append(("provider", a.provider, "a provider is required"))
     elif len(a.provider) > 120:
@@ -534,9 +643,7 @@ def check_activity(a: ActivityIn) -> list[tuple[str, str, str]]:
     if not 0 <= a.cost_cents <= MAX_COST_CENTS:
         problems.append(("cost", str(a.cost_cents / 100), "out of range 0-10,000,000 euros"))
     if a.funder is not None and a.funder not in {f.value for f in Funder}:
-        problems.append(
-            ("funder", a.funder, "unknown funder; allowed: municipality, central_government, other")
-        )
+        problems.append(("funder", a.funder, "unknown funder; allowed: " + codes.allowed("funder")))
     if a.cost_cents > 0 and a.funder is None:
         problems.append(("funder", "", "a cost needs its funder"))
     if a.programme is not None and len(a.programme) > 100:
@@ -562,6 +669,29 @@ def _activity_row(a: ActivityIn) -> dict[str, Any]:
     }
 
 
+def looks_like_bsn(text: str) -> bool:
+    """A reference that is a BSN (9 digits passing the 11-proef): refused as a municipal
+    reference, which would otherwise carry it into reports in clear."""
+    from terugkeer.domain.bsn import is_valid_bsn
+
+    t = text.strip()
+    return len(t) == 9 and t.isdigit() and is_valid_bsn(t)
+
+
+BSN_AS_REFERENCE = "a BSN is not a municipal reference: give the municipality's own number"
+
+
+def check_activity_dates(case: CaseRow, a: ActivityIn) -> str | None:
+    """Why the activity's start is implausible for this case (long before the intake)."""
+    first = local_date(case.intake_at) - timedelta(days=ACTIVITY_BEFORE_INTAKE)
+    if a.start_date < first:
+        return (
+            f"start date {_dmy(a.start_date)} is implausible: more than "
+            f"{ACTIVITY_BEFORE_INTAKE} days before the intake ({_dmy(local_date(case.intake_at))})"
+        )
+    return None
+
+
 def _check_or_raise(a: ActivityIn) -> None:
     problems = check_activity(a)
     if problems:
@@ -580,10 +710,13 @@ def add_activity(
     now: datetime | None = None,
 ) -> int:
     now = now or now_utc()
+    a = normalise_activity(a)
     _check_or_raise(a)
     with transaction(target) as conn:
         case = load_case(conn, case_id, municipality)
         require_registration(case)
+        if (problem := check_activity_dates(case, a)) is not None:
+            raise Invalid(f"start_date: {problem}", field="start_date")
         clash = conn.execute(
             select(activities.c.id).where(
                 activities.c.case_id == case_id, activities.c.key == a.key
@@ -627,10 +760,13 @@ def update_activity(
 ) -> None:
     """Replace an activity's values; the old ones go into the audit trail."""
     now = now or now_utc()
+    a = normalise_activity(a)
     _check_or_raise(a)
     with transaction(target) as conn:
         case = load_case(conn, case_id, municipality)
         require_registration(case)
+        if (problem := check_activity_dates(case, a)) is not None:
+            raise Invalid(f"start_date: {problem}", field="start_date")
         old = conn.execute(
             select(activities).where(
                 activities.c.id == activity_id, activities.c.case_id == case_id

@@ -16,10 +16,18 @@ from typing import Any, NamedTuple
 from terugkeer.reintegration import codes, values
 from terugkeer.reintegration.codes import ACTIVITY_TYPE
 from terugkeer.reintegration.importing.report import Collector
-from terugkeer.reintegration.service import MAX_COST_CENTS, MAX_HOURS_X100
+from terugkeer.reintegration.service import (
+    BSN_AS_REFERENCE,
+    FORMULA_REASON,
+    MAX_COST_CENTS,
+    MAX_HOURS_X100,
+    formula_like,
+    looks_like_bsn,
+)
 
 _CACHE_LIMIT = 50_000  # distinct values a column's cache holds before it starts again
 _CENTS_COLUMN = re.compile(r"(?:[0-9]+,[0-9][0-9]\n)*")
+_SUSPECT_REF = re.compile(r"^(?:[=+\-@\t\r]|[0-9]{9}$)", re.MULTILINE)  # a formula or a BSN?
 
 # A checked row: case id, type, condition, provider, start (date, as bound), end (date, as
 # bound), hours, cost, funder, programme, reference. Dates are bound as ISO text on SQLite and
@@ -120,6 +128,9 @@ class RowCheck:
         elif len(provider) > 120:
             add(n, "provider", provider, "longer than 120 characters")
             bad = True
+        elif formula_like(provider):
+            add(n, "provider", provider, FORMULA_REASON)
+            bad = True
         start, end, dates_bad = self._dates(n, cells)
         hours, cost, funder, amounts_bad = self._amounts(n, cells, bad or dates_bad)
         bad = bad or dates_bad or amounts_bad
@@ -129,12 +140,21 @@ class RowCheck:
             if len(programme) > 100:
                 add(n, "programme", programme, "longer than 100 characters")
                 bad = True
+            elif formula_like(programme):
+                add(n, "programme", programme, FORMULA_REASON)
+                bad = True
             programme = programme or None
         ref = None
         if col.ref is not None and (raw := cells[col.ref]) not in ("", None):
             ref = _text(raw)
             if len(ref) > 64:
                 add(n, "activity_ref", ref, "longer than 64 characters")
+                bad = True
+            elif formula_like(ref):
+                add(n, "activity_ref", ref, FORMULA_REASON)
+                bad = True
+            elif looks_like_bsn(ref):
+                add(n, "activity_ref", ref, BSN_AS_REFERENCE)
                 bad = True
             ref = ref or None
         if bad or start is None:
@@ -368,7 +388,7 @@ class ColumnCheck:
         if programmes is None:
             return None
         refs = list(map(str.strip, column(col.ref)))
-        if max(map(len, refs)) > 64:
+        if max(map(len, refs)) > 64 or _SUSPECT_REF.search("\n".join(refs)):
             return None
         keys, refs_or_none = self._keys(refs, types, starts, providers)
         conditions = list(map(self.type_condition.__getitem__, c_type))
@@ -398,7 +418,7 @@ class ColumnCheck:
 
     def _fill_provider(self, raw: str) -> bool:
         provider = raw.strip()
-        if not provider or len(provider) > 120:
+        if not provider or len(provider) > 120 or formula_like(provider):
             return False
         self.provider_of[raw] = provider
         return True
@@ -454,7 +474,7 @@ class ColumnCheck:
 
     def _fill_programme(self, raw: str) -> bool:
         programme = raw.strip()
-        if len(programme) > 100:
+        if len(programme) > 100 or formula_like(programme):
             return False
         self.programme_of[raw] = programme or None
         return True

@@ -35,6 +35,8 @@ from terugkeer.reintegration.importing.shared import (
     start_import,
 )
 from terugkeer.reintegration.service import (
+    BSN_AS_REFERENCE,
+    FORMULA_REASON,
     CaseRow,
     ConditionsIn,
     ConsentIn,
@@ -43,6 +45,8 @@ from terugkeer.reintegration.service import (
     check_conditions,
     check_consent,
     current_facts,
+    formula_like,
+    looks_like_bsn,
     plan_conditions,
     prefill_screenings,
 )
@@ -81,9 +85,12 @@ class _CaseLine:
     consent: ConsentIn | None
     conditions: ConditionsIn | None
     recorded_by: str | None
+    raw: dict[str, Any] = field(default_factory=dict)  # cells as the file gives them
+    bad: bool = False  # the row has errors of its own: checked against the store, not applied
+    moment: str | None = None  # the moment, also of a bad row (to find a repeat of it)
 
 
-def _parse_case_line(n: int, cells: list[Any], sheet: Sheet, err: Collector) -> _CaseLine | None:
+def _parse_case_line(n: int, cells: list[Any], sheet: Sheet, err: Collector) -> _CaseLine:
     before = err.count
 
     def text(name: str) -> str:
@@ -104,6 +111,10 @@ def _parse_case_line(n: int, cells: list[Any], sheet: Sheet, err: Collector) -> 
         err.add(n, "case_ref", "", "the municipality's case reference is required")
     elif len(case_ref) > 64:
         err.add(n, "case_ref", case_ref, "longer than 64 characters")
+    elif formula_like(case_ref):
+        err.add(n, "case_ref", case_ref, FORMULA_REASON)
+    elif looks_like_bsn(case_ref):
+        err.add(n, "case_ref", case_ref, BSN_AS_REFERENCE)
     period_ref = text("period_ref") or None
     bsn = parse("bsn", values.parse_bsn)
     if period_ref is None and bsn is None and not text("bsn"):
@@ -144,9 +155,21 @@ def _parse_case_line(n: int, cells: list[Any], sheet: Sheet, err: Collector) -> 
     elif moment is not None:
         err.add(n, "moment", text("moment"), "a moment without any condition status")
     recorded_by = text("recorded_by")[:100] or None
-    if err.count > before:
-        return None
-    return _CaseLine(n, case_ref, period_ref, bsn, consent, conditions, recorded_by)
+    if formula_like(recorded_by):
+        err.add(n, "recorded_by", recorded_by, FORMULA_REASON)
+    raw = {k: cell(cells, sheet, k) for k in ("bsn", "consent", "moment", "period_ref", "as_of")}
+    return _CaseLine(
+        n,
+        case_ref,
+        period_ref,
+        bsn,
+        consent,
+        conditions,
+        recorded_by,
+        raw,
+        bad=err.count > before,
+        moment=moment,
+    )
 
 
 def import_cases(
@@ -174,9 +197,7 @@ def import_cases(
     lines: list[_CaseLine] = []
     for n, cells in sheet_rows(sheet, err):
         report.rows += 1
-        line = _parse_case_line(n, cells, sheet, err)
-        if line is not None:
-            lines.append(line)
+        lines.append(_parse_case_line(n, cells, sheet, err))
     with engine.begin() as conn:
         plan = _plan_cases(conn, lines, municipality, err)
         if report.errors or report.more_errors:
@@ -231,6 +252,7 @@ def _plan_cases(
             latest_consent[rc.case_id] = (rc.status, read_date(rc.on_date), rc.scope)
     facts = current_facts(conn, [c.id for c in cases])
     ref_of: dict[int, str] = {}  # case id -> case reference given in this file
+    case_of: dict[str, tuple[int, int]] = {}  # case reference -> (case id, first row) in this file
     ref_set: set[int] = set()  # cases that get their reference from this file
     seen_moment: dict[tuple[int, str], int] = {}
     state: dict[int, tuple[str, tuple[str, ...]]] = {
@@ -239,6 +261,7 @@ def _plan_cases(
     plans: list[_CasePlan] = []
     for line in lines:
         n = line.row
+        raw = line.raw
         case = None
         if line.period_ref is not None:
             case = by_period.get(line.period_ref)
@@ -246,12 +269,12 @@ def _plan_cases(
                 err.add(
                     n,
                     "period_ref",
-                    line.period_ref,
+                    raw.get("period_ref", line.period_ref),
                     f"no case for this detention period in {municipality}",
                 )
                 continue
             if line.bsn is not None and case.bsn != line.bsn:
-                err.add(n, "bsn", line.bsn, "does not match the person of the detention period")
+                err.add(n, "bsn", raw["bsn"], "does not match the person of the detention period")
                 continue
         elif line.bsn is not None:
             found = by_bsn.get(line.bsn, [])
@@ -262,10 +285,16 @@ def _plan_cases(
                     else f"the person has {len(found)} cases in {municipality}: "
                     "give the detention reference (detentiekenmerk)"
                 )
-                err.add(n, "bsn", line.bsn, reason)
+                err.add(n, "bsn", raw["bsn"], reason)
                 continue
             case = found[0]
         if case is None:
+            continue
+        if line.bad:  # its own errors are reported: only look for a repeat of it below
+            if line.case_ref:
+                case_of.setdefault(line.case_ref, (case.id, n))
+            if line.moment is not None:
+                seen_moment.setdefault((case.id, line.moment), n)
             continue
         owner = by_ref.get(line.case_ref)
         if owner is not None and owner.id != case.id:
@@ -289,6 +318,15 @@ def _plan_cases(
                 f"the same case has reference [{ref_of[case.id]}] above",
             )
             continue
+        other, first_row = case_of.setdefault(line.case_ref, (case.id, n))
+        if other != case.id:
+            err.add(
+                n,
+                "case_ref",
+                line.case_ref,
+                f"is the reference of another case on row {first_row}",
+            )
+            continue
         plan = _CasePlan(line, case, set_ref=case.municipal_ref is None and case.id not in ref_set)
         if plan.set_ref:
             ref_set.add(case.id)
@@ -300,7 +338,7 @@ def _plan_cases(
                     given.status == ConsentStatus.WITHDRAWN
                     and state[case.id][0] != ConsentStatus.GIVEN
                 ):
-                    err.add(n, "consent", "withdrawn", "no consent given to withdraw")
+                    err.add(n, "consent", raw["consent"], "no consent given to withdraw")
                     continue
                 plan.consent = given
                 latest_consent[case.id] = (given.status, given.on_date, scope)
@@ -321,7 +359,7 @@ def _plan_cases(
                 err.add(
                     n,
                     "moment",
-                    line.conditions.moment,
+                    raw["moment"],
                     f"this case and moment are already on row {seen_moment[key]}",
                 )
                 continue
@@ -329,7 +367,8 @@ def _plan_cases(
             try:
                 as_of, new = plan_conditions(case, line.conditions, facts.get(case.id, {}))
             except ReintegrationError as e:
-                err.add(n, e.field or "moment", line.conditions.moment, e.message)
+                column = e.field or "moment"
+                err.add(n, column, raw.get(column, line.conditions.moment), e.message)
                 continue
             plan.as_of, plan.facts = as_of, new
         plans.append(plan)

@@ -1,6 +1,7 @@
-"""What an import reports: its counts and every bad row (row, column, value, reason), as text
-and as ``<file>.errors.csv`` beside the file. BSNs appear only masked (their last three
-digits)."""
+"""What an import reports: its counts and every bad row (row, column, value, reason, sorted by
+row), as text and as ``<file>.errors.csv`` beside the file. Any 9-digit number that passes the
+11-proef appears only masked (its last three digits), whatever the column; a cell of the error
+file that a spreadsheet would read as a formula is written with a leading apostrophe."""
 
 from __future__ import annotations
 
@@ -48,12 +49,16 @@ class ImportReport:
         """Any error found, reported one by one or only counted."""
         return bool(self.errors or self.more_errors)
 
-    def as_json(self) -> dict[str, int]:
+    def as_json(self) -> dict[str, int | bool]:
+        """The counts. A refused file applied nothing (``applied`` and ``unchanged`` 0); a dry
+        run says so, and its ``applied`` is what a real run would apply."""
+        bad = self.bad
         return {
             "rows": self.rows,
-            "applied": self.applied,
-            "unchanged": self.unchanged,
+            "applied": 0 if bad else self.applied,
+            "unchanged": 0 if bad else self.unchanged,
             "errors": len(self.errors) + self.more_errors,
+            "dry_run": self.dry_run,
         }
 
     def text(self, limit: int = 50) -> str:
@@ -85,20 +90,31 @@ def error_file_for(path: Path) -> Path:
     return path.with_name(f"{path.stem}.errors.csv")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(value: str) -> str:
+    """A cell a spreadsheet would read as a formula (it starts with ``=``, ``+``, ``-``, ``@``,
+    a tab or a carriage return) with a leading apostrophe, as OWASP advises: shown as text."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
 def write_error_report(report: ImportReport) -> Path:
-    """The errors as a CSV a Dutch spreadsheet opens as it is (``;``, UTF-8 with BOM)."""
+    """The errors as a CSV a Dutch spreadsheet opens as it is (``;``, UTF-8 with BOM), every
+    cell inert."""
     target = error_file_for(report.path)
     with target.open("w", encoding="utf-8-sig", newline="") as fh:
         w = csv.writer(fh, delimiter=";", lineterminator="\r\n")
         w.writerow(["row", "column", "value", "reason"])
         for e in report.errors:
-            w.writerow([e.row, e.column, e.value, e.reason])
+            w.writerow([e.row, inert(e.column), inert(e.value), inert(e.reason)])
     return target
 
 
 def finish(report: ImportReport, *, write_report: bool) -> ImportReport:
     """The report, with its error file written (errors) or an earlier one removed (applied)."""
     stale = error_file_for(report.path)
+    report.errors.sort(key=lambda e: e.row)  # stable: a row's errors keep their order
     if report.errors and write_report:
         report.error_file = write_error_report(report)
     elif not report.errors and not report.dry_run and stale.is_file():
@@ -119,12 +135,13 @@ class Collector:
             self.report.more_errors += 1
             return
         name = self.sheet.name_of(column) if self.sheet is not None and column else column
-        text = values.cell_text(value)
+        text = value if isinstance(value, str) else values.cell_text(value)
         if column == "bsn" and text:
-            text = values.mask(text)
+            text = values.mask(values.cell_text(text))
+        text = values.mask_bsns(text)
         if len(text) > 80:
             text = text[:77] + "..."
-        self.report.errors.append(RowError(row, name, text, reason))
+        self.report.errors.append(RowError(row, name, text, values.mask_bsns(reason)))
 
     @property
     def count(self) -> int:

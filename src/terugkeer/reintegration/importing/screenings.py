@@ -4,13 +4,13 @@ facts at once; the others when consent is given."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from terugkeer.db.bulk import among, chunks, read_date
+from terugkeer.db.bulk import among, chunks, read_date, read_datetime
 from terugkeer.detention.tables import detention_periods
 from terugkeer.reintegration import values
 from terugkeer.reintegration.audit import now_utc
@@ -24,8 +24,8 @@ from terugkeer.reintegration.importing.shared import (
     sheet_rows,
     start_import,
 )
-from terugkeer.reintegration.scope import today
-from terugkeer.reintegration.service import prefill_screenings
+from terugkeer.reintegration.scope import local_date, today
+from terugkeer.reintegration.service import SCREENING_BEFORE_INTAKE, prefill_screenings
 from terugkeer.reintegration.sheets import Sheet
 from terugkeer.reintegration.tables import intake_screenings, reintegration_cases
 
@@ -124,13 +124,22 @@ def _plan(
     """The parsed rows against the store and each other: what changes (the unchanged ones
     counted in the report)."""
     periods: dict[str, int] = {}
+    spans: dict[str, tuple[date, date | None]] = {}  # intake and release (local dates)
     for chunk in chunks(sorted({p[1] for p in parsed})):
         for r in conn.execute(
-            select(detention_periods.c.id, detention_periods.c.period_ref).where(
-                among(conn, detention_periods.c.period_ref, chunk)
-            )
+            select(
+                detention_periods.c.id,
+                detention_periods.c.period_ref,
+                detention_periods.c.intake_at,
+                detention_periods.c.ended_at,
+            ).where(among(conn, detention_periods.c.period_ref, chunk))
         ):
             periods[r.period_ref] = r.id
+            ended = read_datetime(r.ended_at)
+            spans[r.period_ref] = (
+                local_date(read_datetime(r.intake_at) or r.intake_at),
+                local_date(ended) if ended is not None else None,
+            )
     stored: dict[int, Any] = {}
     for chunk in chunks(list(periods.values())):
         for r in conn.execute(
@@ -148,6 +157,19 @@ def _plan(
             err.add(n, "period_ref", ref, f"this period is already on row {seen[ref]}")
             continue
         seen[ref] = n
+        intake, release = spans[ref]
+        first = intake - timedelta(days=SCREENING_BEFORE_INTAKE)
+        if not first <= day <= (release or day):
+            err.add(
+                n,
+                "screened_on",
+                f"{day.day:02d}-{day.month:02d}-{day.year:04d}",
+                f"implausible for this period (intake {intake.strftime('%d-%m-%Y')}"
+                + (f", release {release.strftime('%d-%m-%Y')}" if release else "")
+                + f"): a screening lies between {SCREENING_BEFORE_INTAKE} days before the "
+                "intake and the release",
+            )
+            continue
         old = stored.get(period_id)
         same = (
             old is not None
