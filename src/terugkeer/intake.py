@@ -18,7 +18,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from terugkeer.detention import ingest, quarantine
 from terugkeer.detention.ingest import BatchHook, IngestResult, Item, Outcome
@@ -172,15 +172,23 @@ def deliver(
     hook, in one transaction (more only when a message the store refuses is bisected out), and
     say per message whether it was applied, a duplicate, or quarantined with its reason. The
     messages are numbered from 1 under ``origin`` (as a file's lines are), so a quarantined one
-    is found again with ``terugkeer quarantine list``. One audit row per delivery by ``actor``
-    (the origin and the counts)."""
+    is found again with ``terugkeer quarantine list``. The audit row by ``actor`` (the origin,
+    the number of messages and of events applied) is written in the transaction that applies
+    them: what was delivered and who delivered it commit together."""
     items = [Item(n, origin, raw_message(m)) for n, m in enumerate(messages, start=1)]
-    with running(engine, actor, "feed delivery", {"origin": origin}) as job:
-        with feed_lock(engine):
-            result = ingest.ingest_items(
-                engine, items, batch_size=max(1, len(items)), hooks=hooks(), keep_outcomes=True
-            )
-        job.update(result.as_json())
+
+    def audit(conn: Connection, applied: ingest.AppliedBatch) -> None:
+        details = {"origin": origin, "messages": len(items), "events": len(applied.events)}
+        actor.job(conn, "feed delivery", details=details)
+
+    with feed_lock(engine):
+        result = ingest.ingest_items(
+            engine,
+            items,
+            batch_size=max(1, len(items)),
+            hooks=[*hooks(), audit],
+            keep_outcomes=True,
+        )
     found = {id(o.item): o for o in result.outcomes}
     outcomes = [_outcome(n, found.get(id(item))) for n, item in enumerate(items)]
     return Delivery(origin, result, outcomes)

@@ -228,7 +228,7 @@ def test_each_delivery_has_one_audit_row_by_the_sender(
     assert [(r.actor, r.role, r.action, r.record_type, r.record_id) for r in rows] == [
         ("pi-vught", "feed", "run", "job", "feed delivery")
     ]
-    assert '"quarantined": 1' in rows[0].details
+    assert '"messages": 2' in rows[0].details
 
 
 def test_what_is_not_a_batch_is_refused_as_problem_json(
