@@ -22,7 +22,7 @@ TEST = Actor.system("test", "testing")
 
 
 def rows(engine: Engine) -> list[QuarantineEntry]:
-    return list_quarantine(engine, actor=TEST, status="all")
+    return list(list_quarantine(engine, actor=TEST, status="all").items)
 
 
 def body(engine: Engine, event_id: str) -> str:
