@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
 
 from terugkeer.config import get_settings
 from terugkeer.detention.store import check_periods
@@ -19,6 +20,7 @@ from terugkeer.detention.tables import detention_periods, feed_events, quarantin
 from terugkeer.notify.tables import deliveries, obligations
 from terugkeer.security.accounts import add_user, create_token
 from terugkeer.security.tables import audit_log
+from terugkeer.web.api import feed as feed_api
 from terugkeer.web.app import API_VERSION, create_app
 from tests.feedutil import BSN2, intake, msg
 
@@ -255,10 +257,25 @@ def test_what_is_not_a_batch_is_refused_as_problem_json(
     assert "at most 2" in problem["detail"]
 
 
+def test_a_store_that_is_unavailable_is_503_and_the_batch_can_be_sent_again(
+    engine: Engine, client: TestClient, feed: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*_args: Any, **_kwargs: Any) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(feed_api, "deliver", down)
+    response = client.post(URL, headers=feed, json=[intake("e1")])
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["Retry-After"]
+    monkeypatch.undo()
+    assert outcomes(post(client, feed, [intake("e1")])) == ["applied"]
+
+
 def test_the_route_is_declared_in_the_openapi_document(client: TestClient) -> None:
     document = client.get("/api/v1/openapi.json").json()
     operation = document["paths"][URL]["post"]
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert body["type"] == "array"
-    assert {"200", "400", "401", "403", "413"} <= set(operation["responses"])
+    assert {"200", "400", "401", "403", "413", "503"} <= set(operation["responses"])
     assert "application/problem+json" in operation["responses"]["413"]["content"]

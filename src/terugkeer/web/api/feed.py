@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from terugkeer.config import get_settings
@@ -41,7 +42,14 @@ ERRORS: dict[int | str, dict[str, object]] = {
     401: {"description": "no API token, or an unknown one", **PROBLEM},
     403: {"description": "not the feed role", **PROBLEM},
     413: {"description": f"more messages than {LIMIT_SETTING} allows", **PROBLEM},
+    503: {
+        "description": "the store is unavailable: send the batch again (idempotent)",
+        **PROBLEM,
+    },
 }
+# a store that is unavailable (a lost connection, a lock) is no message's fault
+UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
+RETRY_AFTER = "5"
 
 MESSAGE_SCHEMA: dict[str, Any] = {
     "description": (
@@ -153,9 +161,18 @@ async def deliver_events(request: Request, principal: Sender) -> DeliveryResult 
         )
     origin = f"api:{principal.name}:{uuid.uuid4().hex}"
     engine = request.app.state.engine
-    done = await run_in_threadpool(
-        deliver, engine, messages, origin=origin, actor=Actor.web(principal, PURPOSE)
-    )
+    try:
+        done = await run_in_threadpool(
+            deliver, engine, messages, origin=origin, actor=Actor.web(principal, PURPOSE)
+        )
+    except UNAVAILABLE as e:
+        response = problem(
+            503,
+            f"the store is unavailable ({type(e).__name__}): the batch was not applied, or only"
+            " in part; send it again (a message applied before is answered as a duplicate)",
+        )
+        response.headers["Retry-After"] = RETRY_AFTER
+        return response
     r = done.result
     return DeliveryResult(
         origin=_text(done.origin) or "",
