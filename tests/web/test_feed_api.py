@@ -137,6 +137,20 @@ def test_a_bad_message_is_quarantined_with_its_reason_while_the_others_apply(
     assert later["unparked"] == 1
 
 
+def test_a_message_the_store_cannot_hold_is_quarantined_and_the_others_apply(
+    engine: Engine, client: TestClient, feed: dict[str, str]
+) -> None:
+    """A NUL character (no store keeps one) holds back its own message, not the batch."""
+    nul = msg("release_date_set", "e2", 5, planned_release_date="2026-01-20")
+    nul["period"] = "P\u000028"
+    result = post(client, feed, [intake("e1"), nul, msg("escape", "e3", 6)])
+    assert outcomes(result) == ["applied", "quarantined", "applied"]
+    assert (result["results"][1]["reason"], result["results"][1]["field"]) == (
+        "invalid_value",
+        "period",
+    )
+
+
 def test_no_token_is_401_and_another_role_is_403(engine: Engine, client: TestClient) -> None:
     body = [intake("e1")]
     anonymous = client.post(URL, json=body)
