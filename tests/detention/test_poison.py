@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, select
 from terugkeer.detention.ingest import AppliedBatch, IngestResult, ingest_files, ingest_text
 from terugkeer.detention.quarantine import QuarantineEntry, list_quarantine, replay
 from terugkeer.detention.tables import detention_periods, feed_events
+from terugkeer.intake import hooks
 from terugkeer.security.actor import Actor
 from tests.feedutil import intake, lines, msg
 
@@ -231,3 +232,17 @@ def test_a_parked_message_that_fails_when_woken_does_not_hold_back_what_it_waite
     assert balanced(ingest_text(engine, lines(later))).applied == 1
     assert rows(engine)[0].reason == "store_error"
     assert balanced(replay(engine)).applied == 1
+
+
+def test_the_first_and_last_dates_held_pass_through_the_hooks(engine: Engine) -> None:
+    first = intake("e1", fields={"planned_release_date": "1800-01-01", "birth_date": "1800-01-01"})
+    first["occurred_at"] = "1800-01-01T00:00:00+14:00"
+    last = intake("e2", period="P2", bsn="999990019", fields={"planned_release_date": "2999-12-31"})
+    last["occurred_at"] = "2999-12-31T23:59:59-12:00"
+    releases = [
+        msg("release_date_set", "e3", 1, planned_release_date="2999-12-31"),
+        msg("release", "e4", 2, "P2", bsn="999990019", release_kind="end_of_sentence"),
+    ]
+    result = balanced(ingest_text(engine, lines(first, last, *releases), hooks=hooks()))
+    assert "store_error" not in result.reasons
+    assert result.applied >= 2
