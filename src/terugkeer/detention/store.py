@@ -25,6 +25,18 @@ _PERIOD_SQL = (
     " p.ended_at, p.last_event_at, p.last_event_id, p.event_count"
     " FROM detention_periods p JOIN persons s ON s.id = p.person_id"
 )
+# The same columns for a batch's periods: each person read by its key, so a lookup touches
+# only the rows of the batch however many persons are stored (a join let PostgreSQL hash all
+# persons for a batch's few thousand periods: the cost grew with the history, issue 12).
+_PERIOD_BY_REF_SQL = (
+    "SELECT p.id, p.person_id, p.period_ref,"
+    " (SELECT s.bsn FROM persons s WHERE s.id = p.person_id),"
+    " (SELECT s.prison_number FROM persons s WHERE s.id = p.person_id), p.source, p.institution,"
+    " p.title, p.sentence_days, p.residence_municipality, p.return_municipality,"
+    " p.planned_release_date, p.intake_at, p.status, p.leave_municipality, p.release_kind,"
+    " p.ended_at, p.last_event_at, p.last_event_id, p.event_count"
+    " FROM detention_periods p"
+)
 
 
 def load_periods(
@@ -36,7 +48,7 @@ def load_periods(
     if refs is None:
         rows = select_rows(conn, _PERIOD_SQL, ())
     else:
-        rows = select_in(conn, _PERIOD_SQL, "p.period_ref", refs)
+        rows = select_in(conn, _PERIOD_BY_REF_SQL, "p.period_ref", refs)
     offences: dict[int, list[Offence]] = defaultdict(list)
     if with_offences:
         for chunk in chunks([r[0] for r in rows]):

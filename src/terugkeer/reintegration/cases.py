@@ -59,7 +59,6 @@ _COLUMNS = (
     detention_periods.c.planned_release_date,
     detention_periods.c.return_municipality,
     detention_periods.c.residence_municipality,
-    persons.c.birth_date,
 )
 
 
@@ -92,16 +91,27 @@ def open_cases(
     now = now or now_utc()
     result = OpenResult()
     with transaction(target) as conn:
-        base = select(*_COLUMNS).join(persons, persons.c.id == detention_periods.c.person_id)
         if period_refs is None:
+            every = select(*_COLUMNS, persons.c.birth_date).join(
+                persons, persons.c.id == detention_periods.c.person_id
+            )
             _process(
-                conn, list(conn.execute(base.order_by(detention_periods.c.id))), now, actor, result
+                conn, list(conn.execute(every.order_by(detention_periods.c.id))), now, actor, result
             )
         else:
+            # A batch's periods, each person read by its key (a scalar subquery, not a join
+            # PostgreSQL may answer by hashing every stored person: issue 12).
+            birth_date = (
+                select(persons.c.birth_date)
+                .where(persons.c.id == detention_periods.c.person_id)
+                .scalar_subquery()
+                .label("birth_date")
+            )
+            some = select(*_COLUMNS, birth_date)
             refs = sorted(set(period_refs))
             for chunk in chunks(refs):
                 rows = list(
-                    conn.execute(base.where(among(conn, detention_periods.c.period_ref, chunk)))
+                    conn.execute(some.where(among(conn, detention_periods.c.period_ref, chunk)))
                 )
                 _process(conn, rows, now, actor, result)
     return result

@@ -52,11 +52,19 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
     out: dict[str, PeriodFacts] = {}
     ids: dict[int, str] = {}
     persons_of: dict[str, int] = {}
+    # Each person read by its key (a scalar subquery, not a join): only the batch's rows,
+    # however many persons are stored (issue 12; tests/detention/test_query_plans.py).
+    birth_date = (
+        select(persons.c.birth_date)
+        .where(persons.c.id == detention_periods.c.person_id)
+        .scalar_subquery()
+        .label("birth_date")
+    )
     for chunk in chunks(list(refs)):
         for r in conn.execute(
-            select(detention_periods, persons.c.birth_date)
-            .join(persons, persons.c.id == detention_periods.c.person_id)
-            .where(among(conn, detention_periods.c.period_ref, chunk))
+            select(detention_periods, birth_date).where(
+                among(conn, detention_periods.c.period_ref, chunk)
+            )
         ):
             ids[r.id] = r.period_ref
             persons_of[r.period_ref] = r.person_id
@@ -93,15 +101,14 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
                 victims.c.registered_at,
             )
             .where(among(conn, victims.c.period_id, chunk))
-            .order_by(victims.c.victim_ref)
-        ):
+        ):  # ordered here: an ORDER BY let the planner walk the whole victim_ref index
             found[ids[v.period_id]].append(
                 VictimFacts(v.victim_ref, v.wants_information, v.spoke_in_court, v.registered_at)
             )
     history = _histories(conn, list(out))
     for ref, f in out.items():
         f.categories = frozenset(categories.get(ref, ()))
-        f.victims = tuple(found.get(ref, ()))
+        f.victims = tuple(sorted(found.get(ref, ()), key=lambda v: v.victim_ref))
         h = history.get(ref)
         if h is not None:
             h.fill(f)
