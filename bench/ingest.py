@@ -4,8 +4,11 @@ raw line into a one-table database on the same store, same batch size, one commi
 
     python bench/ingest.py [--events N] [--stores sqlite,postgresql] [--batch-size B] [--hooks]
 
-Target (issue 2): ratio >= 0.5 on both stores. The last line is the contract JSON; its value,
-baseline and ratio are those of the store with the lowest ratio, and `stores` holds all.
+The last line is the contract JSON. Its baseline is the *minimal correct store* (below):
+issue 12 withdrew issue 2's target (half the speed of an unindexed bare insert, which no
+correct ingest can reach on SQLite, docs/benchmarks.md) for ratio >= 0.3 against the minimal
+correct store at 1,000,000 events, on both stores. Value, baseline and ratio are those of the
+store with the lowest ratio; `stores` holds all, with the bare insert's figures beside.
 
 Each store also reports its *storage floor*: the time to write, into a fresh database of the
 same schema, exactly the rows the ingest stored (persons, periods, offences, events, read
@@ -247,6 +250,9 @@ def main() -> int:
                 "floor_ratio": round(base / floor, 3),
                 "minimal_seconds": round(minimal, 2),
                 "minimal_ratio": round(base / minimal, 3),
+                # issue 12's ratio: the feed layer against the minimal correct store
+                "minimal_value": round(n / minimal, 1),
+                "feed_layer_ratio": round(minimal / seconds, 3),
                 # what ratio 0.5 leaves per event for validating, deduplicating and deriving
                 # period state, once the least any correct ingest must store is stored
                 "understanding_budget_us": round((2 * base - minimal) / n * 1e6, 2),
@@ -258,8 +264,9 @@ def main() -> int:
                 figures[store]["with_hooks_value"] = round(n / hooked, 1)
                 figures[store]["with_hooks_ratio"] = round(base / hooked, 3)
             print(
-                f"{store}: {value:,.0f} events/s (baseline {base_value:,.0f}/s): ratio "
-                f"{value / base_value:.2f}; {counts}\n"
+                f"{store}: {value:,.0f} events/s: {minimal / seconds:.2f} of the minimal correct"
+                f" store (target 0.3); bare insert {base_value:,.0f}/s: ratio"
+                f" {value / base_value:.2f}; {counts}\n"
                 f"  storage floor {floor:.2f} s: at most ratio {base / floor:.2f} for this schema\n"
                 f"  minimal correct store {minimal:.2f} s: at most ratio {base / minimal:.2f} for any"
                 f" ingest; ratio 0.5 leaves {figures[store]['understanding_budget_us']:.2f} µs"
@@ -273,16 +280,17 @@ def main() -> int:
                     f" events/s, ratio {base / hooked:.2f}",
                     file=sys.stderr,
                 )
-    worst = min(figures, key=lambda s: figures[s]["ratio"])
+    worst = min(figures, key=lambda s: figures[s]["feed_layer_ratio"])
     print(
         json.dumps(
             {
                 "bench": "ingest",
                 "value": figures[worst]["value"],
                 "unit": "events/s",
-                "baseline": "json.loads + bare executemany insert of (event_id, kind, time, raw line)",
-                "baseline_value": figures[worst]["baseline_value"],
-                "ratio": figures[worst]["ratio"],
+                "baseline": "the minimal correct store: json.loads + executemany into unique event"
+                " ids, events by period, a row per period",
+                "baseline_value": figures[worst]["minimal_value"],
+                "ratio": figures[worst]["feed_layer_ratio"],
                 "n": n,
                 "store": worst,
                 "stores": figures,
