@@ -11,7 +11,7 @@ What "ours" does, timed from opening the file to the commit, is exactly ``terugk
 activities``: hash the file and detect its encoding, decode and split the CSV, map the header,
 check every row (the case reference against the municipality's cases and their consent, the
 activity type against the code list, the provider, both dates: real calendar dates, end not
-before start, start not in the future; hours and euros: decimal comma, at most two decimals,
+before start, start not in the future nor long before the case's intake; hours and euros: decimal comma, at most two decimals,
 ranges; the funder, required with a cost; the programme and reference lengths), decide insert,
 update or unchanged against what is stored, and insert in one transaction into the real
 ``activities`` table with its unique index on (case, key) and its foreign key in place (which
@@ -58,7 +58,8 @@ FUNDERS = ("gemeente", "rijk", "overig")
 
 
 def setup_cases(engine: object, cases: int) -> None:
-    now = datetime(2025, 1, 1, tzinfo=UTC)
+    # intake mid-2024: the activities (starting in 2024) lie in the plausible window around it
+    now = datetime(2024, 7, 1, tzinfo=UTC)
     with engine.begin() as conn:  # type: ignore[attr-defined]
         conn.execute(
             insert(persons),

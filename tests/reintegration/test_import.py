@@ -645,3 +645,161 @@ def test_an_import_gives_the_connection_back_with_its_own_page_cache(
         )
         with periods.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == configured
+
+
+# --- issue 14: registration as a municipal officer expects it ---------------------------------
+
+
+def test_one_reference_for_two_cases_is_an_error_not_a_crash(
+    periods: Engine, tmp_path: Path
+) -> None:
+    rows = ["NZ-7;P1;;gegeven;20-01-2025;;;;;;;;;", "NZ-7;P2;;gegeven;21-01-2025;;;;;;;;;"]
+    path = write(tmp_path / "twee.csv", CASES_HEADER, rows)
+    for dry_run in (True, False):
+        report = import_cases(periods, path, municipality=GM, actor="t", dry_run=dry_run)
+        assert [(e.row, e.column, e.reason) for e in report.errors] == [
+            (3, "Dossiernummer", "is the reference of another case on row 2")
+        ]
+        assert error_file_for(path).is_file()
+    assert count(periods, reintegration_consents) == 0
+
+
+def test_dutch_moment_labels_are_accepted_and_errors_name_them(
+    periods: Engine, tmp_path: Path
+) -> None:
+    rows = [
+        "NZ-1;P1;;gegeven;20-01-2025;bij ontslag;;geldig;huurwoning;uitkering;met plan;geen;;",
+        "NZ-1;P1;;;;1 maand na ontslag;05-03-2025;geldig;huurwoning;werk;met plan;geen;;",
+        "NZ-1;P1;;;;bij binnenkomst (screening);07-01-2025;geldig;;;;;;",
+    ]
+    path = write(tmp_path / "labels.csv", CASES_HEADER, rows)
+    report = import_cases(periods, path, municipality=GM, actor="t")
+    assert report.ok, report.text()
+    bad = write(tmp_path / "bad.csv", CASES_HEADER, ["NZ-1;P1;;;;na 3 weken;;geldig;;;;;;"])
+    (error,) = import_cases(periods, bad, municipality=GM, actor="t").errors
+    assert "6 maanden na ontslag" in error.reason
+    assert error.value == "na 3 weken"
+
+
+def test_json_of_a_refused_file_and_of_a_dry_run(consenting: Engine, tmp_path: Path) -> None:
+    rows = [*GOOD_ACTIVITIES, "NZ-001;A9;sportschool;Gym;01-02-2025;;;;;"]
+    path = write(tmp_path / "a.csv", ACTIVITIES_HEADER, rows)
+    refused = import_activities(consenting, path, municipality=GM, actor="t")
+    assert refused.as_json() == {
+        "rows": 4,
+        "applied": 0,  # nothing was written
+        "unchanged": 0,
+        "errors": 1,
+        "dry_run": False,
+    }
+    good = write(tmp_path / "g.csv", ACTIVITIES_HEADER, GOOD_ACTIVITIES)
+    dry = import_activities(consenting, good, municipality=GM, actor="t", dry_run=True)
+    assert dry.as_json()["dry_run"] is True
+
+
+def test_implausible_dates_are_refused(consenting: Engine, tmp_path: Path) -> None:
+    # intake 06-01-2025, release 05-02-2025
+    rows = [
+        "NZ-001;P1;;;;6 maanden;01-01-2025;geldig;;;;;;",  # before the intake
+        "NZ-001;P1;;;;12 maanden;05-03-2025;geldig;;;;;;",  # a month after release
+        "NZ-001;P1;;;;1 maand;06-03-2025;geldig;;;;;;",  # within 15 days of 05-03-2025
+    ]
+    path = write(tmp_path / "d.csv", CASES_HEADER, rows)
+    report = import_cases(consenting, path, municipality=GM, actor="t", dry_run=True)
+    assert [(e.row, e.column) for e in report.errors] == [(2, "Datum"), (3, "Datum")]
+    assert "implausible" in report.errors[0].reason
+    assert report.errors[0].value == "01-01-2025"
+    screening = tmp_path / "s.csv"
+    screening.write_text(
+        "detentiekenmerk;screeningsdatum;identiteitsbewijs\nP1;08-01-1999;geldig\n",
+        encoding="utf-8",
+    )
+    (error,) = import_screenings(consenting, screening, actor="dji").errors
+    assert "implausible" in error.reason
+    old = write(
+        tmp_path / "old.csv", ACTIVITIES_HEADER, ["NZ-001;A7;apply_id;Gemeente;01-02-1990;;;;;"]
+    )
+    (error,) = import_activities(consenting, old, municipality=GM, actor="t").errors
+    assert (error.column, "implausible" in error.reason) == ("startdatum", True)
+
+
+def test_a_bad_row_does_not_hide_a_later_repeat(consenting: Engine, tmp_path: Path) -> None:
+    rows = [
+        "NZ-001;P1;;;;1 maand;31-02-2025;geldig;;;;;;",  # a bad date
+        "NZ-001;P1;;;;1 maand;05-03-2025;geldig;;;;;;",  # the same case and moment again
+    ]
+    path = write(tmp_path / "r.csv", CASES_HEADER, rows)
+    report = import_cases(consenting, path, municipality=GM, actor="t")
+    assert [(e.row, e.column) for e in report.errors] == [(2, "Datum"), (3, "Moment")]
+    assert report.errors[1].value == "1 maand"  # as the file says it
+
+
+def test_errors_show_what_the_file_says_sorted_by_row(periods: Engine, tmp_path: Path) -> None:
+    rows = [
+        "NZ-1;P1;;;;;;;;;;;;",
+        "NZ-2;P2;;ingetrokken;21-01-2025;;;;;;;;;",
+        "NZ-3;P9;;;;;;;;;;;;",
+    ]
+    path = write(tmp_path / "e.csv", CASES_HEADER, rows)
+    report = import_cases(periods, path, municipality=GM, actor="t")
+    assert [(e.row, e.value) for e in report.errors] == [(3, "ingetrokken"), (4, "P9")]
+
+
+def test_spreadsheet_formulas_and_bsns(consenting: Engine, tmp_path: Path) -> None:
+    rows = [
+        "NZ-001;A8;apply_id;=cmd|' /C calc'!A0;01-02-2025;;;;;",
+        "NZ-001;999993653;apply_id;Gemeente;01-02-2025;;;;;",
+        "NZ-001;A9;apply_id;Gemeente;01-02-2025;;;;;@SUM(1+1)",
+    ]
+    path = write(tmp_path / "f.csv", ACTIVITIES_HEADER, rows)
+    report = import_activities(consenting, path, municipality=GM, actor="t")
+    assert [(e.row, e.column) for e in report.errors] == [
+        (2, "aanbieder"),
+        (3, "activiteitnummer"),
+        (4, "programma"),
+    ]
+    assert report.errors[1].value == "******653"
+    assert "999993653" not in report.text()
+    with error_file_for(path).open(encoding="utf-8-sig") as fh:
+        cells = [row for row in csv.reader(fh, delimiter=";")]
+    assert cells[1][2] == "'=cmd|' /C calc'!A0"  # inert in Excel
+    assert cells[3][2] == "'@SUM(1+1)"
+    assert "999993653" not in error_file_for(path).read_text(encoding="utf-8-sig")
+    # a BSN typed into another column is masked too, and refused as a case reference
+    bsn_rows = ["999993653;999993653;;gegeven;20-01-2025;;;;;;;;;"]
+    report = import_cases(
+        consenting, write(tmp_path / "b.csv", CASES_HEADER, bsn_rows), municipality=GM, actor="t"
+    )
+    assert "999993653" not in report.text()
+    assert any("not a municipal reference" in e.reason for e in report.errors)
+
+
+def test_the_burden_counts_care_needs_only_when_care_is_needed(consenting: Engine) -> None:
+    from terugkeer.reintegration.queries import registration_form
+    from terugkeer.reintegration.service import ConditionsIn, record_conditions
+
+    with consenting.begin() as conn:
+        case_id = conn.execute(
+            select(reintegration_cases.c.id).where(reintegration_cases.c.municipal_ref == "NZ-001")
+        ).scalar_one()
+        release = registration_form(conn, case_id, "bij ontslag", GM, actor="t")
+        record_conditions(
+            conn, case_id, ConditionsIn("voor ontslag", {"zorg": "geen zorg nodig"}), actor="t"
+        )
+        before = registration_form(conn, case_id, "before_release", GM, actor="t")
+    needs = {f.name: f.required for f in release.fields}["care_needs"]
+    assert needs  # care arranged: the needs are asked
+    assert release.moment == "release"
+    assert not {f.name: f.required for f in before.fields}["care_needs"]  # care not needed
+    assert before.to_type == 4  # id, housing, income, debts
+
+
+def test_cli_reports_plain_and_whole(cli_db: Engine, tmp_path: Path) -> None:
+    long_ref = "P" + "9" * 70
+    bad = write(tmp_path / "bad.csv", CASES_HEADER, [f"NZ-9;{long_ref};;;;;;;;;;;;"])
+    result = runner.invoke(app, ["import", "cases", str(bad), "-m", GM])
+    assert result.exit_code == 1
+    assert any(len(line) > 80 and long_ref in line for line in result.stdout.splitlines())
+    unknown = runner.invoke(app, ["import", "cases", str(bad), "-m", "[gm0363]"])
+    assert unknown.exit_code == 2
+    assert "[gm0363]" in unknown.stderr

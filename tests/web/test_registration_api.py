@@ -127,6 +127,29 @@ def test_a_case_through_the_api(client: TestClient, engine: Engine) -> None:
     )
     assert extra.status_code == 400
 
+    # Dutch labels, as the import takes them and docs/conditions.md lists them
+    dutch = client.post(
+        f"{base}/basisvoorwaarden",
+        params=q,
+        headers=WHO,
+        json={
+            "moment": "bij ontslag",
+            "statuses": {"onderdak": "dakloos", "Werk en inkomen": "uitkering"},
+        },
+    )
+    assert dutch.status_code == 201, dutch.text
+    (release,) = dutch.json()
+    assert (release["moment"], release["label"]) == ("release", "bij ontslag")
+    assert release["conditions"]["housing"]["status"] == "homeless"  # the same: not written again
+    unknown = client.post(
+        f"{base}/basisvoorwaarden",
+        params=q,
+        headers=WHO,
+        json={"moment": "na 3 weken", "statuses": {"onderdak": "huurwoning"}},
+    )
+    assert unknown.status_code == 422
+    assert "1 maand na ontslag" in unknown.json()["detail"]  # the allowed ones, in Dutch too
+
     form = client.get(
         f"{base}/basisvoorwaarden/formulier", params={**q, "moment": "month_1"}, headers=WHO
     ).json()

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy import case as sql_case
 
 from terugkeer.db.bulk import among, chunks, read_date
@@ -43,7 +43,7 @@ from terugkeer.reintegration.schemas import (
     RegistrationForm,
     UpcomingReturn,
 )
-from terugkeer.reintegration.scope import CaseStatus, local_date, today
+from terugkeer.reintegration.scope import AMSTERDAM, CaseStatus, local_date, today
 from terugkeer.reintegration.service import (
     CaseRow,
     add_months,
@@ -116,6 +116,7 @@ def moments_of(current: dict[tuple[str, str], Any]) -> list[MomentRead]:
         out.append(
             MomentRead(
                 moment=moment.value,
+                label=codes.MOMENT_LABELS[moment],
                 in_order=codes.all_in_order(
                     {Condition(k): v.in_order for k, v in reads.items() if v is not None}
                 ),
@@ -367,34 +368,41 @@ def upcoming_returns(
     ``case_listed`` row in the audit log, in the caller's transaction."""
     start = on or today()
     end = start + timedelta(days=days)
+    first = datetime.combine(start, time(0), AMSTERDAM)
+    after = datetime.combine(end + timedelta(days=1), time(0), AMSTERDAM)
     q = case_select().where(
         reintegration_cases.c.municipality == municipality,
-        reintegration_cases.c.status.in_([CaseStatus.PLANNED.value, CaseStatus.RETURNED.value]),
-        detention_periods.c.planned_release_date >= start,
-        detention_periods.c.planned_release_date <= end,
+        or_(
+            and_(
+                reintegration_cases.c.status == CaseStatus.PLANNED.value,
+                detention_periods.c.planned_release_date >= start,
+                detention_periods.c.planned_release_date <= end,
+            ),
+            and_(
+                reintegration_cases.c.status == CaseStatus.RETURNED.value,
+                detention_periods.c.ended_at >= first,
+                detention_periods.c.ended_at < after,
+            ),
+        ),
     )
     out = []
-    for r in conn.execute(
-        q.order_by(detention_periods.c.planned_release_date, reintegration_cases.c.id)
-    ):
+    for r in conn.execute(q.order_by(reintegration_cases.c.id)):
         case = case_from_row(r)
-        assert case.planned_release_date is not None  # noqa: S101 - filtered above
-        if case.status == CaseStatus.RETURNED and (
-            case.ended_at is None or local_date(case.ended_at) < start
-        ):
-            continue  # already back on ``on``
+        when = case.release_date
+        assert when is not None  # noqa: S101 - filtered above
         out.append(
             UpcomingReturn(
                 case_id=case.id,
                 municipal_ref=case.municipal_ref,
                 period_ref=case.period_ref,
                 institution=case.institution,
-                planned_release_date=case.planned_release_date,
-                days_until=(case.planned_release_date - start).days,
+                planned_release_date=when,
+                days_until=(when - start).days,
                 consent=case.consent,
                 status=case.status,
             )
         )
+    out.sort(key=lambda u: (u.planned_release_date, u.case_id))
     audit_many(conn, actor, "case_listed", [(r.case_id, {"list": "upcoming"}) for r in out])
     return out
 

@@ -99,6 +99,7 @@ class FactRead(_Model):
 
 class MomentRead(_Model):
     moment: str
+    label: str  # Dutch: "bij ontslag"
     in_order: InOrder  # all five together
     complete: bool  # all five recorded
     conditions: dict[str, FactRead | None]

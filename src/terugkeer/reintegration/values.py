@@ -108,8 +108,7 @@ def parse_code(list_name: str, value: Any) -> str:
     text = cell_text(value)
     code = codes.lookup(list_name, text)
     if code is None:
-        allowed = sorted({c for c in codes.ALIASES[list_name].values()})
-        raise ValueError(f"unknown code; allowed: {', '.join(allowed)}")
+        raise ValueError(f"unknown code; allowed: {codes.allowed(list_name)}")
     return code
 
 

@@ -19,14 +19,15 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from terugkeer.db.bulk import execute_many, placeholders, sqlite_datetime
+from terugkeer.db.bulk import execute_many, placeholders, read_datetime, sqlite_datetime
+from terugkeer.detention.tables import detention_periods
 from terugkeer.reintegration.audit import audit, now_utc
 from terugkeer.reintegration.codes import ConsentScope, ConsentStatus
 from terugkeer.reintegration.importing.activity_checks import (
@@ -45,7 +46,8 @@ from terugkeer.reintegration.importing.shared import (
     sha256_of,
     start_import,
 )
-from terugkeer.reintegration.scope import today
+from terugkeer.reintegration.scope import local_date, today
+from terugkeer.reintegration.service import ACTIVITY_BEFORE_INTAKE
 from terugkeer.reintegration.sheets import Sheet, SheetError
 from terugkeer.reintegration.tables import reintegration_cases
 
@@ -412,20 +414,26 @@ def _sql_text(value: str) -> str | None:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _cases(conn: Connection, municipality: str) -> dict[str, tuple[int, bool]]:
+def _cases(conn: Connection, municipality: str) -> dict[str, tuple[int, bool, date]]:
     """The municipality's cases with a reference: reference -> (id, consent for
-    registration)."""
-    cases: dict[str, tuple[int, bool]] = {}
+    registration, the first plausible start of an activity: ``ACTIVITY_BEFORE_INTAKE`` days
+    before the intake)."""
+    cases: dict[str, tuple[int, bool, date]] = {}
     t = reintegration_cases
+    before = timedelta(days=ACTIVITY_BEFORE_INTAKE)
     for r in conn.execute(
-        select(t.c.id, t.c.municipal_ref, t.c.consent, t.c.consent_scope).where(
-            t.c.municipality == municipality, t.c.municipal_ref.is_not(None)
+        select(
+            t.c.id, t.c.municipal_ref, t.c.consent, t.c.consent_scope, detention_periods.c.intake_at
         )
+        .join(detention_periods, detention_periods.c.id == t.c.period_id)
+        .where(t.c.municipality == municipality, t.c.municipal_ref.is_not(None))
     ):
         ok = r.consent == ConsentStatus.GIVEN and ConsentScope.REGISTRATION in (
             r.consent_scope or ""
         ).split(",")
-        cases[r.municipal_ref] = (r.id, ok)
+        intake = read_datetime(r.intake_at)
+        assert intake is not None  # noqa: S101 - a period always has its intake
+        cases[r.municipal_ref] = (r.id, ok, local_date(intake) - before)
     return cases
 
 

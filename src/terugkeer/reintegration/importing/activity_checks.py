@@ -17,6 +17,7 @@ from terugkeer.reintegration import codes, values
 from terugkeer.reintegration.codes import ACTIVITY_TYPE
 from terugkeer.reintegration.importing.report import Collector
 from terugkeer.reintegration.service import (
+    ACTIVITY_BEFORE_INTAKE,
     BSN_AS_REFERENCE,
     FORMULA_REASON,
     MAX_COST_CENTS,
@@ -81,7 +82,7 @@ class RowCheck:
     def __init__(
         self,
         columns: Columns,
-        cases: Mapping[str, tuple[int, bool]],
+        cases: Mapping[str, tuple[int, bool, date]],
         municipality: str,
         last_day: date,
         errors: Collector,
@@ -89,12 +90,13 @@ class RowCheck:
         sqlite: bool,
     ) -> None:
         self.col = columns
-        self.cases = cases  # case reference -> (case id, consent for registration)
+        self.cases = cases  # case reference -> (case id, consent, first plausible start)
         self.municipality = municipality
         self.last_day = last_day
         self.add = errors.add
         self.sqlite = sqlite
         self.dates: dict[Any, tuple[date, Any, bool]] = {}
+        self.first_start: date | None = None  # of the row's case
         self.numbers: dict[Any, int] = {}
         self.types: dict[Any, tuple[str, str]] = {}
         self.funders: dict[Any, str] = {}
@@ -167,6 +169,7 @@ class RowCheck:
         bad = False
         case_ref = _text(cells[self.col.case])
         found = self.cases.get(case_ref)
+        self.first_start = found[2] if found is not None else None
         case_id = 0
         if found is None:
             reason = (
@@ -209,6 +212,16 @@ class RowCheck:
                 bad = True
         if start is not None and start[0] > self.last_day:
             self.add(n, "start_date", raw, "lies in the future")
+            bad = True
+        elif start is not None and self.first_start is not None and start[0] < self.first_start:
+            days = (self.first_start - start[0]).days + ACTIVITY_BEFORE_INTAKE
+            self.add(
+                n,
+                "start_date",
+                raw,
+                f"implausible: {days} days before the intake of the case "
+                f"(at most {ACTIVITY_BEFORE_INTAKE})",
+            )
             bad = True
         end = None
         if self.col.end is not None and (raw := cells[self.col.end]) not in ("", None):
@@ -320,13 +333,17 @@ class ColumnCheck:
     def __init__(
         self,
         columns: Columns,
-        cases: Mapping[str, tuple[int, bool]],
+        cases: Mapping[str, tuple[int, bool, date]],
         last_day: date,
         *,
         sqlite: bool,
     ) -> None:
         self.col = columns
         self.consenting = {ref: v[0] for ref, v in cases.items() if v[1] and ref == ref.strip()}
+        # case id -> the first plausible start, as bound (ISO text on SQLite)
+        self.first_start = {
+            v[0]: v[2].isoformat() if sqlite else v[2] for v in cases.values() if v[1]
+        }
         self.last_day = last_day
         self.sqlite = sqlite
         self.type_code: dict[str, str] = {}
@@ -372,6 +389,8 @@ class ColumnCheck:
             return None
         if any(map(operator.lt, filter(None, ends), itertools.compress(starts, ends))):
             return None  # an end before its start
+        if any(map(operator.lt, starts, map(self.first_start.__getitem__, ids))):
+            return None  # long before the intake
         if (hours := through(self.hours_of, column(col.hours), self._fill_hours)) is None:
             return None
         costs = cents_column(columns[col.cost]) if col.cost is not None else None

@@ -56,7 +56,7 @@ def cell(cells: list[Any], sheet: Sheet, name: str) -> Any:
 def check_municipality(code: str) -> str:
     from terugkeer.domain.refdata import refdata
 
-    resolved = refdata().resolve_municipality(code)
+    resolved = refdata().resolve_municipality(code.strip().upper())  # gm0363 is GM0363
     if resolved is None:
         raise ReintegrationError(f"unknown municipality code [{code}]", field="municipality")
     return resolved
