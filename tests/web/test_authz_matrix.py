@@ -77,6 +77,10 @@ def world(engine: Engine) -> World:
         grant = c.role is Role.IDV_OFFICER
         token = create_token(engine, name + "-t", name, contact_details=grant)
         headers[c.label] = {"Authorization": f"Bearer {token}"}
+    # whom the administrator's routes act on (each change once; again it is a 409)
+    add_user(engine, "target", Role.IDV_OFFICER.value, PASSWORD)
+    create_token(engine, "target-revoke", "target")
+    create_token(engine, "target-grant", "target")
     client = TestClient(create_app(engine))
     (case,) = client.get("/api/v1/nazorgdossiers", headers=headers["caseworker"]).json()
     base = f"/api/v1/nazorgdossiers/{case['id']}"
@@ -163,6 +167,21 @@ ROUTES: dict[
     ("GET", "/api/v1/codelijsten/activiteitsoorten"): (NONE, None, None),
     ("GET", "/api/v1/auditlog"): (NONE, None, None),
     ("GET", "/api/v1/auditlog/verificatie"): (NONE, None, None),
+    ("GET", "/api/v1/tokens"): (NONE, None, None),
+    ("DELETE", "/api/v1/tokens/{token}"): (lambda w: {"token": "target-revoke"}, None, None),
+    ("PUT", "/api/v1/tokens/{token}/contactgegevens"): (
+        lambda w: {"token": "target-grant"},
+        None,
+        None,
+    ),
+    ("DELETE", "/api/v1/tokens/{token}/contactgegevens"): (
+        lambda w: {"token": "target-grant"},
+        None,
+        None,
+    ),
+    ("POST", "/api/v1/gebruikers/{naam}/uitschakeling"): (lambda w: {"naam": "target"}, None, None),
+    ("POST", "/api/v1/gebruikers/{naam}/tweede-factor"): (lambda w: {"naam": "target"}, None, None),
+    ("DELETE", "/api/v1/gebruikers/{naam}/sessies"): (lambda w: {"naam": "target"}, None, None),
     ("POST", "/api/v1/detentiegebeurtenissen"): (NONE, [intake("e9", period="P9")], None),  # type: ignore[dict-item]
 }
 
@@ -176,7 +195,7 @@ def expected(permissions: frozenset[Permission], owner: Owner, caller: Caller) -
         return {403}
     if owner is not None and not owner(caller):
         return {403, 404}  # another organisation's inbox: 403; its notice or case: not there
-    return {200, 201, 409}  # 409: done already by an earlier caller
+    return {200, 201, 204, 409}  # 409: done already by an earlier caller
 
 
 def test_every_route_and_role(world: World) -> None:

@@ -61,6 +61,10 @@ class AccountError(ValueError):
     """A request about accounts that cannot be done; the message says why."""
 
 
+class AccountNotFound(AccountError):
+    """No such user or token."""
+
+
 class SignInError(PermissionError):
     """Sign-in refused. ``reason`` is one of: credentials, second_factor, throttled."""
 
@@ -407,7 +411,7 @@ def sign_out(engine: Engine, token: str) -> None:
 def _user(conn: Connection, name: str) -> Any:
     user = conn.execute(select(users).where(users.c.name == name)).first()
     if user is None:
-        raise AccountError(f"no user [{name}]")
+        raise AccountNotFound(f"no user [{name}]")
     return user
 
 
@@ -426,7 +430,7 @@ def revoke_token(engine: Engine, token_name: str, *, actor: Actor) -> None:
     with engine.begin() as conn:
         row = conn.execute(select(api_tokens).where(api_tokens.c.name == token_name)).first()
         if row is None:
-            raise AccountError(f"no token [{token_name}]")
+            raise AccountNotFound(f"no token [{token_name}]")
         if row.revoked_at is not None:
             raise AccountError(f"token [{token_name}] was revoked already")
         conn.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(revoked_at=now))
@@ -446,7 +450,7 @@ def grant_contact_details(
             .where(api_tokens.c.name == token_name, api_tokens.c.revoked_at.is_(None))
         ).first()
         if row is None:
-            raise AccountError(f"no live token [{token_name}]")
+            raise AccountNotFound(f"no live token [{token_name}]")
         if granted and not _may_read_contacts(Role(row.role)):
             raise AccountError(f"role [{row.role}] never reads victims' contact details")
         conn.execute(

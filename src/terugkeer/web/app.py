@@ -31,6 +31,8 @@ API_VERSION = "1.0.0"
 BASE = "/api/v1"
 # request bodies under these paths may be as large as TERUGKEER_MAX_IMPORT_BODY_BYTES
 IMPORT_PREFIXES = (f"{BASE}/feed", f"{BASE}/import")
+# feed messages: a NUL in one message quarantines that message (invalid_value), not the batch
+NUL_IN_BODY_ALLOWED = (f"{BASE}/detentiegebeurtenissen",)
 # a refused or not-found request names the record its first path parameter names
 PATH_RECORDS = (
     ("case_id", "reintegration_case"),
@@ -38,6 +40,7 @@ PATH_RECORDS = (
     ("slachtoffer", "victim_contact"),
     ("activity_id", "activity"),
     ("naam", "user"),
+    ("token", "api_token"),
 )
 
 
@@ -101,6 +104,7 @@ class BodyLimit:
             await response(scope, receive, send)
             return
         received, tail = 0, b""
+        check_nul = not path.startswith(NUL_IN_BODY_ALLOWED)
 
         async def counted() -> Message:
             nonlocal received, tail
@@ -110,7 +114,7 @@ class BodyLimit:
                 received += len(chunk)
                 if received > limit:
                     raise BodyTooLarge(limit)  # FastAPI passes an HTTPException on as it is
-                if b"\\u0000" in tail + chunk:  # JSON's only way to write a NUL
+                if check_nul and b"\\u0000" in tail + chunk:  # JSON's only way to write a NUL
                     raise NulInBody()
                 tail = chunk[-5:]
             return message
@@ -123,8 +127,7 @@ def _refused_record(request: Request) -> tuple[str, str]:
     for name, record_type in PATH_RECORDS:
         if name in params:
             return record_type, str(params[name])[:100]
-    route = request.scope.get("route")
-    return "route", str(getattr(route, "path", request.url.path))[:100]
+    return "route", request.url.path[:100]
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
@@ -202,9 +205,9 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     app.include_router(router)
 
-    from terugkeer.web.api import auditlog, feed, notices, registration, sessions, victims
+    from terugkeer.web.api import accounts, auditlog, feed, notices, registration, sessions, victims
 
-    for module in (sessions, notices, victims, registration, auditlog, feed):
+    for module in (sessions, notices, victims, registration, auditlog, feed, accounts):
         app.include_router(module.router, prefix=BASE)
     security_headers(app)
     check_routes(app)  # default deny: every route declares the permission it needs

@@ -273,18 +273,24 @@ def post_conditions(
 # --- activities -----------------------------------------------------------------------------
 
 
+class OutOfRange(ReintegrationError):
+    """A value outside what the stores and date arithmetic hold: a 400 naming the field."""
+
+    status = 400
+
+
 def _in_range(**days: date | None) -> None:
     """Dates of a body within the range date arithmetic can take (else a 400 naming it)."""
     for name, value in days.items():
         if out_of_range_day(value):
-            raise Invalid(f"{name} [{value}] is outside 1900-01-01 to 2999-12-31", field=name)
+            raise OutOfRange(f"{name} [{value}] is outside 1900-01-01 to 2999-12-31", field=name)
 
 
 def _activity_in(body: ActivityCreate) -> service.ActivityIn:
     if not body.cost_eur.is_finite() or body.cost_eur > MAX_EUR:
-        raise Invalid(f"cost_eur is more than {MAX_EUR} euro", field="cost_eur")
+        raise OutOfRange(f"cost_eur is more than {MAX_EUR} euro", field="cost_eur")
     if body.hours is not None and (not body.hours.is_finite() or body.hours > MAX_HOURS):
-        raise Invalid(f"hours is more than {MAX_HOURS}", field="hours")
+        raise OutOfRange(f"hours is more than {MAX_HOURS}", field="hours")
     _in_range(start_date=body.start_date, end_date=body.end_date)
     return service.ActivityIn(
         type=body.type,
