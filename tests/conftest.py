@@ -109,7 +109,10 @@ def empty_all(engine: Engine) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             names = ", ".join(t.name for t in metadata.sorted_tables)
+            # the audit log refuses TRUNCATE (migration 0008): the tests' owner lifts that
+            conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_truncate"))
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            conn.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_truncate"))
         else:
             # the audit log refuses DELETE (append-only triggers): it carries on across tests
             for table in reversed(metadata.sorted_tables):

@@ -203,7 +203,7 @@ def test_no_personal_data_in_clear_after_ingest_quarantine_and_rotation(
     needles = [SECRET_NAME, SECRET_EMAIL, SECRET_PHONE, SECRET_ADDRESS, QUARANTINE_BSN, secret]
     assert in_clear(engine, needles) == []
     # the quarantine shows what it holds, decrypted, to whoever may read it
-    shown = " ".join(e.raw + (e.value or "") for e in list_quarantine(engine, actor=TEST))
+    shown = " ".join(e.raw + (e.value or "") for e in list_quarantine(engine, actor=TEST).items)
     assert QUARANTINE_BSN in shown
     assert SECRET_EMAIL in shown
     assert SECRET_NAME in shown
@@ -250,7 +250,7 @@ def test_no_personal_data_in_clear_after_ingest_quarantine_and_rotation(
     # the parked reconviction still wakes when its person arrives (its digest was re-keyed)
     result = ingest_text(engine, lines(intake("e9", 5, "P3", bsn=QUARANTINE_BSN)))
     assert (result.applied, result.unparked) == (1, 1)
-    reasons = sorted(e.reason for e in list_quarantine(engine, actor=TEST))
+    reasons = sorted(e.reason for e in list_quarantine(engine, actor=TEST).items)
     assert reasons == ["invalid_value", "unknown_institution", "unknown_period"]
 
 

@@ -36,6 +36,7 @@ from terugkeer.notify.delivery.dispatch import (
     StopSignal,
 )
 from terugkeer.security.actor import Actor
+from terugkeer.security.audit import checkpoint_check
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +72,7 @@ CHECKS: tuple[Check, ...] = (
     Check("escalation", _escalation),
     Check("feed_watch", _feed_watch),
     Check("reconciliation", _reconciliation),
+    Check("audit_checkpoint", checkpoint_check),  # the audit log's head, outside the database
 )
 
 

@@ -74,5 +74,7 @@ audit_log = Table(
     Column("details", Text, nullable=False),  # JSON, never personal data
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
+    # <key id>:HMAC-SHA256 of hash under a key not in the database; NULL before 0008
+    Column("mac", String(100)),
     Index("ix_audit_log_record", "record_type", "record_id"),
 )

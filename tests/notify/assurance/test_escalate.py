@@ -231,6 +231,13 @@ def test_the_check_cycle_runs_escalation_feed_watch_and_reconciliation(engine: E
     dispatch_once(engine, clock(), channels=channels())
     results = run_checks(engine)
     assert results["errors"] == {}
-    assert set(results) == {"errors", "escalation", "feed_watch", "reconciliation"}
+    assert set(results) == {
+        "errors",
+        "escalation",
+        "feed_watch",
+        "reconciliation",
+        "audit_checkpoint",
+    }
     assert results["escalation"]["skipped"] is False
-    assert [check.name for check in CHECKS] == ["escalation", "feed_watch", "reconciliation"]
+    names = [check.name for check in CHECKS]
+    assert names == ["escalation", "feed_watch", "reconciliation", "audit_checkpoint"]
