@@ -68,6 +68,7 @@ def rotate(
             active_key=report.active_key,
             rewritten=report.rewritten,
             already_current=report.already_current,
+            parts={part: list(counts) for part, counts in report.parts.items()},
         )
     return report
 
