@@ -176,7 +176,7 @@ def check_environment(settings: Settings | None = None) -> None:
     if settings.environment != "production":
         return
     bad = []
-    if not settings.encryption_keys.strip():
+    if not settings.encryption_keys.strip() and not settings.encryption_keys_file.strip():
         bad.append("TERUGKEER_ENCRYPTION_KEYS")
     if is_placeholder(settings.webhook.secret.get_secret_value()):
         bad.append("TERUGKEER_WEBHOOK_SECRET")

@@ -104,7 +104,8 @@ def run_demo(
     with engine.begin() as conn:
         actor.job(conn, "demo", details={"releases": releases, "seed": seed})
     console.print(
-        f"inspect with: TERUGKEER_DATABASE_URL=sqlite:///{db_path} terugkeer quarantine list "
+        "inspect with: TERUGKEER_ENVIRONMENT=development "
+        f"TERUGKEER_DATABASE_URL=sqlite:///{db_path} terugkeer quarantine list "
         "(or: notify obligations, notify alerts, reconcile)"
     )
 

@@ -29,8 +29,9 @@ from terugkeer.web.auth import check_routes, requires, security_headers
 
 API_VERSION = "1.0.0"
 BASE = "/api/v1"
-# request bodies under these paths may be as large as TERUGKEER_MAX_IMPORT_BODY_BYTES
-IMPORT_PREFIXES = (f"{BASE}/feed", f"{BASE}/import")
+# request bodies under these paths may be as large as TERUGKEER_MAX_IMPORT_BODY_BYTES: the
+# feed's batches of detention events (up to TERUGKEER_FEED_API_MAX_MESSAGES messages)
+IMPORT_PREFIXES = (f"{BASE}/detentiegebeurtenissen",)
 # feed messages: a NUL in one message quarantines that message (invalid_value), not the batch
 NUL_IN_BODY_ALLOWED = (f"{BASE}/detentiegebeurtenissen",)
 # a refused or not-found request names the record its first path parameter names
