@@ -268,3 +268,36 @@ def test_a_missing_key_file_stops_the_start(tmp_path: Path) -> None:
     settings = Settings(environment="production", encryption_keys_file=str(tmp_path / "none"))
     with pytest.raises(KeyConfigError, match="cannot be read"):
         check_production_settings(settings)
+
+
+def test_a_running_server_follows_a_rotation_without_a_restart(
+    engine: Engine, key_file: Path
+) -> None:
+    """Issue 13, finding 4: after `keys rotate` and the old key's retirement, a server started
+    before signs in the IDV (second factor) and shows a victim's contact details."""
+    from fastapi.testclient import TestClient
+
+    from terugkeer.web.app import create_app
+
+    add_user(engine, "idv", "idv_officer", PASSWORD)
+    secret = totp_secret(engine, "idv")
+    assert secret is not None
+    victim = msg(
+        "victim_registered", "v1", 2, source="OM-IDV", victim_ref="V1", relation="victim",
+        spoke_in_court=True, wants_information=True, contact={"name": SECRET_NAME},
+    )  # fmt: skip
+    ingest_text(engine, lines(intake("e1"), victim))
+    client = TestClient(create_app(engine))  # started under k1
+
+    use_key_file(key_file, f"k1:{K1}\nk2:{K2}")
+    rotate(engine, cipher_from_settings(get_settings()), actor=TEST)  # another process
+    use_key_file(key_file, f"k2:{K2}")
+
+    code = pyotp.TOTP(secret).now()
+    signed_in = client.post(
+        "/api/v1/sessies", json={"naam": "idv", "wachtwoord": PASSWORD, "code": code}
+    )
+    assert signed_in.status_code == 201, signed_in.text
+    contact = client.get("/api/v1/slachtoffers/V1/contactgegevens")
+    assert contact.status_code == 200, contact.text
+    assert contact.json()["name"] == SECRET_NAME
