@@ -137,6 +137,7 @@ quarantine = Table(
     Column("attempts", Integer, nullable=False),
     Index("ix_quarantine_status", "status"),
     Index("ix_quarantine_waits_for", "waits_for"),
+    Index("ix_quarantine_status_waits_for", "status", "waits_for"),  # parked messages (0009)
 )
 
 # --- notify: obligations, deliveries, alerts ------------------------------------------------

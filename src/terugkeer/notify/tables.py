@@ -51,6 +51,7 @@ obligations = Table(
     Column("escalation", Integer, nullable=False),  # 0 none, 1 re-sent on 2nd channel, 2 raised
     Column("backfilled", Boolean, nullable=False),  # created by backfill: sent late ("alsnog")
     Index("ix_obligations_period_ref", "period_ref"),
+    Index("ix_obligations_cause_event_id", "cause_event_id"),  # the burst brake (0009)
     Index("ix_obligations_status_due_at", "status", "due_at"),
     Index("ix_obligations_recipient", "recipient_kind", "recipient_ref"),
 )
@@ -119,4 +120,5 @@ alerts = Table(
     Column("status", String(16), nullable=False),  # open, resolved
     Index("ix_alerts_status_kind", "status", "kind"),
     Index("ix_alerts_key", "key"),
+    Index("ix_alerts_kind_key", "kind", "key"),  # the burst brake in every batch (0009)
 )
