@@ -3,22 +3,22 @@ notification rules are evaluated for it in one transaction. The command line, th
 feed API ingest through here, so no path applies events without evaluating them.
 
 Ingest is one writer at a time: a batch reads the periods it changes and writes them back, so
-two batches at once could each miss the other's event. Every path here holds
-:func:`feed_lock` around each transaction of the ingest (a file's batches one by one, so a
-long file does not keep the feed API waiting for its whole run)."""
+two batches at once could each miss the other's event. Every path here ingests through
+:func:`writer`: on PostgreSQL each of its transactions first takes the feed's advisory lock
+(released when it commits), so batches from the feed API, ``terugkeer ingest`` and a quarantine
+replay, in any process on any machine, apply one after the other, a long file's batch by
+batch. The feed API's threads also queue in the process (SQLite has one writer process)."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, event
 
 from terugkeer.detention import ingest, quarantine
 from terugkeer.detention.ingest import BatchHook, IngestResult, Item, Outcome
@@ -35,55 +35,22 @@ def hooks() -> list[BatchHook]:
 
 # The key of the PostgreSQL advisory lock that makes ingest one writer at a time.
 FEED_LOCK_KEY = 0x7465_7275_676B  # "terugk"
-_process_lock = threading.Lock()
+_in_process = threading.Lock()  # the feed API's threads, one delivery at a time
 
 
-@contextmanager
-def feed_lock(engine: Engine) -> Iterator[None]:
-    """Hold the feed's writer lock: in this process (threads of the web server), and on
-    PostgreSQL across processes and machines (a session advisory lock on a connection of its
-    own, so the ingest's transactions stay as they are). SQLite has one writer process."""
-    with _process_lock:
-        if engine.dialect.name != "postgresql":
-            yield
-            return
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": FEED_LOCK_KEY})
-            try:
-                yield
-            finally:
-                try:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": FEED_LOCK_KEY})
-                except Exception:
-                    conn.invalidate()  # the session ends, and its lock with it
-                    raise
+def _take_feed_lock(conn: Connection) -> None:
+    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (FEED_LOCK_KEY,))
 
 
-def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    it = iter(items)
-    while batch := list(islice(it, size)):
-        yield batch
-
-
-def _ingest_paths(
-    engine: Engine,
-    paths: Sequence[Path],
-    *,
-    batch_size: int = 5000,
-    progress: ingest.ProgressCallback | None = None,
-) -> IngestResult:
-    """Every batch of the files under :func:`feed_lock`, with every hook."""
-    total = IngestResult()
-    every = hooks()
-    items = (item for path in paths for item in ingest.read_items(path))
-    for batch in _batches(items, batch_size):
-        with feed_lock(engine):
-            total.add(
-                ingest.ingest_items(
-                    engine, batch, batch_size=batch_size, progress=progress, hooks=every
-                )
-            )
-    return total
+def writer(engine: Engine) -> Engine:
+    """``engine`` for ingesting: on PostgreSQL every transaction begun on it first waits for the
+    feed's advisory lock, held until it commits or rolls back (the listener belongs to this
+    engine alone, not to ``engine``). SQLite has one writer at a time anyway."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    locked = engine.execution_options()
+    event.listen(locked, "begin", _take_feed_lock)
+    return locked
 
 
 def ingest_files(
@@ -92,16 +59,15 @@ def ingest_files(
     """Apply feed files with every hook. A bulk job: one audit row per run by ``actor`` (the
     files and the counts, also when it fails halfway), not one per message."""
     if actor is None:
-        return _ingest_paths(engine, paths, **kwargs)
+        return ingest.ingest_files(writer(engine), paths, hooks=hooks(), **kwargs)
     with running(engine, actor, "ingest", {"files": [p.name for p in paths]}) as job:
-        result = _ingest_paths(engine, paths, **kwargs)
+        result = ingest.ingest_files(writer(engine), paths, hooks=hooks(), **kwargs)
         job.update(result.as_json())
     return result
 
 
 def replay_quarantine(engine: Engine, **kwargs: Any) -> IngestResult:
-    with feed_lock(engine):
-        return quarantine.replay(engine, hooks=hooks(), **kwargs)
+    return quarantine.replay(writer(engine), hooks=hooks(), **kwargs)
 
 
 # --- messages delivered one request at a time (the feed API) ---------------------------------
@@ -181,9 +147,9 @@ def deliver(
         details = {"origin": origin, "messages": len(items), "events": len(applied.events)}
         actor.job(conn, "feed delivery", details=details)
 
-    with feed_lock(engine):
+    with _in_process:
         result = ingest.ingest_items(
-            engine,
+            writer(engine),
             items,
             batch_size=max(1, len(items)),
             hooks=[*hooks(), audit],
