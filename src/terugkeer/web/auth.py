@@ -8,6 +8,10 @@
 - A cookie-authenticated request that changes something must carry the session's CSRF token in
   ``X-CSRF-Token`` (or a form field ``csrf_token``).
 - Scope (municipality, consent) is applied in the queries of the services, not filtered after.
+- Victims' contact details need more than the role: a session signed in with the second
+  factor, or an API token an administrator granted them (``Principal.second_factor``).
+- The principal is put on the request before its permission is checked, so that a refusal
+  (403) or a record not found (404) is audited in its name (``web/app.py``).
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def authenticate(request: Request) -> Principal | None:
         if header.startswith("Bearer "):
             principal = principal_for_token(conn, header.removeprefix("Bearer ").strip())
             if principal is None:
-                raise HTTPException(401, "unknown or revoked API token")
+                raise HTTPException(401, "unknown, expired or revoked API token")
             return principal
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
