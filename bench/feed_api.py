@@ -270,15 +270,19 @@ def load(
         post(n + i, time.perf_counter(), False)
         health(time.perf_counter())
     futures: list[Future[None]] = []
-    with ThreadPoolExecutor(max_workers=32) as pool:
+    # a pool each: slow feed answers never keep a health request from being sent on time
+    with (
+        ThreadPoolExecutor(max_workers=32) as feeds,
+        ThreadPoolExecutor(max_workers=32) as checks,
+    ):
         start = time.perf_counter() + 0.1
         for i in range(n):
             due = start + i / rate
             time.sleep(max(0.0, due - time.perf_counter()))
-            futures.append(pool.submit(post, i, due, True))
+            futures.append(feeds.submit(post, i, due, True))
             half = due + 0.5 / rate
             time.sleep(max(0.0, half - time.perf_counter()))
-            futures.append(pool.submit(health, half))
+            futures.append(checks.submit(health, half))
         for f in futures:
             f.result()
         elapsed = time.perf_counter() - start

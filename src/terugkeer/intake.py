@@ -103,10 +103,12 @@ def raw_message(message: Any) -> str:
     object, or a value that is not one and will be quarantined as such) is written as JSON."""
     if isinstance(message, str):
         return message
+    line = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
     try:
-        return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-    except ValueError:  # not encodable as UTF-8 later (a lone surrogate): keep it escaped
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in a string: written as its JSON escape
         return json.dumps(message, separators=(",", ":"))
+    return line
 
 
 def _outcome(index: int, found: Outcome | None) -> MessageOutcome:

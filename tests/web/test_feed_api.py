@@ -5,6 +5,7 @@ require in the outbox when the answer returns."""
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,7 +45,10 @@ def feed(engine: Engine) -> dict[str, str]:
 
 
 def post(client: TestClient, headers: dict[str, str], body: Any) -> dict[str, Any]:
-    response = client.post(URL, headers=headers, json=body)
+    content = json.dumps(body)  # as ASCII: a lone surrogate goes as its JSON escape
+    response = client.post(
+        URL, headers={**headers, "Content-Type": "application/json"}, content=content
+    )
     assert response.status_code == 200, response.text
     assert response.headers["API-Version"] == API_VERSION
     result: dict[str, Any] = response.json()
@@ -143,12 +147,15 @@ def test_a_message_the_store_cannot_hold_is_quarantined_and_the_others_apply(
     """A NUL character (no store keeps one) holds back its own message, not the batch."""
     nul = msg("release_date_set", "e2", 5, planned_release_date="2026-01-20")
     nul["period"] = "P\u000028"
-    result = post(client, feed, [intake("e1"), nul, msg("escape", "e3", 6)])
-    assert outcomes(result) == ["applied", "quarantined", "applied"]
+    surrogate = msg("leave_granted", "e4", 7, leave_municipality="GM0363")
+    surrogate["leave_from"] = "\ud800"  # a lone surrogate: no store keeps one either
+    result = post(client, feed, [intake("e1"), nul, msg("escape", "e3", 6), surrogate])
+    assert outcomes(result) == ["applied", "quarantined", "applied", "quarantined"]
     assert (result["results"][1]["reason"], result["results"][1]["field"]) == (
         "invalid_value",
         "period",
     )
+    assert result["results"][3]["field"] == "leave_from"
 
 
 def test_no_token_is_401_and_another_role_is_403(engine: Engine, client: TestClient) -> None:
