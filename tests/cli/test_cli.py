@@ -186,3 +186,13 @@ def test_the_readme_says_what_terugkeer_is_for() -> None:
     assert "shared/" not in opening
     for word in ("municipal", "mayor", "victim", "release"):
         assert word in opening.lower()
+
+
+def test_values_in_brackets_are_printed_as_they_are(cli_db: Engine) -> None:
+    added = runner.invoke(
+        app,
+        ["user", "add", "alice", "--role", "analyst"],
+        input="a long enough password for alice 42\n",
+    )
+    assert added.exit_code == 0, added.output
+    assert "alice" in added.stdout  # Rich markup swallowed "[alice]" before

@@ -344,6 +344,8 @@ class ColumnCheck:
         self.first_start = {
             v[0]: v[2].isoformat() if sqlite else v[2] for v in cases.values() if v[1]
         }
+        # no start in a block at or after this needs the check case by case
+        self.latest_first: Any = max(self.first_start.values(), default="" if sqlite else date.min)
         self.last_day = last_day
         self.sqlite = sqlite
         self.type_code: dict[str, str] = {}
@@ -389,7 +391,9 @@ class ColumnCheck:
             return None
         if any(map(operator.lt, filter(None, ends), itertools.compress(starts, ends))):
             return None  # an end before its start
-        if any(map(operator.lt, starts, map(self.first_start.__getitem__, ids))):
+        if min(starts) < self.latest_first and any(
+            map(operator.lt, starts, map(self.first_start.__getitem__, ids))
+        ):
             return None  # long before the intake
         if (hours := through(self.hours_of, column(col.hours), self._fill_hours)) is None:
             return None
