@@ -50,7 +50,7 @@ from terugkeer.migrations import upgrade
 from terugkeer.notify.assurance.backfill import dispatcher_view
 from terugkeer.notify.assurance.reconcile import reconcile
 from terugkeer.notify.rules.ruleset import default_rules
-from terugkeer.notify.tables import obligations
+from terugkeer.notify.tables import deliveries, delivery_attempts, obligations
 
 CHUNK = 20_000
 YEAR = 2024
@@ -132,9 +132,16 @@ class Shape:
                     offence_id += 1
                     cat = category if position == 0 else rng.choice(MINOR_CATEGORIES)
                     out["period_offences"].append((offence_id, n, position, cat, 6))
-                events: list[tuple[str, datetime, dict[str, Any]]] = [("intake", intake, {})]
+                named = {
+                    k: code
+                    for k, code in (("residence_municipality", residence),
+                                    ("return_municipality", back))
+                    if code is not None
+                }  # fmt: skip
+                events: list[tuple[str, datetime, dict[str, Any]]] = [("intake", intake, named)]
                 if planned is not None:
-                    events.append(("release_date_set", intake + (ended - intake) / 3, {}))
+                    events.append(("release_date_set", intake + (ended - intake) / 3,
+                                   {"planned_release_date": planned.isoformat()}))  # fmt: skip
                 if rng.random() < 0.15:
                     events.append(("transfer", intake + (ended - intake) / 2, {}))
                 if rng.random() < 0.03 and stay > 30:  # leave in the last part of the stay
@@ -206,11 +213,16 @@ def load(
 
 
 OBLIGATION_COLUMNS = (
-    "key", "rule_id", "rule_version", "period_ref", "occurrence", "subject", "recipient_kind",
+    "id", "key", "rule_id", "rule_version", "period_ref", "occurrence", "subject", "recipient_kind",
     "recipient_ref", "cause_event_id", "planned_for", "due_at", "status", "late", "late_reason",
     "facts", "version", "created_at", "updated_at", "delivered_at", "acknowledged_at",
     "escalation", "backfilled",
 )  # fmt: skip
+DELIVERY_COLUMNS = (
+    "id", "obligation_id", "notice", "obligation_version", "channel", "address",
+    "idempotency_key", "status", "attempts", "next_attempt_at", "created_at", "delivered_at",
+)  # fmt: skip
+ATTEMPT_COLUMNS = ("id", "delivery_id", "attempted_at", "ok", "duration_ms", "worker")
 
 
 def build(url: str, shape: Shape) -> tuple[float, int, int]:
@@ -236,6 +248,8 @@ def build(url: str, shape: Shape) -> tuple[float, int, int]:
             views = dispatcher_view(conn, rules, refs)
             baseline += time.perf_counter() - started
             rows: list[tuple[Any, ...]] = []
+            sent: list[tuple[Any, ...]] = []
+            tried: list[tuple[Any, ...]] = []
             seen: set[str] = set()
             for view in views.values():
                 for r in view.evaluation.required:
@@ -243,8 +257,16 @@ def build(url: str, shape: Shape) -> tuple[float, int, int]:
                         continue
                     seen.add(r.key)
                     told = r.due_at
+                    written += 1
+                    if r.recipient_ref:  # delivered (by e-mail or in the portal inbox)
+                        channel = "email" if written % 2 else "portal"
+                        sent.append(
+                            (written, written, "notice", 1, channel, None, f"{written}:notice:1",
+                             "delivered", 1, told, told, told)
+                        )  # fmt: skip
+                        tried.append((written, written, told, True, 12, "bench"))
                     rows.append(
-                        (r.key, r.rule.id, r.rule_version, r.period_ref, r.occurrence,
+                        (written, r.key, r.rule.id, r.rule_version, r.period_ref, r.occurrence,
                          r.rule.subject, r.rule.recipient, r.recipient_ref, r.cause_event_id,
                          r.planned_for, r.due_at,
                          "acknowledged" if r.recipient_ref else "unresolved", r.late,
@@ -252,7 +274,8 @@ def build(url: str, shape: Shape) -> tuple[float, int, int]:
                          told if r.recipient_ref else None, 0, False)
                     )  # fmt: skip
             load(conn, obligations, OBLIGATION_COLUMNS, rows)
-            written += len(rows)
+            load(conn, deliveries, DELIVERY_COLUMNS, sent)
+            load(conn, delivery_attempts, ATTEMPT_COLUMNS, tried)
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
     engine.dispose()

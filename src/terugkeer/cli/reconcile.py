@@ -79,9 +79,10 @@ def reconcile_command(
     who: AsOpt = None,
     purpose: PurposeOpt = "completeness check",
 ) -> None:
-    """Check independently that every required notification exists, is delivered and
-    acknowledged; store gaps as alerts. Exits 1 on any missing, overdue, unacknowledged
-    or unresolved obligation.
+    """Check independently that every required notification exists with the recipient, due
+    time and lateness the facts give, is delivered (with proof) and acknowledged; store gaps
+    as alerts. Exits 1 on any gap (missing, overdue, unacknowledged, unresolved, unproven
+    delivery, wrong timing, wrong recipient); obligations not required are information.
 
     A machine job: one audit row per run (the counts), and a `read` of each detention
     period whose gaps it shows; not one row per obligation it checks."""
@@ -310,8 +311,10 @@ def _print_report(report: ReconcileReport, shown: int) -> None:
         ("past due, not delivered", report.overdue),
         ("delivered, not acknowledged in time", report.unacknowledged),
         ("no known recipient", report.unresolved),
+        ("marked delivered without proof of delivery", report.unproven),
+        ("due time or lateness other than the facts give", report.wrong_timing),
+        ("another recipient than the facts give", report.wrong_recipient),
         ("information: stored but not required", report.extra),
-        ("information: another recipient than the facts give", report.recipient_differs),
     ):
         if gaps:
             _print_gaps(title, gaps, shown)

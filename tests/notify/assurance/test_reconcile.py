@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import (
     Column,
+    Date,
     Engine,
     Integer,
     MetaData,
@@ -32,10 +33,11 @@ from terugkeer.intake import ingest_files
 from terugkeer.notify import hook
 from terugkeer.notify.assurance.backfill import backfill
 from terugkeer.notify.assurance.reconcile import ReconcileReport, _Sql, reconcile
+from terugkeer.notify.delivery.dispatch import dispatch_once
 from terugkeer.notify.hook import notify_hook
 from terugkeer.notify.rules.evaluate import Evaluation, PeriodFacts
 from terugkeer.notify.rules.ruleset import RuleSet
-from terugkeer.notify.tables import alerts, deliveries, obligations
+from terugkeer.notify.tables import alerts, deliveries, delivery_attempts, obligations
 from terugkeer.synth import generate
 from tests.conftest import empty_all
 from tests.feedutil import AMS, BSN, T0, intake, lines, msg
@@ -154,7 +156,7 @@ def test_a_complete_history_has_no_gaps(engine: Engine) -> None:
     report = check(engine)
     assert report.missing == []
     assert report.extra == []
-    assert report.recipient_differs == []
+    assert (report.wrong_recipient, report.wrong_timing, report.unproven) == ([], [], [])
     assert report.required == len(keys) == report.obligations_checked
     # victims count from their registration: V3 (registered after the escape and after the
     # granted leave) is told of the recapture and the release, not of the escape or the leave
@@ -283,14 +285,130 @@ def test_the_return_municipality_named_at_release_is_the_recipient(engine: Engin
     )
 
 
-def test_a_stored_notice_for_another_recipient_is_reported(engine: Engine) -> None:
+def test_a_stored_notice_for_another_recipient_is_a_gap(engine: Engine) -> None:
     feed(engine, intake("e1"))
     set_status(engine, "mayor.release|P1|release|-", recipient_ref="GM0599")
     report = reconcile(engine, EARLY)
     assert report.missing == []
-    ((gap, expected),) = [(g.key, g.expected_recipient) for g in report.recipient_differs]
+    ((gap, expected),) = [(g.key, g.expected_recipient) for g in report.wrong_recipient]
     assert (gap, expected) == ("mayor.release|P1|release|-", "GM0363")
-    assert open_alerts(engine) == {}  # information, not an alert
+    assert not report.ok
+    assert open_alerts(engine) == {
+        "reconcile:wrong_recipient:mayor.release|P1|release|-": "wrong_recipient"
+    }
+
+
+def test_another_due_time_or_lateness_than_the_facts_give_is_a_gap(engine: Engine) -> None:
+    feed(engine, intake("e1"), grant("e2", 5, "2025-02-01T10:00:00+01:00"))
+    assert reconcile(engine, EARLY, record=False).ok
+    release, leave = "mayor.release|P1|release|-", "mayor.leave|P1|leave:2025-02-01|-"
+    right = stored(engine)
+    set_status(engine, release, due_at=right[release].due_at + timedelta(days=1))
+    set_status(engine, leave, late=True, late_reason="made up")
+    report = reconcile(engine, EARLY)
+    found = {g.key: g for g in report.wrong_timing}
+    assert set(found) == {release, leave}
+    assert found[release].expected_due_at == right[release].due_at
+    assert (found[leave].late, found[leave].expected_late) == (True, False)
+    assert set(open_alerts(engine).values()) == {"wrong_timing"}
+    # a backfilled obligation is late ("alsnog") whatever the facts say: only its due time
+    set_status(engine, leave, backfilled=True)
+    set_status(engine, release, due_at=right[release].due_at)
+    assert reconcile(engine, EARLY).ok
+    assert open_alerts(engine) == {}
+
+
+def unsend(engine: Engine, obligation_ids: list[int]) -> None:
+    """Delete the delivery rows (and attempts) of obligations, as a faulty dispatcher that
+    never sent them would have left them."""
+    with engine.begin() as conn:
+        sent = select(deliveries.c.id).where(deliveries.c.obligation_id.in_(obligation_ids))
+        conn.execute(delete(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(sent)))
+        conn.execute(delete(deliveries).where(deliveries.c.obligation_id.in_(obligation_ids)))
+
+
+def test_delivered_without_proof_of_delivery_is_a_gap(engine: Engine) -> None:
+    """Finding 8: ten leave notices marked delivered whose delivery rows were deleted (a
+    dispatcher that records a notice as sent without sending it) are reported."""
+    days = [f"2025-02-{d:02d}T10:00:00+01:00" for d in range(1, 11)]
+    feed(engine, intake("e1"), *(grant(f"g{i}", 5, day) for i, day in enumerate(days)))
+    dispatch_once(engine, limit=1000)
+    leaves = {k for k in live_keys(engine) if k.startswith("mayor.leave")}
+    assert len(leaves) == 10
+    assert {stored(engine)[k].status for k in leaves} == {"delivered"}
+    assert reconcile(engine, EARLY, record=False).unproven == []  # the inbox items
+    unsend(engine, [stored(engine)[k].id for k in leaves])
+    report = reconcile(engine, EARLY)
+    assert {g.key for g in report.unproven} == leaves
+    assert not report.ok
+    assert sum(kind == "unproven_delivery" for kind in open_alerts(engine).values()) == 10
+    # acknowledged is no proof either; an e-mail delivery needs the server's acceptance
+    key = "nazorg.release|P1|release|-"
+    obligation = stored(engine)[key]
+    unsend(engine, [obligation.id])
+    set_status(engine, key, status="acknowledged", acknowledged_at=EARLY)
+    assert key in {g.key for g in reconcile(engine, EARLY, record=False).unproven}
+    with engine.begin() as conn:
+        conn.execute(
+            insert(deliveries).values(
+                obligation_id=obligation.id, notice="notice", obligation_version=obligation.version,
+                channel="email", address="a@b.nl", idempotency_key="x", status="delivered",
+                attempts=1, next_attempt_at=EARLY, created_at=EARLY, delivered_at=EARLY,
+            )
+        )  # fmt: skip
+    assert key in {g.key for g in reconcile(engine, EARLY, record=False).unproven}
+    with engine.begin() as conn:
+        delivery = conn.execute(select(deliveries.c.id).where(deliveries.c.idempotency_key == "x"))
+        conn.execute(
+            insert(delivery_attempts).values(
+                delivery_id=delivery.scalar_one(), attempted_at=EARLY, ok=True, duration_ms=5,
+                worker="test",
+            )
+        )  # fmt: skip
+    assert key not in {g.key for g in reconcile(engine, EARLY, record=False).unproven}
+
+
+def test_the_sql_amsterdam_moment_matches_zoneinfo(engine: Engine) -> None:
+    """A planned date at an hour in Amsterdam, moved by whole days, as a stored UTC time."""
+    tz = ZoneInfo("Europe/Amsterdam")
+    cases = [
+        (date(year, month, day), hour, shift)
+        for year in (1995, 1996, 2024, 2025)
+        for month in (1, 3, 4, 9, 10, 11)
+        for day in (1, 23, 24, 25, 26, 27, 28, 29, 30, 31)
+        if not (month in (4, 9, 11) and day == 31)
+        for hour in (0, 1, 3, 9, 23)
+        for shift in (0, -7, -14)
+    ]
+    probe = Table(
+        "moment_probe",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("day", Date, nullable=False),
+        Column("hour", Integer, nullable=False),
+        Column("shift", Integer, nullable=False),
+    )
+    sql = _Sql(engine.dialect.name)
+    probe.create(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(probe),
+                [{"id": i, "day": d, "hour": h, "shift": n} for i, (d, h, n) in enumerate(cases)],
+            )
+            moment = sql.local_moment(probe.c.day, probe.c.hour, probe.c.shift)
+            found = [
+                datetime.fromisoformat(str(m)).replace(tzinfo=UTC)
+                if isinstance(m, str)
+                else m.astimezone(UTC)
+                for m in conn.execute(select(moment).order_by(probe.c.id)).scalars()
+            ]
+        assert found == [
+            datetime.combine(d, time(h), tz).astimezone(UTC) + timedelta(days=n)
+            for d, h, n in cases
+        ]
+    finally:
+        probe.drop(engine)
 
 
 def test_a_granted_leave_is_the_grants_even_when_it_starts_elsewhere(engine: Engine) -> None:
@@ -303,7 +421,8 @@ def test_a_granted_leave_is_the_grants_even_when_it_starts_elsewhere(engine: Eng
     key = "mayor.leave|P1|leave:2025-02-01|-"
     assert stored(engine)[key].recipient_ref == "GM0599"
     report = check(engine)
-    assert (report.missing, report.extra, report.recipient_differs) == ([], [], [])
+    assert (report.missing, report.extra, report.wrong_recipient) == ([], [], [])
+    assert report.wrong_timing == []
     remove(engine, [key])
     (gap,) = check(engine).missing
     assert (gap.recipient_ref, gap.cause_event_id) == ("GM0599", "e2")

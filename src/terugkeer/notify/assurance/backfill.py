@@ -265,7 +265,16 @@ def _audit_backfill(conn: Connection, actor: Actor, report: BackfillReport, sinc
         )
 
 
-GAP_KINDS = ("missing", "overdue", "unacknowledged", "unresolved", "extra", "recipient_differs")
+GAP_KINDS = (
+    "missing",
+    "overdue",
+    "unacknowledged",
+    "unresolved",
+    "unproven",
+    "wrong_timing",
+    "wrong_recipient",
+    "extra",
+)
 
 
 def check(

@@ -1,34 +1,39 @@
 """The independent reconciliation: which obligations must exist, and are they there?
 
 This package does **not** use the dispatcher's evaluation (``evaluate.py``), its writer
-(``obligations.py``) or its hook. It reads the rule file for the rules' ids, recipients,
-subjects, scopes and timing, and computes from the stored periods, offences, persons, victims
-and feed events, in a handful of set-based SQL statements that run on SQLite and PostgreSQL,
-the set of obligation keys (``rule|period|occurrence|slot``) that must exist, with their
-recipient. FULL OUTER JOINs of that set with the ``obligations`` table (one for the bulk —
-the nazorg signals of every adult — one for all other rules, at the same time on two
-connections when they can be) give:
+(``obligations.py``), its hook or its channels. It reads the rule file for the rules' ids,
+recipients, subjects, scopes and timing, and computes from the stored periods, offences,
+persons, victims and feed events, in a handful of set-based SQL statements that run on SQLite
+and PostgreSQL, the set of obligations (``rule|period|occurrence|slot``) that must exist, each
+with its recipient, due time and lateness (``docs/rules.md``, "Timing and lateness"). FULL
+OUTER JOINs of that set with the ``obligations`` table (one for the bulk — the nazorg signals
+of every adult — one for all other rules, at the same time on two connections when they can
+be) give:
 
 - ``missing_obligation`` — required but absent (or present but voided);
-- ``extra`` — present (not voided) but not required: information, not an alert;
-- ``recipient_differs`` — present, but addressed to another recipient than the stored facts
-  give: information, not an alert.
+- ``wrong_recipient`` — present, but addressed to another recipient than the facts give;
+- ``wrong_timing`` — present, but due at another time, or late where the facts say on time
+  (or the other way round), than the facts give;
+- ``extra`` — present (not voided) but not required: information, not an alert.
 
-Three plain queries on ``obligations`` add the delivery gaps:
+Plain queries on ``obligations`` (and its deliveries) add the delivery gaps:
 
 - ``overdue`` — past due and not delivered (``open``, ``sent``, ``unresolved``, ``held``);
 - ``unacknowledged`` — delivered, not acknowledged, past the rule's acknowledgement window;
-- ``unresolved`` — no known recipient.
+- ``unresolved`` — no known recipient;
+- ``unproven_delivery`` — marked delivered or acknowledged, but no delivery of its current
+  version has a successful attempt on record (or is the recipient's inbox item).
 
-Gaps of the four alert kinds are stored as operator alerts (``alerts``), de-duplicated by a
-stable key while open (``reconcile:<kind>:<obligation key>``); open reconciliation alerts
+Gaps of every kind but ``extra`` are stored as operator alerts (``alerts``), de-duplicated by
+a stable key while open (``reconcile:<kind>:<obligation key>``); open reconciliation alerts
 whose gap has closed are resolved. ``docs/reconciliation.md`` explains the SQL, and the places
 where it may legitimately see things differently from the dispatcher.
 
 Its parts: ``report`` (:class:`Gap`, :class:`ReconcileReport`), ``dialect`` (what SQLite and
-PostgreSQL spell differently), ``expected`` (the SELECTs of the required obligations),
-``compare`` (the FULL OUTER JOINs and the details of what differs), ``gaps`` (the due times of
-missing obligations, the delivery gaps) and ``record`` (the alerts). This module runs them.
+PostgreSQL spell differently), ``expected`` (the SELECTs of the required obligations, with
+their due times), ``compare`` (the FULL OUTER JOINs and the details of what differs), ``gaps``
+(the causes of missing obligations, the delivery gaps) and ``record`` (the alerts). This
+module runs them.
 """
 
 from __future__ import annotations
@@ -45,13 +50,14 @@ from terugkeer.notify.assurance.reconcile.gaps import (
     basis_at,
     delivery_gaps,
     missing_gaps,
-    timing,
+    unproven_deliveries,
 )
 from terugkeer.notify.assurance.reconcile.record import ESCALATED, record_alerts
 from terugkeer.notify.assurance.reconcile.report import (
     ALERT_KINDS,
     ALERT_PREFIX,
     DEFAULT_ACK_WINDOW,
+    KIND_LISTS,
     UNDELIVERED,
     VOIDED,
     Gap,
@@ -84,6 +90,7 @@ def find_gaps(
 
     def meanwhile() -> None:
         delivery_gaps(conn, rules, report.now, report)
+        unproven_deliveries(conn, report)
         report.obligations_checked = int(
             conn.execute(
                 select(func.count()).select_from(obligations).where(obligations.c.status != VOIDED)
@@ -121,6 +128,7 @@ __all__ = [
     "AMSTERDAM",
     "DEFAULT_ACK_WINDOW",
     "ESCALATED",
+    "KIND_LISTS",
     "UNDELIVERED",
     "VOIDED",
     "Gap",
@@ -131,5 +139,4 @@ __all__ = [
     "reconcile",
     "record_alerts",
     "shared",
-    "timing",
 ]

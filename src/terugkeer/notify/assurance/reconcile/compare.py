@@ -3,7 +3,6 @@ the differences, and the details of the obligations found missing or differing."
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from sqlalchemy import Connection, Select, and_, or_, select, text, union_all
 from terugkeer.db.bulk import chunks
 from terugkeer.notify.assurance.reconcile.dialect import Sql
 from terugkeer.notify.assurance.reconcile.expected import Expected
-from terugkeer.notify.assurance.reconcile.report import VOIDED, Gap, ReconcileReport
+from terugkeer.notify.assurance.reconcile.report import VOIDED, Gap, ReconcileReport, iso
 from terugkeer.notify.rules.ruleset import RuleSet
 from terugkeer.notify.tables import obligations
 
@@ -35,7 +34,9 @@ class Row:
     event_at: datetime | None
     scope_known_at: datetime | None
     planned_release_date: date | None
-    leave_from: str | None
+    planned_for: datetime | None
+    due_at: datetime | None
+    late: bool
     intake_at: datetime | None
     ended_at: datetime | None
 
@@ -45,7 +46,9 @@ def _difference(
 ) -> Select[Any]:
     """The differences between the obligations required by ``selects`` and those stored for
     the rules ``rule_ids`` (``inside``) or all other rules (not ``inside``; also rules no longer
-    in the rule file)."""
+    in the rule file): required but absent or voided, stored but not required, and stored
+    with another recipient, due time or lateness than required (the lateness of a backfilled
+    obligation is always "alsnog")."""
     expected = (union_all(*selects) if len(selects) > 1 else selects[0]).subquery("expected")
     x, o = expected.c, obligations.c
     ours = o.rule_id.in_(sorted(rule_ids)) if inside else o.rule_id.not_in(sorted(rule_ids))
@@ -54,6 +57,8 @@ def _difference(
             x.key,
             x.recipient_ref,
             x.period_id,
+            x.due_at,
+            x.late,
             o.id.label("o_id"),
             o.key.label("o_key"),
             o.rule_id.label("o_rule_id"),
@@ -63,6 +68,7 @@ def _difference(
             o.recipient_ref.label("o_recipient_ref"),
             o.status.label("o_status"),
             o.due_at.label("o_due_at"),
+            o.late.label("o_late"),
             o.cause_event_id.label("o_cause_event_id"),
         )
         .select_from(expected.join(obligations, o.key == x.key, full=True))
@@ -72,7 +78,12 @@ def _difference(
                 and_(x.key.is_(None), o.status != VOIDED, ours),
                 and_(
                     x.key.is_not(None),
-                    or_(o.status == VOIDED, o.recipient_ref.is_distinct_from(x.recipient_ref)),
+                    or_(
+                        o.status == VOIDED,
+                        o.recipient_ref.is_distinct_from(x.recipient_ref),
+                        o.due_at.is_distinct_from(x.due_at),
+                        and_(o.backfilled.is_(False), o.late != x.late),
+                    ),
                 ),
             )
         )
@@ -111,6 +122,24 @@ def _run(
         return [f.result() for f in running]
 
 
+def _stored_gap(kind: str, row: Any, **extra: Any) -> Gap:
+    return Gap(
+        kind,
+        row.o_key,
+        row.o_rule_id,
+        row.o_period_ref,
+        row.o_occurrence,
+        row.o_recipient_kind,
+        row.o_recipient_ref,
+        utc(row.o_due_at),
+        row.o_status,
+        row.o_id,
+        row.o_cause_event_id,
+        late=bool(row.o_late),
+        **extra,
+    )
+
+
 def find_differences(
     conn: Connection,
     rules: RuleSet,
@@ -119,87 +148,66 @@ def find_differences(
     apart: bool = False,
     meanwhile: Callable[[], None] = lambda: None,
 ) -> list[Row]:
-    """Fill ``report.extra`` and ``recipient_differs``; return the obligations that are
-    required but absent or voided.
+    """Fill ``report.extra``, ``wrong_recipient`` and ``wrong_timing``; return the
+    obligations that are required but absent or voided.
 
-    FULL OUTER JOINs of the required keys with the stored obligations return only the
-    differences: one for the bulk (the nazorg signals of every adult) and one for the other
-    rules — with ``apart``, at the same time on two connections. The details of the missing
+    FULL OUTER JOINs of the required obligations with the stored ones return only the
+    differences: one for the release obligations and one for all others — with ``apart``, at
+    the same time on two connections. The details of the missing
     obligations are then computed again for their periods alone (the same SQL, restricted)."""
     sql = Sql(conn.dialect.name)
     built = Expected(sql, rules)
-    selects = built.period_rules() + built.event_rules()
-    rest = [s for s in selects if s is not built.bulk]
-    if built.bulk is None or not rest:
-        statements = [_difference(selects, frozenset(), inside=False)]
-    else:
-        statements = [
-            _difference([built.bulk], built.bulk_rules, inside=True),
-            _difference(rest, built.bulk_rules, inside=False),
-        ]
+    # two halves of about the same size, each one pass over the periods: the release
+    # obligations (which read when each planned date became known) and all others (the
+    # intake signal of every adult, and the event-level obligations)
+    releases = frozenset(r.id for r in rules.rules if r.subject == "release")
+    first, second = (
+        built.period_rules(("release",)),
+        [
+            *built.period_rules(("intake",)),
+            *built.event_rules(),
+        ],
+    )
+    statements = [
+        _difference(selects, releases, inside=inside)
+        for selects, inside in ((first, True), (second, False))
+        if selects
+    ]
     results = _run(conn, statements, apart, meanwhile)
-    # The required side may name one leave twice (a grant and its leave_start, two grants
-    # for one day): group by key.
-    by_key: dict[str, list[Any]] = defaultdict(list)
-    extra: list[Any] = []
-    for row in (r for rows in results for r in rows):
+    missing: dict[str, int] = {}  # key -> period id
+    for row in sorted((r for rows in results for r in rows), key=lambda r: r.key or r.o_key):
         if row.key is None:
-            extra.append(row)
-        else:
-            by_key[row.key].append(row)
-    missing: set[str] = set()
-    differs: dict[str, Any] = {}  # key -> the stored side
-    for key, found in by_key.items():
-        first = found[0]
-        if first.o_id is None or first.o_status == VOIDED:
-            missing.add(key)
-        else:
-            differs[key] = first
-    # the details: of the missing, in full; of the differing, which of the ways the facts
-    # name the obligation counts (a leave announced by a grant is the grant's)
-    periods = sorted({r.period_id for k in (*missing, *differs) for r in by_key[k]})
-    detailed = _details(conn, sql, rules, periods, missing | set(differs))
-    for key, stored in sorted(differs.items()):
-        facts = detailed.get(key)
-        if facts is None or facts.recipient_ref == stored.o_recipient_ref:
-            continue
-        report.recipient_differs.append(
-            Gap(
-                "recipient_differs",
-                key,
-                stored.o_rule_id,
-                stored.o_period_ref,
-                stored.o_occurrence,
-                stored.o_recipient_kind,
-                stored.o_recipient_ref,
-                utc(stored.o_due_at),
-                stored.o_status,
-                stored.o_id,
-                stored.o_cause_event_id,
-                expected_recipient=facts.recipient_ref,
-                note=(
-                    "the recipient is known now"
-                    if stored.o_recipient_ref is None
-                    else f"the stored facts give {facts.recipient_ref or 'no known recipient'}"
-                ),
+            report.extra.append(_stored_gap("extra", row))
+        elif row.o_id is None or row.o_status == VOIDED:
+            missing.setdefault(row.key, row.period_id)
+        elif row.o_recipient_ref != row.recipient_ref:
+            report.wrong_recipient.append(
+                _stored_gap(
+                    "wrong_recipient",
+                    row,
+                    expected_recipient=row.recipient_ref,
+                    note=(
+                        "the recipient is known now"
+                        if row.o_recipient_ref is None
+                        else f"the stored facts give {row.recipient_ref or 'no known recipient'}"
+                    ),
+                )
             )
-        )
-    for row in sorted(extra, key=lambda r: r.o_key):
-        report.extra.append(
-            Gap(
-                "extra",
-                row.o_key,
-                row.o_rule_id,
-                row.o_period_ref,
-                row.o_occurrence,
-                row.o_recipient_kind,
-                row.o_recipient_ref,
-                utc(row.o_due_at),
-                row.o_status,
-                row.o_id,
-                row.o_cause_event_id,
+        else:
+            due, late = utc(row.due_at), bool(row.late)
+            report.wrong_timing.append(
+                _stored_gap(
+                    "wrong_timing",
+                    row,
+                    expected_due_at=due,
+                    expected_late=late,
+                    note=(
+                        f"the stored facts give due {iso(due)}"
+                        + (", late" if late else ", not late")
+                    ),
+                )
             )
-        )
+    detailed = _details(conn, sql, rules, sorted(set(missing.values())), set(missing))
     return [detailed[k] for k in sorted(missing) if k in detailed]
 
 
@@ -208,37 +216,31 @@ def _details(
 ) -> dict[str, Row]:
     """The required obligations ``keys`` in full, computed for their periods only (a key
     whose facts changed since the comparison read them is left out: the next run decides)."""
-    found: dict[str, list[Any]] = defaultdict(list)
+    out: dict[str, Row] = {}
     for chunk in chunks(periods):
         detail = Expected(sql, rules, period_ids=chunk).query()
-        for row in conn.execute(select(detail)):
-            if row.key in keys:
-                found[row.key].append(row)
-    out: dict[str, Row] = {}
-    for key, rows in found.items():
-        # a leave announced by a grant is the grant's (the earliest, if several)
-        rows.sort(key=lambda r: (r.source != "grant", utc(r.event_at) or _NEVER))
-        r = rows[0]
-        out[key] = Row(
-            key,
-            r.rule_id,
-            r.recipient_kind,
-            r.period_ref,
-            r.occurrence,
-            r.recipient_ref,
-            r.source,
-            r.cause_event_id,
-            utc(r.event_at),
-            utc(r.scope_known_at),
-            as_date(r.planned_release_date),
-            r.leave_from,
-            utc(r.intake_at),
-            utc(r.ended_at),
-        )
+        for r in conn.execute(select(detail)):
+            if r.key not in keys or r.key in out:
+                continue
+            out[r.key] = Row(
+                r.key,
+                r.rule_id,
+                r.recipient_kind,
+                r.period_ref,
+                r.occurrence,
+                r.recipient_ref,
+                r.source,
+                r.cause_event_id,
+                utc(r.event_at),
+                utc(r.scope_known_at),
+                as_date(r.planned_release_date),
+                utc(r.planned_for),
+                utc(r.due_at),
+                bool(r.late),
+                utc(r.intake_at),
+                utc(r.ended_at),
+            )
     return out
-
-
-_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 def utc(value: Any) -> Any:

@@ -1,6 +1,7 @@
-"""The obligations that must exist, by the reconciliation's own reading of the rule file:
-SELECTs over the stored periods, offences, persons, victims and feed events, one per group of
-rules, whose UNION ALL is the required set (``docs/reconciliation.md`` explains them)."""
+"""The obligations that must exist, by the reconciliation's own reading of the rule file and
+of ``docs/rules.md``: SELECTs over the stored periods, offences, persons, victims and feed
+events, one per group of rules, whose UNION ALL is the required set — each obligation with its
+recipient, its due time and whether it is late (``docs/reconciliation.md`` explains them)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,25 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    Integer,
     Select,
     String,
     and_,
     case,
     cast,
     exists,
+    false,
     func,
     literal,
+    not_,
     null,
     or_,
     select,
     true,
+    tuple_,
     union_all,
 )
-from sqlalchemy.sql.expression import Subquery
+from sqlalchemy.sql.expression import CTE, Subquery
 
 from terugkeer.detention.tables import (
     detention_periods,
@@ -34,6 +39,7 @@ from terugkeer.detention.tables import (
     victims,
 )
 from terugkeer.domain.codes import RELEASES_INTO_SOCIETY, EventKind, PeriodStatus
+from terugkeer.domain.events import KIND_RANK
 from terugkeer.domain.refdata import refdata
 from terugkeer.notify.assurance.reconcile.dialect import Sql
 from terugkeer.notify.rules.ruleset import (
@@ -56,6 +62,17 @@ LEAVE_KINDS = (EventKind.LEAVE_GRANTED.value, EventKind.LEAVE_START.value)
 OCCURRENCE_KINDS = (EventKind.ESCAPE.value, EventKind.RECAPTURE.value, EventKind.DEATH.value)
 PERIOD_SUBJECTS = ("release", "intake")  # one occurrence per period
 EVENT_SUBJECTS = ("leave", "escape", "recapture", "death")  # occurrences from events
+# Events whose message may name the residence or return municipality, and those that may set
+# the planned release date (docs/feed.md).
+NAMING_KINDS = (
+    EventKind.INTAKE.value,
+    EventKind.RELEASE_DATE_SET.value,
+    EventKind.RELEASE.value,
+)
+PLANNING_KINDS = (EventKind.INTAKE.value, EventKind.RELEASE_DATE_SET.value)
+# the order of kinds at the same moment (the fold's), for events in event order
+RANK = {kind.value: rank for kind, rank in KIND_RANK.items()}
+RELEASED = PeriodStatus.RELEASED.value
 
 
 # the columns of the tables read, by short names, for legible expressions below
@@ -74,6 +91,10 @@ def _text(value: str) -> ColumnElement[str]:
     return cast(literal(value), String)
 
 
+def _int(value: int) -> ColumnElement[int]:
+    return cast(literal(value), Integer)
+
+
 def _rules_table(rules: Sequence[Rule], name: str) -> Subquery:
     """The rules as a small table (a UNION ALL of literal rows), to join with the facts."""
     rows = [
@@ -85,6 +106,9 @@ def _rules_table(rules: Sequence[Rule], name: str) -> Subquery:
             _text(r.municipality or "").label("municipality"),
             _text(r.timing).label("timing"),
             _text(f"{r.id}|").label("key_head"),
+            _int(r.planned_notice_days).label("notice_days"),
+            _int(r.late_within_hours).label("late_hours"),
+            _int(r.planned_moment_hour).label("moment_hour"),
         )
         for r in rules
     ]
@@ -104,23 +128,70 @@ def _successor(code: ColumnElement[str]) -> ColumnElement[str]:
     return case(moved, value=code, else_=code)
 
 
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A condition as a true/false column (never NULL)."""
+    return case((condition, true()), else_=false())
+
+
+class Clock:
+    """The due time and lateness of ``docs/rules.md`` ("Timing and lateness") in SQL.
+
+    *Immediate*: due ``late_within_hours`` after the moment; when the recipient (or the
+    reason to tell them) became known only later, after that, and late. *Planned*: due
+    ``planned_notice_days`` before the moment; when the fact or the recipient became known
+    only after that, ``late_within_hours`` after the later of the two, and late."""
+
+    def __init__(self, sql: Sql) -> None:
+        self.sql = sql
+
+    def immediate(
+        self,
+        at: ColumnElement[Any],
+        at_plus_late: ColumnElement[Any],
+        since: ColumnElement[Any],
+        late_hours: ColumnElement[int],
+        always_late: ColumnElement[bool] | None = None,
+    ) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
+        """``at_plus_late``: ``at`` + ``late_hours``, made by the caller from a column (so
+        that SQLite computes one date per row); ``since``: when the recipient became known,
+        NULL when no later than the facts."""
+        later = and_(since.is_not(None), since > at)
+        due = case((later, self.sql.shift(since, late_hours, "hours")), else_=at_plus_late)
+        late = later if always_late is None else or_(always_late, later)
+        return due, _flag(late)
+
+    def planned(
+        self,
+        due0: ColumnElement[Any],
+        known_at: ColumnElement[Any],
+        since: ColumnElement[Any],
+        late_hours: ColumnElement[int],
+    ) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
+        """``due0``: the moment less the notice days; ``known_at``: when the fact became
+        known; ``since``: when the recipient became known (NULL: no later than the fact)."""
+        known = self.sql.later(known_at, since)
+        on_time = due0 >= known
+        due = case((on_time, due0), else_=self.sql.shift(known, late_hours, "hours"))
+        return due, _flag(not_(on_time))
+
+
 class Expected:
     """Builds the SELECTs whose UNION ALL is the set of obligations that must exist.
 
-    The full comparison asks only for ``key``, ``recipient_ref`` and ``period_id``. With
-    ``detail`` (for the periods of the gaps found, ``period_ids``) every SELECT yields:
-    key, rule_id, recipient_kind, period_id, period_ref, occurrence, slot, recipient_ref,
-    source (planned, released, intake, event, grant, leave_start), cause_event_id, event_at,
-    scope_known_at (when the victims that bring the period into scope were registered),
-    planned_release_date, leave_from, intake_at, ended_at."""
+    The full comparison asks for ``key``, ``recipient_ref``, ``period_id``, ``due_at`` and
+    ``late``. With ``detail`` (for the periods of the gaps found, ``period_ids``) every SELECT
+    yields also: rule_id, recipient_kind, period_ref, occurrence, slot, source (planned,
+    released, intake, event, grant, leave_start), cause_event_id, event_at, scope_known_at
+    (when the victims that bring the period into scope were registered), planned_for (the
+    moment told about), planned_release_date, intake_at, ended_at."""
 
     def __init__(self, sql: Sql, rules: RuleSet, period_ids: Sequence[int] | None = None) -> None:
         self.sql = sql
+        self.clock = Clock(sql)
         self.rules = rules
         self.period_ids = period_ids
         self.detail = period_ids is not None
-        self.bulk: Select[Any] | None = None  # set by period_rules()
-        self.bulk_rules: frozenset[str] = frozenset()
+        self._planning: CTE | None = None
 
     def _only(self, period_id: ColumnElement[int]) -> ColumnElement[bool]:
         return true() if self.period_ids is None else period_id.in_(list(self.period_ids))
@@ -172,7 +243,7 @@ class Expected:
 
     @staticmethod
     def registered_by(cutoff: ColumnElement[Any]) -> ColumnElement[bool]:
-        """The victim was registered by ``cutoff`` (NULL: no cutoff, the period is open)."""
+        """The victim was registered by ``cutoff`` (NULL: no cutoff)."""
         return or_(cutoff.is_(None), v.registered_at <= cutoff)
 
     def first_victim(
@@ -194,6 +265,164 @@ class Expected:
             .scalar_subquery()
         )
 
+    def municipality_since(
+        self, period_ref: ColumnElement[str], residence: ColumnElement[Any]
+    ) -> ColumnElement[Any]:
+        """When a residence or return municipality became known, when that was after the
+        intake: the first event (intake, planned release date, release) that named one. NULL
+        when the intake named a residence (then it is known from the start, no later than
+        any fact the rules look at) or when none is known. Only the few periods without a
+        residence read their events."""
+        named = feed_events.alias("named")
+        body = named.c.body
+        first = (
+            select(func.min(named.c.occurred_at))
+            .where(
+                named.c.period_ref == period_ref,
+                named.c.kind.in_(NAMING_KINDS),
+                named.c.withdrawn_by.is_(None),
+                or_(
+                    self.sql.json_text(body, "residence_municipality").is_not(None),
+                    self.sql.json_text(body, "return_municipality").is_not(None),
+                ),
+            )
+            .scalar_subquery()
+        )
+        return case((residence.is_(None), first), else_=_NO_TIME)
+
+    def planning(self) -> CTE:
+        """Per period with a planned release date and a ``release_date_set``: since when its
+        current planned release date is known — the moment of the first event of the last run
+        of events (intake, ``release_date_set``, in event order) that gave the date it has
+        now. A period whose date came with the intake alone is not in it: known from the
+        intake.
+
+        Cheap for the many: the time of the last ``release_date_set`` is read (one grouped
+        pass over those events, through their kind), and where it lies before every release
+        rule's notice period (and before the release), any moment up to it gives the same due
+        time and lateness, so it stands for the exact one. Only the others (a date set or
+        moved late) read their planning events and compare the dates they set."""
+        if self._planning is not None:
+            return self._planning
+        sql = self.sql
+        sets = feed_events.alias("sets")
+        last = select(
+            sets.c.period_ref.label("period_ref"), func.max(sets.c.occurred_at).label("last")
+        ).where(sets.c.kind == EventKind.RELEASE_DATE_SET.value, sets.c.withdrawn_by.is_(None))
+        if self.period_ids is not None:
+            last = last.where(
+                sets.c.period_ref.in_(select(p.period_ref).where(p.id.in_(list(self.period_ids))))
+            )
+        latest = (
+            last.add_columns(func.count().label("sets"))
+            .group_by(sets.c.period_ref)
+            .subquery("last_set")
+        )
+        notice = max(
+            (r.planned_notice_days for r in self.rules.rules if r.subject == "release"), default=0
+        )
+        early = and_(
+            latest.c.last < sql.local_moment(p.planned_release_date, _int(0), _int(-notice - 1)),
+            or_(p.ended_at.is_(None), latest.c.last < p.ended_at),
+        )
+        # one ``release_date_set``: it set the date, unless the intake had set the same one
+        intake = feed_events.alias("intake")
+        intake_day = (
+            select(sql.json_text(intake.c.body, "planned_release_date"))
+            .where(
+                # through the index on (kind, source, occurred_at): the period's intake
+                intake.c.kind == EventKind.INTAKE.value,
+                intake.c.source == p.source,
+                intake.c.occurred_at == p.intake_at,
+                intake.c.period_ref == p.period_ref,
+                intake.c.withdrawn_by.is_(None),
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
+        once = case(
+            (intake_day == sql.date_text(p.planned_release_date), p.intake_at),
+            else_=latest.c.last,
+        )
+        self._planning = (
+            select(
+                p.period_ref.label("period_ref"),
+                case(
+                    (early, latest.c.last),
+                    (latest.c.sets == 1, once),
+                    else_=self._planned_since_exactly(),
+                ).label("since"),
+            )
+            .select_from(latest.join(detention_periods, p.period_ref == latest.c.period_ref))
+            .where(p.planned_release_date.is_not(None))
+            .cte("planned_since")
+        )
+        return self._planning
+
+    def _planned_since_exactly(self) -> ColumnElement[Any]:
+        """The first planning event that set the period's date after the last one that set
+        another date (in event order: time, kind, event id)."""
+        sql = self.sql
+        one, other = feed_events.alias("set_one"), feed_events.alias("set_other")
+        date = sql.date_text(p.planned_release_date)
+
+        def order(ev: Any) -> Any:
+            rank = case({k: RANK[k] for k in PLANNING_KINDS}, value=ev.c.kind, else_=9)
+            return tuple_(ev.c.occurred_at, rank, ev.c.event_id)
+
+        def planning(ev: Any) -> ColumnElement[bool]:
+            return and_(
+                ev.c.period_ref == p.period_ref,
+                ev.c.kind.in_(PLANNING_KINDS),
+                ev.c.withdrawn_by.is_(None),
+            )
+
+        other_day = sql.json_text(other.c.body, "planned_release_date")
+        changed_after = (
+            exists()
+            .where(
+                planning(other),
+                other_day.is_not(None),
+                other_day != date,
+                order(other) > order(one),
+            )
+            .correlate(detention_periods, one)
+        )
+        return (
+            select(func.min(one.c.occurred_at))
+            .where(
+                planning(one),
+                sql.json_text(one.c.body, "planned_release_date") == date,
+                not_(changed_after),
+            )
+            .scalar_subquery()
+        )
+
+    def back_in_detention(self) -> ColumnElement[Any]:
+        """The intake of the person's next period after this one ended (NULL: none)."""
+        later = detention_periods.alias("later")
+        return (
+            select(func.min(later.c.intake_at))
+            .where(
+                later.c.person_id == p.person_id,
+                later.c.intake_at > p.ended_at,
+                later.c.status != PeriodStatus.WITHDRAWN.value,
+            )
+            .scalar_subquery()
+        )
+
+    def not_back_before(self, r: Subquery, since: ColumnElement[Any]) -> ColumnElement[bool]:
+        """A recipient who became known (``since``) after the person was back in detention
+        hears of no past release (docs/rules.md: a victim registered after the release)."""
+        back = self.back_in_detention()
+        return or_(
+            r.c.subject != "release",
+            p.status != RELEASED,
+            since.is_(None),
+            back.is_(None),
+            since < back,
+        )
+
     @staticmethod
     def municipality(
         r: Subquery,
@@ -206,6 +435,19 @@ class Expected:
             (r.c.municipality == "leave", leave),
             (r.c.municipality == "return", func.coalesce(return_, residence)),
             else_=func.coalesce(residence, return_),
+        )
+
+    @staticmethod
+    def since(
+        r: Subquery, idv: ColumnElement[Any], municipality: ColumnElement[Any]
+    ) -> ColumnElement[Any]:
+        """When the recipient of a (non-victim) rule became known: for the IDV the first
+        qualifying victim's registration; for a municipality ``municipality``; a leave
+        municipality comes with its leave."""
+        return case(
+            (r.c.recipient == "idv", idv),
+            (r.c.municipality == "leave", _NO_TIME),
+            else_=municipality,
         )
 
     @staticmethod
@@ -225,24 +467,59 @@ class Expected:
         ]
 
     # period-level occurrences: release, intake ------------------------------------------------
-    def _period_source(self, r: Subquery) -> tuple[ColumnElement[bool], ColumnElement[Any]]:
-        """(the period has the rule's occurrence, the victim cutoff for it)."""
+    @staticmethod
+    def _period_source(r: Subquery) -> ColumnElement[bool]:
+        """The period has the rule's occurrence: the intake signal (unless withdrawn); a
+        release while open with a planned date (planned rules), or a release into society."""
         release = or_(
             and_(
                 p.status.in_(OPEN_PERIOD),
                 p.planned_release_date.is_not(None),
                 r.c.timing == "planned",
             ),
-            and_(p.status == PeriodStatus.RELEASED.value, p.release_kind.in_(INTO_SOCIETY)),
+            and_(p.status == RELEASED, p.release_kind.in_(INTO_SOCIETY)),
         )
-        has = and_(
+        return and_(
             p.status != PeriodStatus.WITHDRAWN.value,
             case((r.c.subject == "release", release), else_=true()),
         )
-        # victims count for a release when registered before it (any, while the period is
-        # open); for the intake signal when known at intake
-        cutoff = case((r.c.subject == "release", p.ended_at), else_=p.intake_at)
-        return has, cutoff
+
+    def _period_timing(
+        self, r: Subquery, since: ColumnElement[Any], planned_since: ColumnElement[Any]
+    ) -> tuple[ColumnElement[Any], ColumnElement[bool], ColumnElement[bool]]:
+        """(due, late, told on another moment than planned) of a period-level obligation.
+
+        The intake signal: immediate, at 10 days of stay. A release: planned, from the planned
+        date and since when it is known; released into society on another day than planned,
+        or without a planned date known before it, or by a rule without planned timing:
+        immediate from the release, late."""
+        sql, clock = self.sql, self.clock
+        stay = MIN_STAY_DAYS * 24
+        intake = clock.immediate(
+            sql.shift(p.intake_at, stay, "hours"),
+            sql.shift(p.intake_at, r.c.late_hours + stay, "hours"),
+            since,
+            r.c.late_hours,
+        )
+        due0 = sql.local_moment(p.planned_release_date, r.c.moment_hour, -r.c.notice_days)
+        planned = clock.planned(due0, planned_since, since, r.c.late_hours)
+        on_the_day = and_(
+            p.planned_release_date.is_not(None),
+            planned_since < p.ended_at,
+            r.c.timing == "planned",
+            sql.ams_date(p.ended_at) == sql.date_text(p.planned_release_date),
+        )
+        off_plan = and_(p.status == RELEASED, not_(on_the_day))
+        released = clock.immediate(
+            p.ended_at,
+            sql.shift(p.ended_at, r.c.late_hours, "hours"),
+            since,
+            r.c.late_hours,
+            always_late=true(),
+        )
+        due = case((r.c.subject == "intake", intake[0]), (off_plan, released[0]), else_=planned[0])
+        late = case((r.c.subject == "intake", intake[1]), (off_plan, released[1]), else_=planned[1])
+        return due, late, off_plan
 
     def _period_columns(
         self,
@@ -250,21 +527,30 @@ class Expected:
         recipient: ColumnElement[Any],
         slot: ColumnElement[str],
         scope_known_at: ColumnElement[Any],
+        since: ColumnElement[Any],
+        planned_since: ColumnElement[Any],
     ) -> list[ColumnElement[Any]]:
-        released = p.status == PeriodStatus.RELEASED.value
+        released = p.status == RELEASED
         occurrence = r.c.subject
         key = self.key(r, p.period_ref, occurrence, slot).label("key")
-        if not self.detail:
-            return [key, recipient.label("recipient_ref"), p.id.label("period_id")]
-        return [
+        due, late, off_plan = self._period_timing(r, since, planned_since)
+        head: list[ColumnElement[Any]] = [
             key,
+            recipient.label("recipient_ref"),
+            p.id.label("period_id"),
+            due.label("due_at"),
+            late.label("late"),
+        ]
+        if not self.detail:
+            return head
+        moment = self.sql.local_moment(p.planned_release_date, r.c.moment_hour, _int(0))
+        return [
+            *head,
             r.c.rule_id.label("rule_id"),
             r.c.recipient.label("recipient_kind"),
-            p.id.label("period_id"),
             p.period_ref.label("period_ref"),
             occurrence.label("occurrence"),
             slot.label("slot"),
-            recipient.label("recipient_ref"),
             case(
                 (r.c.subject == "intake", _text("intake")),
                 (released, _text("released")),
@@ -277,57 +563,98 @@ class Expected:
                 (r.c.subject == "intake", p.intake_at), (released, p.ended_at), else_=_NO_TIME
             ).label("event_at"),
             scope_known_at.label("scope_known_at"),
+            case((r.c.subject == "intake", _NO_TIME), (off_plan, p.ended_at), else_=moment).label(
+                "planned_for"
+            ),
             p.planned_release_date.label("planned_release_date"),
-            _NO_CODE.label("leave_from"),
             p.intake_at.label("intake_at"),
             p.ended_at.label("ended_at"),
         ]
 
-    def period_rules(self) -> list[Select[Any]]:
+    def _with_planning(self, source: Any, subjects: Sequence[str]) -> tuple[Any, Any]:
+        """``source`` joined (LEFT) with the planning when ``subjects`` have a release, and
+        since when the planned release date is known (NULL: no planned date)."""
+        if "release" not in subjects:
+            return source, _NO_TIME
+        planning = self.planning()
+        joined = source.outerjoin(planning, planning.c.period_ref == p.period_ref)
+        since = case(
+            (
+                p.planned_release_date.is_not(None),
+                func.coalesce(planning.c.since, p.intake_at),
+            ),
+            else_=_NO_TIME,
+        )
+        return joined, since
+
+    def _planned_since_few(self, subjects: Sequence[str]) -> Any:
+        """Since when the planned release date is known, period by period (for the few
+        periods with victims: no pass over all planning events)."""
+        if "release" not in subjects:
+            return _NO_TIME
+        return case(
+            (
+                p.planned_release_date.is_not(None),
+                func.coalesce(self._planned_since_exactly(), p.intake_at),
+            ),
+            else_=_NO_TIME,
+        )
+
+    def period_rules(self, subjects: Sequence[str] = PERIOD_SUBJECTS) -> list[Select[Any]]:
+        """The SELECTs of the period-level obligations of ``subjects`` (release, intake)."""
         out: list[Select[Any]] = []
+        muni = self.municipality_since(p.period_ref, p.residence_municipality)
         # (1) mayor, nazorg, idv… of the serious scope, then of the adult_stay scope: one
         # pass over the periods each, the scope tested once per period (it does not depend
         # on the rule), then joined with that scope's rules
         for scope_name in ("serious", "adult_stay"):
-            group = self._group(PERIOD_SUBJECTS, False, (scope_name,))
+            group = self._group(subjects, False, (scope_name,))
             if not group:
                 continue
             r = _rules_table(group, f"r_p{scope_name[0]}")
-            has, _ = self._period_source(r)
+            has = self._period_source(r)
             if scope_name == "serious":
                 source: Any = detention_periods
                 scope = self.serious(p.id, p.title, every=True)
             else:
                 source = detention_periods.join(persons, pe.id == p.person_id)
                 scope = self.adult_stay(pe.birth_date, p.intake_at, p.ended_at)
+            source, planned_since = self._with_planning(source, subjects)
             recipient = self.municipality(
                 r, p.residence_municipality, p.return_municipality, _NO_CODE
             )
+            idv = self.first_victim(p.id, p.sentence_days, p.title, _NO_TIME)
+            since = self.since(r, idv, muni)
             out.append(
-                select(*self._period_columns(r, recipient, _text("-"), _NO_TIME))
+                select(
+                    *self._period_columns(r, recipient, _text("-"), _NO_TIME, since, planned_since)
+                )
                 .select_from(source.join(r, true()))
-                .where(self._only(p.id), scope, has)
-            )
-            if scope_name == "adult_stay":
-                # the bulk: two signals for nearly every period
-                self.bulk, self.bulk_rules = out[-1], frozenset(rule.id for rule in group)
-        # (2) the same recipients in the victims scope: driven by the (few) victims
-        group = self._group(PERIOD_SUBJECTS, False, ("victims",))
-        if group:
-            r = _rules_table(group, "r_pv")
-            has, cutoff = self._period_source(r)
-            recipient = self.municipality(
-                r, p.residence_municipality, p.return_municipality, _NO_CODE
-            )
-            out.append(
-                select(*self._period_columns(r, recipient, _text("-"), func.min(v.registered_at)))
-                .select_from(victims.join(detention_periods, p.id == v.period_id).join(r, true()))
                 .where(
                     self._only(p.id),
+                    scope,
                     has,
-                    self.qualifies(p.sentence_days, p.title),
-                    self.registered_by(cutoff),
+                    # the IDV of a rule outside the victims scope (a municipality's
+                    # ``since`` is never after the release, before any later intake)
+                    or_(r.c.recipient != "idv", self.not_back_before(r, since)),
                 )
+            )
+        # (2) the same recipients in the victims scope: driven by the (few) victims; victims
+        # count whenever they registered (for a release also after it)
+        planned_since = self._planned_since_few(subjects)
+        group = self._group(subjects, False, ("victims",))
+        if group:
+            r = _rules_table(group, "r_pv")
+            has = self._period_source(r)
+            recipient = self.municipality(
+                r, p.residence_municipality, p.return_municipality, _NO_CODE
+            )
+            first = func.min(v.registered_at)
+            since = self.since(r, first, muni)
+            out.append(
+                select(*self._period_columns(r, recipient, _text("-"), first, since, planned_since))
+                .select_from(victims.join(detention_periods, p.id == v.period_id).join(r, true()))
+                .where(self._only(p.id), has, self.qualifies(p.sentence_days, p.title))
                 .group_by(
                     p.id,
                     r.c.rule_id,
@@ -337,13 +664,17 @@ class Expected:
                     r.c.municipality,
                     r.c.timing,
                     r.c.key_head,
+                    r.c.notice_days,
+                    r.c.late_hours,
+                    r.c.moment_hour,
                 )
+                .having(self.not_back_before(r, since))
             )
-        # (3) each qualifying victim
-        group = self._group(PERIOD_SUBJECTS, True, ("serious", "adult_stay", "victims"))
+        # (3) each qualifying victim, from their registration
+        group = self._group(subjects, True, ("serious", "adult_stay", "victims"))
         if group:
             r = _rules_table(group, "r_pw")
-            has, cutoff = self._period_source(r)
+            has = self._period_source(r)
             scope = case(
                 (r.c.scope == "serious", self.serious(p.id, p.title)),
                 (
@@ -353,7 +684,16 @@ class Expected:
                 else_=true(),
             )
             out.append(
-                select(*self._period_columns(r, v.victim_ref, v.victim_ref, v.registered_at))
+                select(
+                    *self._period_columns(
+                        r,
+                        v.victim_ref,
+                        v.victim_ref,
+                        v.registered_at,
+                        v.registered_at,
+                        planned_since,
+                    )
+                )
                 .select_from(
                     victims.join(detention_periods, p.id == v.period_id)
                     .join(persons, pe.id == p.person_id)
@@ -364,25 +704,36 @@ class Expected:
                     has,
                     scope,
                     self.qualifies(p.sentence_days, p.title),
-                    self.registered_by(cutoff),
+                    self.not_back_before(r, v.registered_at),
                 )
             )
         return out
 
     # event-level occurrences: leave, escape, recapture, death ---------------------------------
     def events(self) -> Any:
-        """The events that are occurrences, with their period's facts (a CTE: few rows)."""
+        """The events that are occurrences, with their period's facts (a CTE: few rows).
+        A leave start announced by a grant for its day, granted by then, is the grant's."""
         sql = self.sql
         leave_from = sql.json_text(e.body, "leave_from")
         leave_day = case(
             (e.kind == EventKind.LEAVE_GRANTED.value, sql.ams_date(sql.json_timestamp(leave_from))),
             else_=sql.ams_date(e.occurred_at),
         )
+        grant = feed_events.alias("grant")
+        announced = exists().where(
+            grant.c.period_ref == e.period_ref,
+            grant.c.kind == EventKind.LEAVE_GRANTED.value,
+            grant.c.withdrawn_by.is_(None),
+            grant.c.occurred_at <= e.occurred_at,
+            sql.ams_date(sql.json_timestamp(sql.json_text(grant.c.body, "leave_from")))
+            == sql.ams_date(e.occurred_at),
+        )
         return (
             select(
                 e.event_id.label("event_id"),
                 e.kind.label("kind"),
                 e.occurred_at.label("occurred_at"),
+                case(RANK, value=e.kind, else_=9).label("rank"),
                 case((e.kind.in_(LEAVE_KINDS), _text("leave")), else_=e.kind).label("subject"),
                 case(
                     (e.kind.in_(LEAVE_KINDS), "leave:" + leave_day),
@@ -394,7 +745,9 @@ class Expected:
                         _successor(sql.json_text(e.body, "leave_municipality")),
                     )
                 ).label("leave_municipality"),
-                case((e.kind == EventKind.LEAVE_GRANTED.value, leave_from)).label("leave_from"),
+                case(
+                    (e.kind == EventKind.LEAVE_GRANTED.value, sql.json_timestamp(leave_from))
+                ).label("leave_from"),
                 # victims count when registered by the time it happens: for a granted leave
                 # its start, for anything else the event itself
                 case(
@@ -407,6 +760,9 @@ class Expected:
                 p.sentence_days.label("sentence_days"),
                 p.residence_municipality.label("residence_municipality"),
                 p.return_municipality.label("return_municipality"),
+                self.municipality_since(p.period_ref, p.residence_municipality).label(
+                    "municipality_since"
+                ),
                 p.intake_at.label("intake_at"),
                 p.ended_at.label("ended_at"),
                 p.planned_release_date.label("planned_release_date"),
@@ -428,9 +784,32 @@ class Expected:
                 p.status != PeriodStatus.WITHDRAWN.value,
                 # death voids leave (and release) obligations
                 or_(e.kind.not_in(LEAVE_KINDS), p.status != PeriodStatus.DECEASED.value),
+                or_(e.kind != EventKind.LEAVE_START.value, not_(announced)),
             )
             .cte("ev")
             .prefix_with("MATERIALIZED")
+        )
+
+    def _event_timing(
+        self, c: Any, r: Subquery, since: ColumnElement[Any]
+    ) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
+        """A granted leave: planned, from its start and the grant. A leave that started
+        without a grant: immediate, late. An escape, recapture or death: immediate."""
+        sql, clock = self.sql, self.clock
+        granted = clock.planned(
+            sql.shift(c.leave_from, -r.c.notice_days, "days"), c.occurred_at, since, r.c.late_hours
+        )
+        happened = clock.immediate(
+            c.occurred_at,
+            sql.shift(c.occurred_at, r.c.late_hours, "hours"),
+            since,
+            r.c.late_hours,
+            always_late=c.kind == EventKind.LEAVE_START.value,
+        )
+        grant = c.kind == EventKind.LEAVE_GRANTED.value
+        return (
+            case((grant, granted[0]), else_=happened[0]),
+            case((grant, granted[1]), else_=happened[1]),
         )
 
     def _event_columns(
@@ -440,20 +819,43 @@ class Expected:
         recipient: ColumnElement[Any],
         slot: ColumnElement[str],
         scope_known_at: ColumnElement[Any],
+        since: ColumnElement[Any],
     ) -> list[ColumnElement[Any]]:
         c = ev.c
-        key = self.key(r, c.period_ref, c.occurrence, slot).label("key")
+        key = self.key(r, c.period_ref, c.occurrence, slot)
+        due, late = self._event_timing(c, r, since)
+        # One leave day may be named by several events: the first leave start without a
+        # grant, else the first grant, in event order (the dispatcher keeps the first).
+        first = (
+            func.row_number()
+            .over(
+                partition_by=key,
+                order_by=(
+                    case((c.kind == EventKind.LEAVE_GRANTED.value, 1), else_=0),
+                    c.occurred_at,
+                    c.rank,
+                    c.event_id,
+                ),
+            )
+            .label("first")
+        )
+        head: list[ColumnElement[Any]] = [
+            key.label("key"),
+            recipient.label("recipient_ref"),
+            c.period_id.label("period_id"),
+            due.label("due_at"),
+            late.label("late"),
+            first,
+        ]
         if not self.detail:
-            return [key, recipient.label("recipient_ref"), c.period_id.label("period_id")]
+            return head
         return [
-            key,
+            *head,
             r.c.rule_id.label("rule_id"),
             r.c.recipient.label("recipient_kind"),
-            c.period_id.label("period_id"),
             c.period_ref.label("period_ref"),
             c.occurrence.label("occurrence"),
             slot.label("slot"),
-            recipient.label("recipient_ref"),
             case(
                 (c.kind == EventKind.LEAVE_GRANTED.value, _text("grant")),
                 (c.kind == EventKind.LEAVE_START.value, _text("leave_start")),
@@ -462,11 +864,21 @@ class Expected:
             c.event_id.label("cause_event_id"),
             c.occurred_at.label("event_at"),
             scope_known_at.label("scope_known_at"),
+            case(
+                (c.kind == EventKind.LEAVE_GRANTED.value, c.leave_from),
+                (c.kind == EventKind.LEAVE_START.value, c.occurred_at),
+                else_=_NO_TIME,
+            ).label("planned_for"),
             c.planned_release_date.label("planned_release_date"),
-            c.leave_from.label("leave_from"),
             c.intake_at.label("intake_at"),
             c.ended_at.label("ended_at"),
         ]
+
+    @staticmethod
+    def _firsts(query: Select[Any], name: str) -> Select[Any]:
+        """Only the first row of each key (see ``_event_columns``)."""
+        rows = query.subquery(name)
+        return select(*[col for col in rows.c if col.name != "first"]).where(rows.c.first == 1)
 
     def event_rules(self) -> list[Select[Any]]:
         out: list[Select[Any]] = []
@@ -487,15 +899,17 @@ class Expected:
             recipient = self.municipality(
                 r, c.residence_municipality, c.return_municipality, c.leave_municipality
             )
-            out.append(
+            since = self.since(r, first, c.municipality_since)
+            query = (
                 select(
                     *self._event_columns(
-                        ev, r, recipient, _text("-"), case((r.c.scope == "victims", first))
+                        ev, r, recipient, _text("-"), case((r.c.scope == "victims", first)), since
                     )
                 )
                 .select_from(ev.join(r, r.c.subject == c.subject))
                 .where(scope)
             )
+            out.append(self._firsts(query, "x_ea"))
         group = self._group(EVENT_SUBJECTS, True, ("serious", "adult_stay", "victims"))
         if group:
             r = _rules_table(group, "r_ew")
@@ -507,8 +921,12 @@ class Expected:
                 ),
                 else_=true(),
             )
-            out.append(
-                select(*self._event_columns(ev, r, v.victim_ref, v.victim_ref, v.registered_at))
+            query = (
+                select(
+                    *self._event_columns(
+                        ev, r, v.victim_ref, v.victim_ref, v.registered_at, v.registered_at
+                    )
+                )
                 .select_from(
                     ev.join(victims, v.period_id == c.period_id).join(r, r.c.subject == c.subject)
                 )
@@ -518,6 +936,7 @@ class Expected:
                     self.registered_by(c.cutoff),
                 )
             )
+            out.append(self._firsts(query, "x_ew"))
         return out
 
     def query(self) -> Subquery:

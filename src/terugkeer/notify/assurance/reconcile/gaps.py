@@ -1,19 +1,21 @@
 """The gaps a reconciliation reports besides the comparison's: what caused a missing
-obligation and when it was due, and the delivery gaps (overdue, unacknowledged, unresolved)."""
+obligation, and the delivery gaps (overdue, unacknowledged, unresolved, unproven delivery)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, case, literal, select, union_all
+from sqlalchemy import Connection, case, exists, literal, not_, or_, select, union_all
 
 from terugkeer.db.bulk import among, chunks
 from terugkeer.detention.tables import feed_events
 from terugkeer.domain.codes import EventKind
 from terugkeer.notify.assurance.reconcile.compare import Row, utc
+from terugkeer.notify.assurance.reconcile.expected import PLANNING_KINDS, RANK
 from terugkeer.notify.assurance.reconcile.report import (
     DEFAULT_ACK_WINDOW,
     UNDELIVERED,
@@ -22,32 +24,49 @@ from terugkeer.notify.assurance.reconcile.report import (
     ReconcileReport,
     iso,
 )
-from terugkeer.notify.rules.ruleset import MIN_STAY_DAYS, RECIPIENTS, Rule, RuleSet
-from terugkeer.notify.tables import obligations
+from terugkeer.notify.rules.ruleset import RECIPIENTS, RuleSet
+from terugkeer.notify.tables import deliveries, delivery_attempts, obligations
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 _KINDS = frozenset(RECIPIENTS)
+# Obligation statuses that claim the recipient was told, and what proves it: a delivered
+# notice or change (a reminder repeats, a correction withdraws); on the portal the inbox item.
+PROVEN = ("delivered", "acknowledged")
+CONTENT_NOTICES = ("notice", "change")
+INBOX_CHANNEL = "portal"
 
 e = feed_events.c
 
 
 def _planning(conn: Connection, refs: Iterable[str]) -> dict[str, tuple[str, datetime]]:
-    """Per period: the event that last set its planned release date (a ``release_date_set``,
-    else the intake), with when it happened."""
-    latest: dict[str, tuple[int, datetime, str]] = {}
-    rank = {EventKind.INTAKE.value: 0, EventKind.RELEASE_DATE_SET.value: 1}
+    """Per period: the event that set its current planned release date — the first of the
+    last run of events (intake, ``release_date_set``, in event order) that gave the date it
+    has now — with when it happened."""
+    found: dict[str, list[Any]] = {}
     for chunk in chunks(sorted(set(refs))):
         for r in conn.execute(
-            select(e.period_ref, e.kind, e.event_id, e.occurred_at).where(
+            select(e.period_ref, e.kind, e.event_id, e.occurred_at, e.body).where(
                 among(conn, e.period_ref, chunk),
-                e.kind.in_(tuple(rank)),
+                e.kind.in_(PLANNING_KINDS),
                 e.withdrawn_by.is_(None),
             )
         ):
-            candidate = (rank[r.kind], utc(r.occurred_at), r.event_id)
-            if r.period_ref not in latest or candidate > latest[r.period_ref]:
-                latest[r.period_ref] = candidate
-    return {ref: (event_id, at) for ref, (_, at, event_id) in latest.items()}
+            day = json.loads(r.body).get("planned_release_date")
+            if day:
+                found.setdefault(r.period_ref, []).append(
+                    (utc(r.occurred_at), RANK[r.kind], r.event_id, day)
+                )
+    out: dict[str, tuple[str, datetime]] = {}
+    for ref, events in found.items():
+        events.sort()
+        current: tuple[str, datetime] | None = None
+        before = None
+        for at, _rank, event_id, day in events:
+            if day != before:
+                current, before = (event_id, at), day
+        if current is not None:
+            out[ref] = current
+    return out
 
 
 def _intakes(conn: Connection, refs: Iterable[str]) -> dict[str, str]:
@@ -65,8 +84,8 @@ def _intakes(conn: Connection, refs: Iterable[str]) -> dict[str, str]:
 
 
 def missing_gaps(conn: Connection, rules: RuleSet, rows: list[Row]) -> list[Gap]:
-    """Gaps for the missing obligations, with the due time the rules give and what caused them
-    (looked up in bulk for these periods only)."""
+    """Gaps for the missing obligations, with the due time the facts give (the SQL's) and
+    what caused them (looked up in bulk for these periods only)."""
     planning = _planning(conn, (r.period_ref for r in rows if r.source in ("planned", "released")))
     intakes = _intakes(conn, (r.period_ref for r in rows if r.source == "intake"))
     stored = {
@@ -78,17 +97,22 @@ def missing_gaps(conn: Connection, rules: RuleSet, rows: list[Row]) -> list[Gap]
             )
         )
     }
+    known = {r.id for r in rules.rules}
     out: list[Gap] = []
     for row in rows:
-        try:
-            rule = rules.get(row.rule_id)
-        except KeyError:  # pragma: no cover - the SQL only names rules of this rule set
+        if row.rule_id not in known:  # pragma: no cover - the SQL only names rules of this set
             continue
-        if row.source == "planned":
-            row.cause_event_id, row.event_at = planning.get(row.period_ref, (None, None))
+        if row.source == "planned" or (
+            row.source == "released" and row.planned_for != row.ended_at
+        ):
+            # told of the planned moment: caused by what set the planned date
+            cause = planning.get(row.period_ref)
+            if cause is not None:
+                row.cause_event_id = cause[0]
+                if row.source == "planned":
+                    row.event_at = cause[1]
         elif row.source == "intake":
             row.cause_event_id = intakes.get(row.period_ref)
-        planned_for, due = timing(rule, row, planning.get(row.period_ref, (None, None))[1])
         status = stored.get(row.key)
         if status is not None and status != VOIDED:
             continue  # written since the comparison read the obligations: not missing
@@ -101,13 +125,14 @@ def missing_gaps(conn: Connection, rules: RuleSet, rows: list[Row]) -> list[Gap]
                 row.occurrence,
                 row.recipient_kind,
                 row.recipient_ref,
-                due,
+                row.due_at,
                 status,
                 None,
                 row.cause_event_id,
                 basis_at(row),
-                planned_for=planned_for,
+                planned_for=row.planned_for,
                 note="exists but voided" if status == VOIDED else "",
+                late=row.late,
             )
         )
     return out
@@ -120,45 +145,64 @@ def basis_at(row: Row) -> datetime | None:
     return max(times) if times else None
 
 
-def timing(
-    rule: Rule, row: Row, planned_known_at: datetime | None
-) -> tuple[datetime | None, datetime | None]:
-    """(the moment notified about, the due time) by the reconciliation's own reading of the
-    rule's timing, for an obligation found missing: the latest moment its notice should have
-    gone out."""
-    late = timedelta(hours=rule.late_within_hours)
-
-    def planned(moment: datetime, known: datetime) -> datetime:
-        due = moment - timedelta(days=rule.planned_notice_days)
-        return due if due >= known else known + late
-
-    moment: datetime | None = None
-    due: datetime | None = None
-    if row.source in ("planned", "released"):
-        candidates: list[datetime] = []
-        if row.planned_release_date is not None:
-            moment = datetime.combine(
-                row.planned_release_date, time(rule.planned_moment_hour), AMSTERDAM
-            ).astimezone(UTC)
-            known = planned_known_at or row.intake_at
-            if known is not None:
-                candidates.append(planned(moment, known))
-        if row.source == "released" and row.ended_at is not None:
-            moment = row.ended_at
-            candidates.append(row.ended_at + late)
-        due = min(candidates) if candidates else None
-    elif row.source == "intake" and row.intake_at is not None:
-        due = row.intake_at + timedelta(days=MIN_STAY_DAYS) + late
-    elif row.source == "grant" and row.leave_from and row.event_at is not None:
-        moment = datetime.fromisoformat(row.leave_from).astimezone(UTC)
-        due = planned(moment, row.event_at)
-    elif row.event_at is not None:
-        if row.source == "leave_start":
-            moment = row.event_at
-        due = row.event_at + late
-    if due is not None and row.scope_known_at is not None and row.scope_known_at > due:
-        due = row.scope_known_at + late  # the victim registered after the notice was due
-    return moment, due
+def unproven_deliveries(conn: Connection, report: ReconcileReport) -> None:
+    """Obligations marked ``delivered`` or ``acknowledged`` without the evidence that their
+    current version reached the recipient: a delivery of its notice or change for that
+    version, ``delivered``, with a successful attempt on record (the receiver's 2xx, the
+    SMTP server's acceptance) or, on the portal, the inbox item itself (a delivered portal
+    delivery is what the recipient's inbox shows). Read independently of the dispatcher:
+    one anti-join over the three tables."""
+    o, d, a = obligations.c, deliveries.c, delivery_attempts.c
+    proof = exists().where(
+        d.obligation_id == o.id,
+        d.obligation_version == o.version,
+        d.notice.in_(CONTENT_NOTICES),
+        d.status == "delivered",
+        or_(
+            d.channel == INBOX_CHANNEL,
+            exists().where(a.delivery_id == d.id, a.ok.is_(True)),
+        ),
+    )
+    for r in conn.execute(
+        select(
+            o.id,
+            o.key,
+            o.rule_id,
+            o.period_ref,
+            o.occurrence,
+            o.recipient_kind,
+            o.recipient_ref,
+            o.due_at,
+            o.status,
+            o.cause_event_id,
+            o.version,
+            o.delivered_at,
+            o.late,
+        )
+        # no ORDER BY: it would walk the status index in due order (a random read per row)
+        .where(o.status.in_(PROVEN), not_(proof))
+    ):
+        report.unproven.append(
+            Gap(
+                "unproven_delivery",
+                r.key,
+                r.rule_id,
+                r.period_ref,
+                r.occurrence,
+                r.recipient_kind,
+                r.recipient_ref,
+                r.due_at,
+                r.status,
+                r.id,
+                r.cause_event_id,
+                late=r.late,
+                note=(
+                    f"{r.status} {iso(r.delivered_at)}, but no delivered notice of version "
+                    f"{r.version} with a successful attempt or an inbox item"
+                ),
+            )
+        )
+    report.unproven.sort(key=lambda g: (g.due_at, g.key))
 
 
 def delivery_gaps(conn: Connection, rules: RuleSet, now: datetime, report: ReconcileReport) -> None:

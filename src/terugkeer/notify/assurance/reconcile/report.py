@@ -9,7 +9,26 @@ from typing import Any
 
 from terugkeer.notify.tables import alerts
 
-ALERT_KINDS = ("missing_obligation", "overdue", "unacknowledged", "unresolved")
+ALERT_KINDS = (
+    "missing_obligation",
+    "overdue",
+    "unacknowledged",
+    "unresolved",
+    "unproven_delivery",
+    "wrong_timing",
+    "wrong_recipient",
+)
+# Each kind and the report's list of it, in the order the report shows them.
+KIND_LISTS = (
+    ("missing_obligation", "missing"),
+    ("overdue", "overdue"),
+    ("unacknowledged", "unacknowledged"),
+    ("unresolved", "unresolved"),
+    ("unproven_delivery", "unproven"),
+    ("wrong_timing", "wrong_timing"),
+    ("wrong_recipient", "wrong_recipient"),
+    ("extra", "extra"),
+)
 ALERT_PREFIX = "reconcile:"
 # Obligation statuses that mean: not (yet) delivered.
 UNDELIVERED = ("open", "sent", "unresolved", "held")
@@ -34,9 +53,12 @@ class Gap:
     obligation_id: int | None = None
     cause_event_id: str | None = None
     event_at: datetime | None = None  # when what requires it happened or became known
-    expected_recipient: str | None = None  # recipient_differs: what the facts give
+    expected_recipient: str | None = None  # wrong_recipient: what the facts give
     planned_for: datetime | None = None  # missing_obligation: the moment notified about
     note: str = ""
+    late: bool | None = None  # of the stored obligation; missing: the facts' lateness
+    expected_due_at: datetime | None = None  # wrong_timing: what the facts give
+    expected_late: bool | None = None  # wrong_timing: what the facts give
 
     @property
     def alert_key(self) -> str:
@@ -55,7 +77,9 @@ class Gap:
             "unacknowledged": "delivered, not acknowledged in time",
             "unresolved": "no known recipient",
             "extra": "obligation not required by the stored facts",
-            "recipient_differs": "addressed to another recipient than the facts give",
+            "unproven_delivery": "marked delivered without proof of delivery",
+            "wrong_timing": "due time or lateness differs from what the facts give",
+            "wrong_recipient": "addressed to another recipient than the facts give",
         }.get(self.kind, self.kind)
         return (
             f"{text}: {self.rule_id} for period {self.period_ref} ({self.occurrence}) to "
@@ -78,6 +102,9 @@ class Gap:
             "event_at": iso(self.event_at),
             "expected_recipient": self.expected_recipient,
             "planned_for": iso(self.planned_for),
+            "late": self.late,
+            "expected_due_at": iso(self.expected_due_at),
+            "expected_late": self.expected_late,
             "note": self.note,
         }
 
@@ -90,8 +117,10 @@ class ReconcileReport:
     overdue: list[Gap] = field(default_factory=list)
     unacknowledged: list[Gap] = field(default_factory=list)
     unresolved: list[Gap] = field(default_factory=list)
+    unproven: list[Gap] = field(default_factory=list)  # unproven_delivery
+    wrong_timing: list[Gap] = field(default_factory=list)
+    wrong_recipient: list[Gap] = field(default_factory=list)
     extra: list[Gap] = field(default_factory=list)  # information
-    recipient_differs: list[Gap] = field(default_factory=list)  # information
     obligations_checked: int = 0  # stored obligations, not voided
     required: int = 0  # distinct obligation keys the stored facts require
     alerts_raised: int = 0
@@ -101,9 +130,18 @@ class ReconcileReport:
     seconds: float = 0.0
 
     @property
+    def recipient_differs(self) -> list[Gap]:
+        """The former name of :attr:`wrong_recipient` (information then, a gap now)."""
+        return self.wrong_recipient
+
+    def of_kind(self, kind: str) -> list[Gap]:
+        """The gaps of one kind (``missing_obligation``, …, ``extra``)."""
+        return list(getattr(self, dict(KIND_LISTS)[kind]))
+
+    @property
     def gaps(self) -> list[Gap]:
-        """The findings an operator must act on (kinds a–d)."""
-        return [*self.missing, *self.overdue, *self.unacknowledged, *self.unresolved]
+        """The findings an operator must act on (every kind but ``extra``)."""
+        return [g for kind in ALERT_KINDS for g in self.of_kind(kind)]
 
     @property
     def ok(self) -> bool:
@@ -111,14 +149,7 @@ class ReconcileReport:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {
-            "missing_obligation": len(self.missing),
-            "overdue": len(self.overdue),
-            "unacknowledged": len(self.unacknowledged),
-            "unresolved": len(self.unresolved),
-            "extra": len(self.extra),
-            "recipient_differs": len(self.recipient_differs),
-        }
+        return {kind: len(getattr(self, name)) for kind, name in KIND_LISTS}
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -135,12 +166,7 @@ class ReconcileReport:
                 "escalated": self.alerts_escalated,
             },
             "seconds": round(self.seconds, 3),
-            "missing_obligation": [g.as_json() for g in self.missing],
-            "overdue": [g.as_json() for g in self.overdue],
-            "unacknowledged": [g.as_json() for g in self.unacknowledged],
-            "unresolved": [g.as_json() for g in self.unresolved],
-            "extra": [g.as_json() for g in self.extra],
-            "recipient_differs": [g.as_json() for g in self.recipient_differs],
+            **{kind: [g.as_json() for g in getattr(self, name)] for kind, name in KIND_LISTS},
         }
 
 
