@@ -196,6 +196,8 @@ def serve(url: str, port: int) -> subprocess.Popen[bytes]:
         "--log-level",
         "warning",
         "--no-access-log",
+        "--timeout-keep-alive",  # longer than the client keeps a connection idle: no race
+        "120",
     ]
     server = subprocess.Popen(command, env=env)  # noqa: S603 - our own app, fixed arguments
     deadline = time.monotonic() + 60
@@ -243,7 +245,12 @@ def load(
 
     def post(i: int, due: float, record: bool) -> None:
         body = [message(i, periods[i], datetime.now(UTC))]
-        response = client.post(PATH, json=body, headers=headers)
+        try:
+            response = client.post(PATH, json=body, headers=headers)
+        except httpx.TransportError as e:
+            with lock:
+                errors.append(f"feed {type(e).__name__}: {e}")
+            return
         took = (time.perf_counter() - due) * 1000
         with lock:
             if response.status_code != 200:
@@ -258,7 +265,12 @@ def load(
                 feed_ms.append(took)
 
     def health(due: float) -> None:
-        response = client.get(HEALTH)
+        try:
+            response = client.get(HEALTH)
+        except httpx.TransportError as e:
+            with lock:
+                errors.append(f"health {type(e).__name__}: {e}")
+            return
         took = (time.perf_counter() - due) * 1000
         with lock:
             if response.status_code == 200:
@@ -347,6 +359,7 @@ def main() -> int:
         engine.dispose()
     if run["errors"]:
         print(f"{len(run['errors'])} failed requests, first: {run['errors'][0]}", file=sys.stderr)
+    if not run["feed_ms"] or not run["health_ms"]:
         return 1
     feed, health = run["feed_ms"], run["health_ms"]
     p50, p99 = percentile(feed, 50), percentile(feed, 99)
@@ -381,6 +394,7 @@ def main() -> int:
                 "outcomes": run["outcomes"],
                 "notices_queued": queued,
                 "target_ms": 200,
+                "failed_requests": len(run["errors"]),
             }
         )
     )
