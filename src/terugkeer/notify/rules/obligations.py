@@ -99,8 +99,7 @@ def period_facts(conn: Connection, refs: Sequence[str]) -> dict[str, PeriodFacts
                 victims.c.wants_information,
                 victims.c.spoke_in_court,
                 victims.c.registered_at,
-            )
-            .where(among(conn, victims.c.period_id, chunk))
+            ).where(among(conn, victims.c.period_id, chunk))
         ):  # ordered here: an ORDER BY let the planner walk the whole victim_ref index
             found[ids[v.period_id]].append(
                 VictimFacts(v.victim_ref, v.wants_information, v.spoke_in_court, v.registered_at)
