@@ -6,11 +6,13 @@ read the way the dispatcher reads them) in the same run, on the same database.
 
 The periods are bulk-loaded directly (executemany on SQLite, COPY on PostgreSQL), shaped like
 the synthetic national year (titles, stays, serious offences, victims, leaves, escapes,
-deaths; about three detention events per period, with bodies like the feed's). The
-obligations are those the dispatcher's rule code gives for each period (written from the
-baseline run, most of them acknowledged: a quiet day), so the reconciliation compares two
-sets of about the same size and finds the few differences the dispatcher's design leaves
-(see docs/reconciliation.md).
+deaths; about three detention events per period, with bodies like the feed's: the intake
+names its municipalities, a ``release_date_set`` its date). The obligations are those the
+dispatcher's rule code gives for each period (written from the baseline run, most of them
+acknowledged, each with its delivered notice and a successful attempt: a quiet day), so the
+reconciliation compares two sets of about the same size — keys, recipients, due times and
+lateness — checks the proof of every delivery, and finds the few differences the
+dispatcher's design leaves (see docs/reconciliation.md).
 
 Target (issue 3): a full reconciliation of 1,000,000 released periods in at most 10 s on
 SQLite and PostgreSQL (``--periods 1000000``). The last line is the contract JSON; its value
