@@ -158,13 +158,15 @@ def test_explain_and_list(engine: Engine) -> None:
         "nazorg.release|P1|release|-": "open",
     }
     assert explanation.differences == 0
-    listed = list_obligations(engine, period_ref="P1", actor=TEST)
+    page = list_obligations(engine, period_ref="P1", actor=TEST)
+    assert (page.total, page.limit, page.offset) == (2, None, 0)
+    listed = page.items
     assert [r["rule_id"] for r in listed] == ["nazorg.intake", "nazorg.release"]
     # released by court order a year before the planned date: the notice is of the real
     # release, late, saying so (not the planned date told before)
     assert listed[1]["late"] is True
     assert "not on the planned 2026-02-10" in listed[1]["late_reason"]
-    assert list_obligations(engine, status="voided", actor=TEST) == []
+    assert list_obligations(engine, status="voided", actor=TEST).items == []
     with pytest.raises(ValueError, match=r"unknown status \[done\]"):
         list_obligations(engine, status="done", actor=TEST)
 

@@ -102,7 +102,7 @@ def test_the_replay_shows_each_event_with_the_state_and_the_decisions_then(
     assert e.replay_agrees is True
     assert e.differences == 0
     side = {c["key"]: c for c in e.obligations}
-    listed = {o["key"]: o for o in list_obligations(engine, period_ref="P1", actor=TEST)}
+    listed = {o["key"]: o for o in list_obligations(engine, period_ref="P1", actor=TEST).items}
     mayor = side[MAYOR]
     assert mayor["stored"]["due_at"] == mayor["recomputed"]["due_at"]
     assert mayor["stored"]["due_at"].isoformat() == listed[MAYOR]["due_at"]
