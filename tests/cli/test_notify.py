@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from terugkeer.cli import app
 from terugkeer.config import get_settings
+from terugkeer.notify.delivery.dispatch import dispatch_once
 from terugkeer.notify.tables import obligations
 from tests.feedutil import intake, msg
 from tests.notify.assurance.test_reconcile import feed, remove, stored
@@ -29,7 +30,9 @@ def cli_db(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
 
 
 def acknowledge_all(engine: Engine) -> None:
-    """Everything told and acknowledged: the state of a quiet day."""
+    """Everything told and acknowledged: the state of a quiet day (the notices delivered
+    by the dispatcher, so that the reconciliation finds the proof of each)."""
+    dispatch_once(engine, limit=10_000)
     with engine.begin() as conn:
         conn.execute(
             update(obligations)

@@ -99,6 +99,8 @@ def remove(engine: Engine, keys: Iterable[str]) -> None:
         ids = [
             r.id for r in conn.execute(select(obligations.c.id).where(obligations.c.key.in_(keys)))
         ]
+        sent = select(deliveries.c.id).where(deliveries.c.obligation_id.in_(ids))
+        conn.execute(delete(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(sent)))
         conn.execute(delete(deliveries).where(deliveries.c.obligation_id.in_(ids)))
         conn.execute(delete(obligations).where(obligations.c.id.in_(ids)))
 
