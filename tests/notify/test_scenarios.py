@@ -26,24 +26,7 @@ from terugkeer.notify.tables import obligations
 from tests.conftest import empty_all
 
 HERE = Path(__file__).parent / "scenarios"
-# Scenarios where the dispatcher does not do what docs/rules.md says (a fault to fix in
-# notify/rules/, reported; strict: once fixed, the mark must go).
-DISPATCHER_FAULTS = {
-    "death_in_custody": (
-        "a granted leave of a person who dies before it stays open: evaluate_period voids "
-        "leave (and release) obligations on a death only when a death rule is in scope "
-        "(_occurrence_rule), so without victims the mayor's leave notice is still sent"
-    ),
-}
-SCENARIOS = [
-    pytest.param(
-        name,
-        marks=[pytest.mark.xfail(reason=DISPATCHER_FAULTS[name], strict=True)]
-        if name in DISPATCHER_FAULTS
-        else [],
-    )
-    for name in sorted(p.stem for p in HERE.glob("*.jsonl"))
-]
+SCENARIOS = sorted(p.stem for p in HERE.glob("*.jsonl"))
 NOW = datetime(2025, 1, 6, 12, tzinfo=UTC)  # the reconciliation's clock: nothing overdue yet
 COMPARED = ("missing_obligation", "extra", "wrong_timing", "wrong_recipient", "unproven_delivery")
 

@@ -634,12 +634,6 @@ def test_the_2016_incident(engine: Engine, tmp_path: Path, monkeypatch: pytest.M
     assert not any(kind == "missing_obligation" for kind in open_alerts(engine).values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the dispatcher (notify/rules/obligations.py _back_in_detention) counts a later "
-    "period whose intake was withdrawn as being back in detention; docs/rules.md: a later "
-    "intake. The reconciliation follows the rules and reports the victim's notice missing.",
-)
 def test_a_withdrawn_later_intake_is_not_back_in_detention(engine: Engine) -> None:
     feed(
         engine,
@@ -653,13 +647,6 @@ def test_a_withdrawn_later_intake_is_not_back_in_detention(engine: Engine) -> No
     assert check(engine).missing == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the dispatcher keeps the nazorg start-of-detention signal of a period whose intake "
-    "was withdrawn (evaluate._intake_signal does not look at the withdrawn status, so the "
-    "signal is required again instead of voided); docs/rules.md: obligations caused by a "
-    "withdrawn event are voided. The reconciliation reports it as extra.",
-)
 def test_a_withdrawn_intake_has_no_intake_signal(engine: Engine) -> None:
     feed(
         engine,

@@ -411,8 +411,12 @@ def _occurrence_rule(
 
 
 def _intake_signal(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
-    """The start-of-detention signal, due once the stay reaches 10 days."""
+    """The start-of-detention signal, due once the stay reaches 10 days; none (and voided)
+    when the intake was withdrawn: the detention never happened."""
     for rule in rules.rules:
+        if rule.subject == "intake" and f.status == PeriodStatus.WITHDRAWN:
+            out.voids.append((f.period_ref, rule.id, "intake", "the intake was withdrawn"))
+            continue
         if rule.subject != "intake" or not in_scope(rule, f)[0]:
             continue
         why = in_scope(rule, f)[1]
@@ -547,7 +551,13 @@ def _release_timing(rule: Rule, f: PeriodFacts, ended_at: datetime) -> tuple[dat
 def _planned_leaves(rules: RuleSet, f: PeriodFacts, out: Evaluation) -> None:
     """Every granted leave of a period (also one that has ended since) needs its notices;
     none once the person died or the intake was withdrawn."""
-    if not f.grants or f.status in (PeriodStatus.DECEASED, PeriodStatus.WITHDRAWN):
+    if f.status in (PeriodStatus.DECEASED, PeriodStatus.WITHDRAWN):
+        reason = "the person died" if f.status == PeriodStatus.DECEASED else "period withdrawn"
+        for rule in rules.rules:
+            if rule.subject == "leave":
+                out.voids.append((f.period_ref, rule.id, "*", reason))
+        return
+    if not f.grants:
         return
     for rule in rules.rules:
         if rule.subject != "leave":

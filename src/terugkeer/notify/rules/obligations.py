@@ -20,6 +20,7 @@ from terugkeer.detention.tables import (
     persons,
     victims,
 )
+from terugkeer.domain.codes import PeriodStatus
 from terugkeer.domain.events import KIND_RANK
 from terugkeer.domain.refdata import refdata
 from terugkeer.notify.rules.evaluate import (
@@ -295,7 +296,8 @@ def _back_in_detention(
     for chunk in chunks(ids):
         for r in conn.execute(
             select(detention_periods.c.person_id, detention_periods.c.intake_at).where(
-                among(conn, detention_periods.c.person_id, chunk)
+                among(conn, detention_periods.c.person_id, chunk),
+                detention_periods.c.status != PeriodStatus.WITHDRAWN.value,  # never happened
             )
         ):
             intakes[r.person_id].append(r.intake_at)
