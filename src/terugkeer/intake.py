@@ -57,9 +57,9 @@ def ingest_files(
     engine: Engine, paths: Sequence[Path], *, actor: Actor | None = None, **kwargs: Any
 ) -> IngestResult:
     """Apply feed files with every hook. A bulk job: one audit row per run by ``actor`` (the
-    files and the counts, also when it fails halfway), not one per message."""
-    if actor is None:
-        return ingest.ingest_files(writer(engine), paths, hooks=hooks(), **kwargs)
+    files and the counts, also when it fails halfway), not one per message; by terugkeer
+    itself when no ``actor`` is given."""
+    actor = actor or Actor.system("intake", "ingest")
     with running(engine, actor, "ingest", {"files": [p.name for p in paths]}) as job:
         result = ingest.ingest_files(writer(engine), paths, hooks=hooks(), **kwargs)
         job.update(result.as_json())

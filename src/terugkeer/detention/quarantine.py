@@ -124,8 +124,8 @@ def replay(
     """
     with engine.begin() as conn:
         rows = conn.execute(_query("open", reason, ids)).all()
-        if actor is not None:
-            actor.record(conn, "update", "quarantine", (r.id for r in rows))
+        who = actor or Actor.system("detention", "quarantine replay")
+        who.record(conn, "update", "quarantine", (r.id for r in rows))
     cipher = field_cipher()
     items = [
         Item(r.line_no, r.origin, open_raw(r.raw, cipher), r.format, quarantine_id=r.id)

@@ -151,6 +151,6 @@ def check_periods(conn: Connection, *, actor: Actor | None = None) -> list[Perio
                 if v != b.comparable()[k]
             }
             problems.append(PeriodProblem(ref, f"differs from its events: {diff}"))
-    if actor is not None:
-        actor.record(conn, "read", "detention_period", (p.period_ref for p in problems))
+    who = actor or Actor.system("detention", "periods check")
+    who.record(conn, "read", "detention_period", (p.period_ref for p in problems))
     return problems

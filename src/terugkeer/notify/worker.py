@@ -173,9 +173,9 @@ def run_worker(
 def started(engine: Engine, actor: Actor | None, job: str, details: dict[str, Any]) -> None:
     """The one audit row of a delivery job (the worker, the dispatcher) by ``actor``, when it
     starts: not one per notice it delivers."""
-    if actor is not None:
-        with engine.begin() as conn:
-            actor.job(conn, job, "start", details)
+    who = actor or Actor.system("notify", f"delivery {job}")
+    with engine.begin() as conn:
+        who.job(conn, job, "start", details)
 
 
 def run_worker_process(
@@ -255,14 +255,13 @@ def run_workers(
     """A group of worker processes sharing one PostgreSQL database; a process that dies is
     started again. SIGTERM or SIGINT stops the group: each process finishes its round.
     Returns the exit status. Its audit row (by ``actor``) when it starts."""
-    if actor is not None:
-        from terugkeer.db.engine import make_engine
+    from terugkeer.db.engine import make_engine
 
-        engine = make_engine(url)
-        try:
-            started(engine, actor, "worker", {"processes": processes, "once": once})
-        finally:
-            engine.dispose()
+    engine = make_engine(url)
+    try:
+        started(engine, actor, "worker", {"processes": processes, "once": once})
+    finally:
+        engine.dispose()
     options = options or WorkerOptions()
     ctx = multiprocessing.get_context("spawn")
     stop = threading.Event()

@@ -240,8 +240,8 @@ def backfill(
         done = {i.key for i in report.items}
         report.remaining = sum(1 for g in after.missing if g.key in done)
         record_alerts(conn, after, now)
-        if actor is not None:
-            _audit_backfill(conn, actor, report, since.date().isoformat())
+        who = actor or Actor.system("notify", "backfill")
+        _audit_backfill(conn, who, report, since.date().isoformat())
     return report
 
 

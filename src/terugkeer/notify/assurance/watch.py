@@ -372,9 +372,10 @@ def decide_burst(
             reason = f"voided by {by}: burst of releases"
             counts = void_obligations(conn, [(r, reason) for r in rows], now)
             corrected = counts.notices
-        if actor is not None:
-            decided = {"burst_alert": alert_id, "decision": decision}
-            actor.record(conn, "update", "notice", changed, decided)
+        who = actor or Actor.system("notify", "burst decision")
+        who.record(
+            conn, "update", "notice", changed, {"burst_alert": alert_id, "decision": decision}
+        )
         details["decision"] = {
             "by": by,
             "at": now.isoformat(),

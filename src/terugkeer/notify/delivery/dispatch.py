@@ -625,8 +625,8 @@ def retry_dead(
                 )
             )
         resolve_alert(conn, f"dead_letter:{delivery_id}", now)
-        if actor is not None:
-            actor.record(conn, "update", "delivery", [delivery_id], {"queued": queued})
+        who = actor or Actor.system("notify", "dead letter retry")
+        who.record(conn, "update", "delivery", [delivery_id], {"queued": queued})
     log.info("dead letter queued again", delivery=delivery_id, queued=queued)
     return queued
 
