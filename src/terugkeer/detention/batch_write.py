@@ -20,6 +20,7 @@ from terugkeer.db.bulk import (
 )
 from terugkeer.detention.batch import Batch, BatchPeriod, stored_event
 from terugkeer.detention.parking import write_outcomes
+from terugkeer.detention.periods import PERIOD_COLUMNS, state_values
 from terugkeer.detention.tables import (
     detention_periods,
     feed_events,
@@ -32,25 +33,6 @@ from terugkeer.domain.codes import EventKind
 from terugkeer.domain.events import FeedEvent
 from terugkeer.security.crypto import contact_context, field_cipher, seal_body
 
-PERIOD_COLUMNS = (
-    "period_ref",
-    "person_id",
-    "source",
-    "institution",
-    "title",
-    "sentence_days",
-    "residence_municipality",
-    "return_municipality",
-    "planned_release_date",
-    "intake_at",
-    "status",
-    "leave_municipality",
-    "release_kind",
-    "ended_at",
-    "last_event_at",
-    "last_event_id",
-    "event_count",
-)
 EVENT_COLUMNS = (
     "event_id",
     "source",
@@ -182,25 +164,7 @@ def _period_row(batch: Batch, p: BatchPeriod) -> tuple[Any, ...]:
     s = p.state
     if p.person_id is None:
         p.person_id = batch.persons[s.person_key][0]
-    return (
-        s.period_ref,
-        p.person_id,
-        s.source,
-        s.institution,
-        s.title,
-        s.sentence_days,
-        s.residence_municipality,
-        s.return_municipality,
-        s.planned_release_date,
-        s.intake_at,
-        s.status,
-        s.leave_municipality,
-        s.release_kind,
-        s.ended_at,
-        s.last_event_at,
-        s.last_event_id,
-        s.event_count,
-    )
+    return (s.period_ref, p.person_id, *state_values(s))
 
 
 def _latest(events: Iterable[FeedEvent], key: str) -> dict[str, FeedEvent]:

@@ -31,7 +31,6 @@ from terugkeer.db.bulk import select_in
 from terugkeer.detention.batch import MAX_GROUP_SEARCH, Batch, event_key
 from terugkeer.detention.batch_write import (
     EVENT_COLUMNS,
-    PERIOD_COLUMNS,
     RECONVICTION_COLUMNS,
     VICTIM_COLUMNS,
     write_batch,
@@ -39,6 +38,7 @@ from terugkeer.detention.batch_write import (
 from terugkeer.detention.items import Item, parse_item, read_items
 from terugkeer.detention.parking import parked_items, write_outcomes
 from terugkeer.detention.parse import parse_line
+from terugkeer.detention.periods import PERIOD_COLUMNS
 from terugkeer.domain.codes import DETENTION_KINDS
 from terugkeer.domain.events import FeedError, FeedEvent
 from terugkeer.domain.refdata import RefData, refdata

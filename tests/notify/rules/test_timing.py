@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -15,10 +15,11 @@ from sqlalchemy import Engine, select
 
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.intake import hooks
+from terugkeer.notify.assurance.escalate import escalate
 from terugkeer.notify.delivery.dispatch import dispatch_once
-from terugkeer.notify.tables import deliveries, obligations
+from terugkeer.notify.tables import alerts, deliveries, obligations
 from tests.conftest import empty_all
-from tests.feedutil import BSN, BSN2, intake, msg
+from tests.feedutil import BSN, BSN2, T0, intake, msg
 
 FIELDS = ("recipient_ref", "planned_for", "due_at", "late", "late_reason", "status", "cause")
 
@@ -295,3 +296,56 @@ def test_any_batching_and_order_give_the_same_obligations(
         ingest_text(engine, chunk, hooks=hooks())
         i, k = i + size, k + 1
     assert stored(engine, voided=False) == one_at_a_time
+
+
+# -- when a notice may go out -------------------------------------------------------------------
+
+
+def _days_ago(days: float) -> float:
+    """``days`` before now, as the feed builders count (days after T0)."""
+    return (datetime.now(UTC) - T0).total_seconds() / 86400 - days
+
+
+def test_the_start_of_detention_signal_waits_for_its_due_time(engine: Engine) -> None:
+    """The nazorg signal (send = at_due) is not sent before the stay reaches 10 days, so a
+    municipality never hears of a stay that ends sooner; a planned notice goes out at once."""
+    feed(engine, intake("e1", _days_ago(1), fields={"planned_release_date": "2099-01-01"}))
+    dispatch_once(engine)
+    assert notices(engine, "nazorg.intake|P1|intake|-") == [("notice", "pending")]
+    assert notices(engine, "mayor.release|P1|release|-") == [("notice", "delivered")]
+    due = stored(engine)["nazorg.intake|P1|intake|-"]["due_at"]
+    dispatch_once(engine, due)
+    assert notices(engine, "nazorg.intake|P1|intake|-") == [("notice", "delivered")]
+
+
+def test_a_stay_that_ends_within_ten_days_never_reaches_the_municipality(engine: Engine) -> None:
+    feed(engine, intake("e1", _days_ago(3)))
+    dispatch_once(engine)
+    feed(engine, msg("release", "e2", _days_ago(1), release_kind="court_order"))
+    dispatch_once(engine, datetime.now(UTC) + timedelta(days=30))
+    assert notices(engine, "nazorg.intake|P1|intake|-") == [("notice", "voided")]
+
+
+def test_naming_the_municipality_resolves_the_operator_s_alert(engine: Engine) -> None:
+    feed(
+        engine,
+        _without_none(
+            intake("e1", 0, fields={"residence_municipality": None, "planned_release_date": None})
+        ),
+    )
+    escalate(engine, datetime.now(UTC))
+    key = stored_ids(engine)["nazorg.intake|P1|intake|-"]
+    assert open_alert_keys(engine) >= {f"unresolved:{key}"}
+    feed(engine, msg("release_date_set", "e2", 5, planned_release_date="2025-06-01",
+                     return_municipality="GM0363"))  # fmt: skip
+    assert f"unresolved:{key}" not in open_alert_keys(engine)
+
+
+def stored_ids(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {r.key: r.id for r in conn.execute(select(obligations.c.key, obligations.c.id))}
+
+
+def open_alert_keys(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(select(alerts.c.key).where(alerts.c.status == "open")).scalars())

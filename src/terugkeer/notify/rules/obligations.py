@@ -23,6 +23,7 @@ from terugkeer.detention.tables import (
 from terugkeer.domain.codes import PeriodStatus
 from terugkeer.domain.events import KIND_RANK
 from terugkeer.domain.refdata import refdata
+from terugkeer.notify.alerts import resolve_alert
 from terugkeer.notify.rules.evaluate import (
     Evaluation,
     Grant,
@@ -642,7 +643,8 @@ def _resolve(
     now: datetime,
     counts: ApplyCounts,
 ) -> None:
-    """An unresolved recipient became known."""
+    """An unresolved recipient became known: the operator's alert about it is resolved with it."""
+    resolve_alert(conn, f"unresolved:{row.id}", now)
     _renotify(
         conn,
         endpoints,
