@@ -185,9 +185,9 @@ def delivery_retry(engine: Engine) -> Case:
 def burst_decision(engine: Engine) -> Case:
     from terugkeer.notify.assurance.watch import decide_burst
     from terugkeer.notify.hook import notify_hook
-    from tests.notify.assurance.test_watch import _burst
+    from tests.notify.assurance.test_watch import burst
 
-    ingest_text(engine, _burst(25), hooks=[notify_hook()])
+    ingest_text(engine, burst(25), hooks=[notify_hook()])
     alert_id = _one(engine, select(alerts.c.id).where(alerts.c.kind == "burst"))[0][0]
     return Case(
         lambda e, a: decide_burst(e, alert_id, confirm=True, by="operator-1", actor=a),

@@ -37,7 +37,7 @@ from terugkeer.security.tables import audit_log
 from tests.cli.test_notify import acknowledge_all
 from tests.feedutil import BSN, BSN2, intake, lines, msg
 from tests.notify.assurance.test_reconcile import HOOK, feed, remove
-from tests.notify.assurance.test_watch import _burst
+from tests.notify.assurance.test_watch import burst
 from tests.notify.delivery.test_dispatch import channels, clock
 
 runner = CliRunner()
@@ -317,7 +317,7 @@ def test_obligations_explain_reconcile_alerts_and_backfill(
 
 
 def test_a_burst_decision_logs_each_notice_it_releases(cli_db: Engine) -> None:
-    ingest_text(cli_db, _burst(25), hooks=HOOK)
+    ingest_text(cli_db, burst(25), hooks=HOOK)
     with cli_db.connect() as conn:
         alert_id = conn.execute(select(alerts.c.id).where(alerts.c.kind == "burst")).scalar_one()
         held = [

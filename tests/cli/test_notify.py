@@ -158,11 +158,11 @@ def test_burst_void_says_what_was_held_and_what_corrected(cli_db: Engine) -> Non
 
     from terugkeer.detention.ingest import ingest_text
     from terugkeer.notify.delivery.dispatch import dispatch_once
-    from tests.notify.assurance.test_watch import HOOK, _releases, open_alerts
+    from tests.notify.assurance.test_watch import HOOK, open_alerts, releases
 
-    ingest_text(cli_db, _releases(0, 30), hooks=HOOK)
+    ingest_text(cli_db, releases(0, 30), hooks=HOOK)
     dispatch_once(cli_db, datetime.now(UTC) + timedelta(seconds=1), limit=1000)
-    ingest_text(cli_db, _releases(30, 30), hooks=HOOK)
+    ingest_text(cli_db, releases(30, 30), hooks=HOOK)
     first, second = open_alerts(cli_db, "burst")
     result = runner.invoke(app, ["notify", "burst", "void", str(first.id), "--by", "operator-1"])
     assert result.exit_code == 0, result.output

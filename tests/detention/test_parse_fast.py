@@ -62,7 +62,7 @@ def test_every_clean_synthetic_line_takes_the_fast_path(
     lines = synthetic_lines["clean"]
     assert len(lines) > 1000
     for line in lines:
-        assert P._parse_fast(line, 1, "t", rd) == parse_line_reference(line, 1, "t", rd)
+        assert P.parse_fast(line, 1, "t", rd) == parse_line_reference(line, 1, "t", rd)
 
 
 def test_messy_synthetic_lines_get_the_reference_outcome(

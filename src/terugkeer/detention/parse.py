@@ -173,7 +173,7 @@ def _text(max_length: int) -> Check:
         return value
 
     # non-empty after stripping: regex \S and str.strip() agree on what whitespace is. (A
-    # NUL never reaches the fast path, see _parse_fast; msgspec refuses lone surrogates.)
+    # NUL never reaches the fast path, see parse_fast; msgspec refuses lone surrogates.)
     return Check(
         check, Annotated[str, msgspec.Meta(min_length=1, max_length=max_length, pattern=r"\S")]
     )
@@ -452,7 +452,7 @@ class _NotFast(Exception):
     """The fast path does not decide this message: the reference validator will."""
 
 
-def _parse_fast(line: str, line_no: int, origin: str, rd: RefData) -> FeedEvent:
+def parse_fast(line: str, line_no: int, origin: str, rd: RefData) -> FeedEvent:
     # A NUL can only enter a decoded string as the escape \u0000 (a raw one is not JSON);
     # msgspec refuses a lone surrogate (escaped or raw). So no value on the fast path holds
     # a character the store cannot hold, and the body needs no escaping.
@@ -525,7 +525,7 @@ def parse_line(
     """Parse one JSON Lines message; raise :class:`FeedError` when it is not valid."""
     rd = rd or refdata()
     try:
-        return _parse_fast(line, line_no, origin, rd)
+        return parse_fast(line, line_no, origin, rd)
     except (_NotFast, FeedError):
         return parse_line_reference(line, line_no, origin, rd)
 

@@ -32,7 +32,8 @@ from terugkeer.detention.ingest import ingest_text
 from terugkeer.intake import ingest_files
 from terugkeer.notify import hook
 from terugkeer.notify.assurance.backfill import backfill
-from terugkeer.notify.assurance.reconcile import ReconcileReport, _Sql, reconcile
+from terugkeer.notify.assurance.reconcile import ReconcileReport, reconcile
+from terugkeer.notify.assurance.reconcile.dialect import Sql
 from terugkeer.notify.delivery.dispatch import dispatch_once
 from terugkeer.notify.hook import notify_hook
 from terugkeer.notify.rules.evaluate import Evaluation, PeriodFacts
@@ -261,7 +262,7 @@ def test_the_sql_amsterdam_date_matches_zoneinfo(engine: Engine) -> None:
         Column("id", Integer, primary_key=True),
         Column("at", UTCDateTime, nullable=False),
     )
-    sql = _Sql(engine.dialect.name)
+    sql = Sql(engine.dialect.name)
     probe.create(engine)
     try:
         with engine.begin() as conn:
@@ -390,7 +391,7 @@ def test_the_sql_amsterdam_moment_matches_zoneinfo(engine: Engine) -> None:
         Column("hour", Integer, nullable=False),
         Column("shift", Integer, nullable=False),
     )
-    sql = _Sql(engine.dialect.name)
+    sql = Sql(engine.dialect.name)
     probe.create(engine)
     try:
         with engine.begin() as conn:

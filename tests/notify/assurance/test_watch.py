@@ -55,7 +55,7 @@ def test_a_silent_source_raises_an_alert_until_it_speaks_again(engine: Engine) -
     assert open_alerts(engine, "feed_stale") == []
 
 
-def _burst(n: int, source: str = "PI-ZWO") -> str:
+def burst(n: int, source: str = "PI-ZWO") -> str:
     """n serious offenders from one prison, all released in the same hour."""
     messages = []
     for i in range(n):
@@ -74,7 +74,7 @@ def held(engine: Engine) -> tuple[int, int]:
 
 
 def test_a_burst_of_releases_holds_its_notices_until_confirmed(engine: Engine) -> None:
-    ingest_text(engine, _burst(25), hooks=HOOK, batch_size=10)
+    ingest_text(engine, burst(25), hooks=HOOK, batch_size=10)
     (alert,) = open_alerts(engine, "burst")
     details = json.loads(alert.details)
     assert len(details["releases"]) == 25  # found across batches: every release of the hour
@@ -97,7 +97,7 @@ def test_a_burst_of_releases_holds_its_notices_until_confirmed(engine: Engine) -
 
 
 def test_a_voided_burst_sends_nothing(engine: Engine) -> None:
-    ingest_text(engine, _burst(25), hooks=HOOK)
+    ingest_text(engine, burst(25), hooks=HOOK)
     (alert,) = open_alerts(engine, "burst")
     decide_burst(engine, alert.id, confirm=False, by="operator-1")
     with engine.connect() as conn:
@@ -112,12 +112,12 @@ def test_a_voided_burst_sends_nothing(engine: Engine) -> None:
 
 
 def test_an_ordinary_hour_is_not_a_burst(engine: Engine) -> None:
-    ingest_text(engine, _burst(5), hooks=HOOK)
+    ingest_text(engine, burst(5), hooks=HOOK)
     assert open_alerts(engine, "burst") == []
     assert held(engine)[0] == 0
 
 
-def _releases(first: int, n: int, source: str = "PI-ZWO") -> str:
+def releases(first: int, n: int, source: str = "PI-ZWO") -> str:
     """Serious offenders ``first`` .. ``first + n - 1`` from one prison, released over the
     two hours from 09:00 on day 300 (one every four minutes for the first 30, the next 30 in
     between): each hour gets half of them."""
@@ -151,14 +151,14 @@ def test_a_burst_that_straddles_a_worker_run_holds_the_rest_and_a_void_corrects(
     notices, 30 more releases in the same two hours make each hour a burst. The new notices are
     held; voiding the bursts voids all 60 releases' obligations: the held notices are never
     sent and every notice that went out before the brake gets a correction."""
-    ingest_text(engine, _releases(0, 30), hooks=HOOK)
+    ingest_text(engine, releases(0, 30), hooks=HOOK)
     assert open_alerts(engine, "burst") == []
     counts = dispatch_once(engine, datetime.now(UTC) + timedelta(seconds=1), limit=1000)
     assert counts.delivered == counts.claimed > 0
     first = notices(engine, range(30))
     assert first == {("notice", "delivered"): 60}  # mayor.release and nazorg.release
 
-    ingest_text(engine, _releases(30, 30), hooks=HOOK)
+    ingest_text(engine, releases(30, 30), hooks=HOOK)
     bursts = open_alerts(engine, "burst")
     assert len(bursts) == 2  # one per hour
     for alert in bursts:
@@ -193,7 +193,7 @@ def test_a_burst_that_straddles_a_worker_run_holds_the_rest_and_a_void_corrects(
 def test_releases_after_a_decision_make_a_new_alert_of_their_own(engine: Engine) -> None:
     """A burst confirmed, then more releases of the same hour: a new alert holds only them;
     the confirmed ones stay decided."""
-    ingest_text(engine, _burst(25), hooks=HOOK)
+    ingest_text(engine, burst(25), hooks=HOOK)
     (alert,) = open_alerts(engine, "burst")
     confirmed = decide_burst(engine, alert.id, confirm=True, by="operator-1")
     assert confirmed.held > 0
@@ -246,7 +246,7 @@ def test_a_voided_burst_stays_voided_when_its_periods_are_evaluated_again(
 ) -> None:
     """After a void, a victim registration re-evaluates a burst period's release: the mayor's
     notice is not reopened and the IDV and the victim get none (the releases were false)."""
-    ingest_text(engine, _burst(25), hooks=HOOK)
+    ingest_text(engine, burst(25), hooks=HOOK)
     (alert,) = open_alerts(engine, "burst")
     decide_burst(engine, alert.id, confirm=False, by="operator-1")
     ingest_text(engine, _victim_of(0), hooks=HOOK)
@@ -258,7 +258,7 @@ def test_a_voided_burst_stays_voided_when_its_periods_are_evaluated_again(
 
 
 def test_notices_of_an_undecided_burst_created_later_are_held(engine: Engine) -> None:
-    ingest_text(engine, _burst(25), hooks=HOOK)
+    ingest_text(engine, burst(25), hooks=HOOK)
     (alert,) = open_alerts(engine, "burst")
     ingest_text(engine, _victim_of(0), hooks=HOOK)
     found = release_notices_of(engine, "B0")

@@ -66,8 +66,6 @@ from terugkeer.notify.assurance.reconcile.report import (
 from terugkeer.notify.rules.ruleset import RuleSet, default_rules
 from terugkeer.notify.tables import obligations
 
-_Sql = Sql  # the name the tests import
-
 
 def shared(engine: Engine) -> bool:
     """Whether other connections see the same database (not so for SQLite in memory)."""
