@@ -14,7 +14,8 @@ from terugkeer.detention.tables import feed_events
 from terugkeer.domain.events import FeedEvent
 from terugkeer.notify.assurance.watch import brake_bursts
 from terugkeer.notify.rules.evaluate import Evaluation, evaluate_period
-from terugkeer.notify.rules.obligations import ApplyCounts, apply_evaluation, period_facts
+from terugkeer.notify.rules.facts import period_facts
+from terugkeer.notify.rules.obligations import ApplyCounts, apply_evaluation
 from terugkeer.notify.rules.ruleset import RuleSet, default_rules
 
 

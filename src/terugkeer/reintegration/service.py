@@ -29,6 +29,12 @@ from terugkeer.reintegration.codes import (
     Moment,
 )
 from terugkeer.reintegration.errors import Conflict, ConsentRequired, Invalid, NotFound
+from terugkeer.reintegration.safety import (
+    BSN_AS_REFERENCE,
+    FORMULA_REASON,
+    formula_like,
+    looks_like_bsn,
+)
 from terugkeer.reintegration.scope import CaseStatus, local_date, today
 from terugkeer.reintegration.tables import (
     activities,
@@ -607,16 +613,6 @@ def normalise_activity(a: ActivityIn) -> ActivityIn:
     return replace(a, type=codes.lookup("activity_type", a.type) or a.type, funder=funder)
 
 
-def formula_like(text: str | None) -> bool:
-    """Would a spreadsheet read ``text`` as a formula (it starts with ``=``, ``+``, ``-``,
-    ``@``, a tab or a carriage return)? Such free text is refused (OWASP: CSV injection)."""
-    return text is not None and text[:1] in FORMULA_START
-
-
-FORMULA_START = frozenset("=+-@\t\r")
-FORMULA_REASON = "starts with = + - @ or a tab: a spreadsheet would read it as a formula"
-
-
 def check_activity(a: ActivityIn) -> list[tuple[str, str, str]]:
     problems: list[tuple[str, str, str]] = []
     if a.type not in ACTIVITY_TYPE:
@@ -667,18 +663,6 @@ def _activity_row(a: ActivityIn) -> dict[str, Any]:
         "funder": a.funder,
         "programme": a.programme,
     }
-
-
-def looks_like_bsn(text: str) -> bool:
-    """A reference that is a BSN (9 digits passing the 11-proef): refused as a municipal
-    reference, which would otherwise carry it into reports in clear."""
-    from terugkeer.domain.bsn import is_valid_bsn
-
-    t = text.strip()
-    return len(t) == 9 and t.isdigit() and is_valid_bsn(t)
-
-
-BSN_AS_REFERENCE = "a BSN is not a municipal reference: give the municipality's own number"
 
 
 def check_activity_dates(case: CaseRow, a: ActivityIn) -> str | None:

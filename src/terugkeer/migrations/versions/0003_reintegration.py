@@ -101,7 +101,11 @@ def upgrade() -> None:
             "ix_reintegration_cases_municipality_status", ["municipality", "status"], unique=False
         )
         batch_op.create_index("ix_reintegration_cases_person_id", ["person_id"], unique=False)
+    _case_tables()
 
+
+def _case_tables() -> None:
+    """The tables that hang off a case (split from upgrade only to keep functions short)."""
     op.create_table(
         "activities",
         sa.Column("id", sa.Integer(), nullable=False),

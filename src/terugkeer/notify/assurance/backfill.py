@@ -48,13 +48,13 @@ from terugkeer.notify.rules.evaluate import (
     VictimFacts,
     evaluate_period,
 )
-from terugkeer.notify.rules.obligations import (
+from terugkeer.notify.rules.facts import (
     StoredEvent,
-    apply_evaluation,
     facts_from_events,
     period_facts,
     stored_events,
 )
+from terugkeer.notify.rules.obligations import apply_evaluation
 from terugkeer.notify.rules.ruleset import RuleSet, default_rules
 from terugkeer.notify.tables import deliveries, obligations
 from terugkeer.security.actor import Actor

@@ -16,14 +16,16 @@ from typing import Any, NamedTuple
 from terugkeer.reintegration import codes, values
 from terugkeer.reintegration.codes import ACTIVITY_TYPE
 from terugkeer.reintegration.importing.report import Collector
-from terugkeer.reintegration.service import (
-    ACTIVITY_BEFORE_INTAKE,
+from terugkeer.reintegration.safety import (
     BSN_AS_REFERENCE,
     FORMULA_REASON,
-    MAX_COST_CENTS,
-    MAX_HOURS_X100,
     formula_like,
     looks_like_bsn,
+)
+from terugkeer.reintegration.service import (
+    ACTIVITY_BEFORE_INTAKE,
+    MAX_COST_CENTS,
+    MAX_HOURS_X100,
 )
 
 _CACHE_LIMIT = 50_000  # distinct values a column's cache holds before it starts again

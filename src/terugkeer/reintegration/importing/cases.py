@@ -34,9 +34,13 @@ from terugkeer.reintegration.importing.shared import (
     sheet_rows,
     start_import,
 )
-from terugkeer.reintegration.service import (
+from terugkeer.reintegration.safety import (
     BSN_AS_REFERENCE,
     FORMULA_REASON,
+    formula_like,
+    looks_like_bsn,
+)
+from terugkeer.reintegration.service import (
     CaseRow,
     ConditionsIn,
     ConsentIn,
@@ -45,8 +49,6 @@ from terugkeer.reintegration.service import (
     check_conditions,
     check_consent,
     current_facts,
-    formula_like,
-    looks_like_bsn,
     plan_conditions,
     prefill_screenings,
 )

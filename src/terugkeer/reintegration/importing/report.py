@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from terugkeer.reintegration import values
+from terugkeer.reintegration.safety import inert
 from terugkeer.reintegration.sheets import Sheet
 
 MAX_REPORTED_ERRORS = 100_000  # a file that is wrong throughout: the first this many rows
@@ -88,15 +89,6 @@ class ImportReport:
 
 def error_file_for(path: Path) -> Path:
     return path.with_name(f"{path.stem}.errors.csv")
-
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def inert(value: str) -> str:
-    """A cell a spreadsheet would read as a formula (it starts with ``=``, ``+``, ``-``, ``@``,
-    a tab or a carriage return) with a leading apostrophe, as OWASP advises: shown as text."""
-    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 def write_error_report(report: ImportReport) -> Path:

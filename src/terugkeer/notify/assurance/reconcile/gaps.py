@@ -15,7 +15,7 @@ from terugkeer.db.bulk import among, chunks
 from terugkeer.detention.tables import feed_events
 from terugkeer.domain.codes import EventKind
 from terugkeer.notify.assurance.reconcile.compare import Row, utc
-from terugkeer.notify.assurance.reconcile.expected import PLANNING_KINDS, RANK
+from terugkeer.notify.assurance.reconcile.facts import PLANNING_KINDS, RANK
 from terugkeer.notify.assurance.reconcile.report import (
     DEFAULT_ACK_WINDOW,
     UNDELIVERED,

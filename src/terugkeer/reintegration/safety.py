@@ -1,0 +1,31 @@
+"""Spreadsheet safety (OWASP, CSV injection) and BSNs where a municipal reference belongs.
+
+Free text that a spreadsheet would read as a formula is refused on the way in (``formula_like``)
+and made inert on the way out (``inert``); a BSN typed as a municipal reference is refused, so
+that it is never carried into reports in clear."""
+
+from __future__ import annotations
+
+from terugkeer.domain.bsn import is_valid_bsn
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_REASON = "starts with = + - @ or a tab: a spreadsheet would read it as a formula"
+BSN_AS_REFERENCE = "a BSN is not a municipal reference: give the municipality's own number"
+
+
+def formula_like(text: str | None) -> bool:
+    """Would a spreadsheet read ``text`` as a formula (it starts with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return)? Such free text is refused (OWASP: CSV injection)."""
+    return text is not None and text.startswith(FORMULA_START)
+
+
+def inert(value: str) -> str:
+    """A cell a spreadsheet would read as a formula with a leading apostrophe, as OWASP
+    advises: shown as text."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def looks_like_bsn(text: str) -> bool:
+    """A reference that is a BSN (9 digits passing the 11-proef)."""
+    t = text.strip()
+    return len(t) == 9 and t.isdigit() and is_valid_bsn(t)
