@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -29,27 +28,26 @@ def evaluate_events(
     backfilled: bool = False,
 ) -> ApplyCounts:
     """Evaluate the rules for ``events`` (just applied) and write the obligations."""
-    by_period: dict[str, list[FeedEvent]] = defaultdict(list)
-    for e in events:
-        if e.period_ref:
-            by_period[e.period_ref].append(e)
-    targets = [t for t in withdrawn if t not in {e.event_id for e in events}]
+    # the rules read each touched period's facts from the store, not the batch's events
+    periods = dict.fromkeys(e.period_ref for e in events if e.period_ref)
+    applied = {e.event_id for e in events}
+    targets = [t for t in withdrawn if t not in applied]
     for chunk in chunks(targets):
         for row in conn.execute(
             select(feed_events.c.period_ref).where(among(conn, feed_events.c.event_id, chunk))
         ):
             if row.period_ref:
-                by_period.setdefault(row.period_ref, [])
-    if not by_period:
+                periods.setdefault(row.period_ref)
+    if not periods:
         return ApplyCounts()
-    facts = period_facts(conn, list(by_period))
+    facts = period_facts(conn, list(periods))
     evaluation = Evaluation()
     for f in facts.values():
         sub = evaluate_period(rules, f)
         evaluation.required.extend(sub.required)
         evaluation.voids.extend(sub.voids)
     return apply_evaluation(
-        conn, evaluation, list(by_period), now, withdrawn=withdrawn, backfilled=backfilled
+        conn, evaluation, list(periods), now, withdrawn=withdrawn, backfilled=backfilled
     )
 
 
