@@ -300,10 +300,12 @@ def _renotify(
     /,
     **values: Any,
 ) -> None:
-    """Update the obligation with ``values`` and queue a fresh notice to ``req``'s recipient
-    (when known)."""
+    """Update the obligation to ``req``'s recipient and timing and ``values``, and queue a
+    fresh notice to that recipient (when known)."""
     conn.execute(
-        update(obligations).where(obligations.c.id == row.id).values(updated_at=now, **values)
+        update(obligations)
+        .where(obligations.c.id == row.id)
+        .values(updated_at=now, recipient_ref=req.recipient_ref, **_timing(row, req), **values)
     )
     counts.changed += 1
     if req.recipient_ref is not None:
@@ -354,10 +356,8 @@ def _reopen(
         status="open" if req.recipient_ref is not None else "unresolved",
         version=version,
         void_reason=None,
-        recipient_ref=req.recipient_ref,
         delivered_at=None,
         acknowledged_at=None,
-        **_timing(row, req),
     )
 
 
@@ -380,8 +380,6 @@ def _resolve(
         now,
         counts,
         status="open",
-        recipient_ref=req.recipient_ref,
-        **_timing(row, req),
     )
 
 
@@ -405,12 +403,10 @@ def _redirect(
         version,
         now,
         counts,
-        recipient_ref=req.recipient_ref,
         version=version,
         status="open",
         delivered_at=None,
         acknowledged_at=None,
-        **_timing(row, req),
     )
 
 
