@@ -4,11 +4,27 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 BENCH ?=
 BENCH_ARGS ?=
 DRILL_ARGS ?=
 
-.PHONY: demo test test-postgres bench drill serve lint lock clean
+.PHONY: demo test test-postgres bench drill serve lint lock clean browser
+
+# Front-end tools and assets, pinned in package-lock.json (no download addresses recorded:
+# .npmrc sets omit-lockfile-registry-resolved). Node.js and npm come from Debian if missing.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { \
+	  echo "npm missing: installing nodejs and npm with apt-get"; \
+	  (apt-get update -qq && apt-get install -y -qq nodejs npm) >/dev/null; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+# The browser tests drive Debian's Chromium; nothing downloads a browser of its own.
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "chromium missing: installing it with apt-get"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || PYTHON=python3; \
@@ -26,10 +42,10 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(BIN)/terugkeer demo
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
@@ -51,4 +67,4 @@ lock:
 	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

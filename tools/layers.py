@@ -20,6 +20,8 @@ END = "<!-- layers:end -->"
 LAYERS = (
     ("faces", ("cli",)),
     ("faces2", ("web", "demo")),
+    ("costbenefit", ("mkba",)),
+    ("monitoring", ("monitor",)),
     ("orchestration", ("intake", "synth", "migrations")),
     ("capabilities", ("notify", "reintegration")),
     ("detention", ("detention",)),

@@ -157,13 +157,24 @@ def serve(
 
 
 def _register_groups() -> None:
-    from terugkeer.cli import accounts, dispatch, feed, reconcile, reintegration, watch
+    from terugkeer.cli import (
+        accounts,
+        dispatch,
+        feed,
+        mkba,
+        monitor,
+        reconcile,
+        reintegration,
+        watch,
+    )
 
     feed.register(app)
     for module in (dispatch, reconcile, watch):
         module.register(app, notify_app)
     reintegration.register(app)
     accounts.register(app)
+    monitor.register(app)
+    mkba.register(app)
 
 
 _register_groups()

@@ -206,10 +206,32 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     app.include_router(router)
 
-    from terugkeer.web.api import accounts, auditlog, feed, notices, registration, sessions, victims
+    from terugkeer.web import portal
+    from terugkeer.web.api import (
+        accounts,
+        auditlog,
+        feed,
+        mkba,
+        monitor,
+        notices,
+        registration,
+        sessions,
+        victims,
+    )
 
-    for module in (sessions, notices, victims, registration, auditlog, feed, accounts):
+    for module in (
+        sessions,
+        notices,
+        victims,
+        registration,
+        auditlog,
+        feed,
+        accounts,
+        monitor,
+        mkba,
+    ):
         app.include_router(module.router, prefix=BASE)
+    app.include_router(portal.router)
     security_headers(app)
     check_routes(app)  # default deny: every route declares the permission it needs
     return app
