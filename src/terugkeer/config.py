@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     signin_free_failures: int = Field(default=3, ge=1, le=100)
     signin_max_delay: float = Field(default=8.0, ge=0, le=60)
     address_failures: int = Field(default=10, ge=1, le=1000)
+    # the monitor (docs/monitor.md): published cells with fewer persons are suppressed (never
+    # below 5); follow-up ends this many months before the data cut-off (registration lag);
+    # research extracts key persons with HMAC-SHA256 under the last of these id:secret pairs
+    monitor_min_cell: int = Field(default=10, ge=5, le=1000)
+    monitor_registration_lag_months: int = Field(default=6, ge=0, le=60)
+    monitor_extract_keys: SecretStr = Field(default=SecretStr(""), repr=False)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
