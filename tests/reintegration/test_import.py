@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from terugkeer.cli import app
 from terugkeer.config import get_settings
 from terugkeer.detention.ingest import ingest_text
+from terugkeer.detention.tables import detention_periods
 from terugkeer.reintegration import values
 from terugkeer.reintegration.cases import reintegration_hook
 from terugkeer.reintegration.importing import (
@@ -35,6 +36,7 @@ from terugkeer.reintegration.tables import (
     reintegration_consents,
     reintegration_imports,
 )
+from terugkeer.security.tables import audit_log
 from tests.feedutil import BSN, BSN2, intake, lines, msg
 
 GM = "GM0363"
@@ -803,3 +805,80 @@ def test_cli_reports_plain_and_whole(cli_db: Engine, tmp_path: Path) -> None:
     unknown = runner.invoke(app, ["import", "cases", str(bad), "-m", "[gm0363]"])
     assert unknown.exit_code == 2
     assert "[gm0363]" in unknown.stderr
+
+
+def last_audit_id(engine: Engine) -> int:
+    """The audit log is append-only: a test reads the rows after this id."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.max(audit_log.c.id), 0))).scalar_one())
+
+
+def audit_rows(
+    engine: Engine, action: str, after: int
+) -> list[tuple[str | None, dict[str, object]]]:
+    with engine.connect() as conn:
+        return [
+            (r.record_id, json.loads(r.details))
+            for r in conn.execute(
+                select(audit_log.c.record_id, audit_log.c.details)
+                .where(audit_log.c.action == action, audit_log.c.id > after)
+                .order_by(audit_log.c.id)
+            )
+        ]
+
+
+def test_an_activity_import_audits_each_case_it_changes_with_old_values(
+    consenting: Engine, tmp_path: Path
+) -> None:
+    """Finding 6 of issue 13: a row per case changed, with the old values (besides the import's
+    own row)."""
+    start = last_audit_id(consenting)
+    path = write(tmp_path / "a.csv", ACTIVITIES_HEADER, GOOD_ACTIVITIES)
+    assert import_activities(consenting, path, municipality=GM, actor="t").ok
+    with consenting.connect() as conn:
+        case_id = conn.execute(
+            select(reintegration_cases.c.id).where(reintegration_cases.c.municipal_ref == "NZ-001")
+        ).scalar_one()
+    first = [r for r in audit_rows(consenting, "activities_imported", start) if "added" in r[1]]
+    assert [(r[0], r[1]["added"], r[1]["changed"]) for r in first] == [
+        (str(case_id), len(GOOD_ACTIVITIES), [])
+    ]
+    changed = GOOD_ACTIVITIES[1].replace("70,38", "80,00")
+    path = write(tmp_path / "b.csv", ACTIVITIES_HEADER, [changed, GOOD_ACTIVITIES[0]])
+    assert import_activities(consenting, path, municipality=GM, actor="t").applied == 1
+    rows = [r for r in audit_rows(consenting, "activities_imported", start) if "added" in r[1]]
+    (record_id, details) = rows[-1]
+    assert record_id == str(case_id)
+    assert details["added"] == 0
+    assert [c["old"] for c in details["changed"]] == [{"cost_cents": 7038}]  # type: ignore[union-attr]
+    # importing the same file again changes nothing and audits no case
+    assert import_activities(consenting, path, municipality=GM, actor="t").unchanged == 2
+    assert (
+        len([r for r in audit_rows(consenting, "activities_imported", start) if "added" in r[1]])
+        == 2
+    )
+
+
+def test_a_screenings_import_audits_each_screening_with_old_values(
+    periods: Engine, tmp_path: Path
+) -> None:
+    """Finding 6 of issue 13: a screenings import wrote no audit row."""
+    start = last_audit_id(periods)
+    path = tmp_path / "screenings.csv"
+    header = "detentiekenmerk;screeningsdatum;identiteitsbewijs;onderdak\n"
+    path.write_text(header + "P1;08-01-2025;geldig;dakloos\n", encoding="utf-8")
+    assert import_screenings(periods, path, actor="dji").applied == 1
+    path.write_text(header + "P1;08-01-2025;geldig;opvang\n", encoding="utf-8")
+    assert import_screenings(periods, path, actor="dji").applied == 1
+    assert import_screenings(periods, path, actor="dji").unchanged == 1
+    rows = audit_rows(periods, "screening_imported", start)
+    assert [(r[1]["new"], r[1].get("old")) for r in rows] == [
+        (True, None),
+        (False, {"housing": "homeless"}),
+    ]
+    with periods.connect() as conn:
+        period_id = conn.execute(
+            select(detention_periods.c.id).where(detention_periods.c.period_ref == "P1")
+        ).scalar_one()
+    assert {r[0] for r in rows} == {str(period_id)}
+    assert all(r[1]["import_id"] for r in rows)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from terugkeer.db.bulk import execute_many, placeholders, read_datetime, sqlite_datetime
 from terugkeer.detention.tables import detention_periods
-from terugkeer.reintegration.audit import audit, now_utc
+from terugkeer.reintegration.audit import audit, audit_many, now_utc
 from terugkeer.reintegration.codes import ConsentScope, ConsentStatus
 from terugkeer.reintegration.importing.activity_checks import (
     Checked,
@@ -194,6 +195,10 @@ class _Pass:
         self.column_check = ColumnCheck(columns, cases, last_day, sqlite=sqlite)
         self.seen: dict[tuple[int, str], int] = {}  # (case, key) -> the row it is on
         self.case_ids: set[int] = set()
+        # what the import does to each case, for its audit row: activities added, and the
+        # activities changed with their old values
+        self.added: Counter[int] = Counter()
+        self.changed: dict[int, list[dict[str, Any]]] = {}
         # the rows to insert, column by column (a row's own 12 values): no object per row
         # lives until the flush, so the garbage collector has nothing to walk
         self.inserts: list[list[Any]] = [[] for _ in range(12)]
@@ -278,6 +283,7 @@ class _Pass:
                 # all new: a repeated activity is refused by the unique index on (case, key)
                 for buffer, column in zip(self.inserts, c.insert_columns(), strict=True):
                     buffer.extend(column)
+                self.added.update(c.ids)
                 report.applied += m
                 return True
         else:
@@ -345,7 +351,19 @@ class _Pass:
                     (ref, type_, condition, provider, start_bind, end_bind, hours, cost, funder,
                      programme, self.stamp, self.source, old[0])
                 )  # fmt: skip
+                new = (type_, provider, start_bind, end_bind, hours, cost, funder, programme)
+                self.changed.setdefault(case_id, []).append(
+                    {
+                        "activity_id": old[0],
+                        "old": {
+                            name: _audit_value(was)
+                            for name, was, now in zip(_COMPARED, old[1], new, strict=True)
+                            if was != now
+                        },
+                    }
+                )
         elif self.write:
+            self.added[case_id] += 1
             row_values = (case_id, k[1], ref, type_, condition, provider, start_bind, end_bind,
                           hours, cost, funder, programme)  # fmt: skip
             for buffer, value in zip(self.inserts, row_values, strict=True):
@@ -377,9 +395,27 @@ class _Pass:
         return zip(*columns, *map(itertools.repeat, self.tail), strict=False)
 
     def _record(self) -> None:
-        """The import's counts and its audit row (the one place an activity import writes
-        one)."""
+        """The import's counts and its audit rows (the one place an activity import writes
+        them): one for the import, and one for each case it changed, with the activities added
+        and the old values of those changed."""
         end_import(self.conn, self.report)
+        audit_many(
+            self.conn,
+            self.actor,
+            "activities_imported",
+            [
+                (
+                    case_id,
+                    {
+                        "import_id": self.report.import_id,
+                        "added": self.added.get(case_id, 0),
+                        "changed": self.changed.get(case_id, []),
+                    },
+                )
+                for case_id in sorted(self.added.keys() | self.changed.keys())
+            ],
+            at=self.now,
+        )
         audit(
             self.conn,
             self.actor,
@@ -394,6 +430,24 @@ class _Pass:
             },
             at=self.now,
         )
+
+
+# the stored values an import compares (``_existing_activities``), by column
+_COMPARED = (
+    "type",
+    "provider",
+    "start_date",
+    "end_date",
+    "hours_x100",
+    "cost_cents",
+    "funder",
+    "programme",
+)
+
+
+def _audit_value(value: Any) -> Any:
+    """A stored value as the audit row keeps it (a date as ISO text on either store)."""
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def _recorded(reader: Reader, errors: Collector) -> Blocks:

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 from terugkeer.db.bulk import among, chunks, read_date, read_datetime
 from terugkeer.detention.tables import detention_periods
 from terugkeer.reintegration import values
-from terugkeer.reintegration.audit import now_utc
+from terugkeer.reintegration.audit import actor_of, now_utc
 from terugkeer.reintegration.codes import CONDITIONS, Condition, ConsentScope, ConsentStatus
 from terugkeer.reintegration.importing.report import Collector, ImportReport, finish
 from terugkeer.reintegration.importing.shared import (
@@ -40,6 +40,7 @@ SCREENING_ALIASES: dict[str, tuple[str, ...]] = {
     "care_needs": ("zorgbehoefte", "care_needs"),
 }
 
+SCREENING_RECORD = "intake_screening"  # the audit log's record type (id: the detention period)
 Parsed = tuple[int, str, date, dict[str, str | None]]  # row, period reference, day, statuses
 Write = tuple[int, date, dict[str, str | None], Any]  # period id, day, statuses, stored row
 
@@ -72,6 +73,7 @@ def import_screenings(
             return finish(report, write_report=write_report)
         report.import_id = start_import(conn, report, actor, sha256_of(path), now)
         _write(conn, writes, report.import_id, now)
+        _audit(conn, actor, writes, report.import_id, now)
         end_import(conn, report)
     return finish(report, write_report=write_report)
 
@@ -182,6 +184,25 @@ def _plan(
         else:
             writes.append((period_id, day, found, old))
     return writes
+
+
+def _audit(
+    conn: Connection, actor: str, writes: list[Write], import_id: int, now: datetime
+) -> None:
+    """One audit row per screening written, naming its detention period: a new one, or the
+    old values of one it changed (codes only)."""
+    entries: list[tuple[int, dict[str, Any]]] = []
+    for period_id, day, found, old in writes:
+        own: dict[str, Any] = {"new": old is None}
+        if old is not None:
+            before = {"screened_on": read_date(old.screened_on), "care_needs": old.care_needs}
+            before.update({c.value: getattr(old, f"{c.value}_status") for c in CONDITIONS})
+            after = {"screened_on": day, **found}
+            own["old"] = {k: v for k, v in before.items() if v != after.get(k)}
+        entries.append((period_id, own))
+    actor_of(actor).record(
+        conn, "screening_imported", SCREENING_RECORD, entries, {"import_id": import_id}, at=now
+    )
 
 
 def _write(conn: Connection, writes: list[Write], import_id: int, now: datetime) -> None:
