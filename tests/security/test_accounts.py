@@ -194,6 +194,24 @@ def test_tokens_expire(engine: Engine) -> None:
     assert get_settings().token_days - 1 <= days <= get_settings().token_days
 
 
+def test_a_tokens_last_use_is_kept_to_the_minute(engine: Engine) -> None:
+    add_user(engine, "feed-lu", "feed", PASSWORD)
+    token = create_token(engine, "lu", "feed-lu")
+    start = datetime.now(UTC)
+
+    def last_used() -> datetime | None:
+        with engine.connect() as conn:
+            return conn.execute(
+                select(api_tokens.c.last_used_at).where(api_tokens.c.name == "lu")
+            ).scalar_one()
+
+    assert last_used() is None
+    for seconds, expected in ((0, 0), (30, 0), (59, 0), (60, 60), (61, 60), (125, 125)):
+        with engine.begin() as conn:
+            assert principal_for_token(conn, token, start + timedelta(seconds=seconds))
+        assert last_used() == start + timedelta(seconds=expected)
+
+
 def test_revoke_disable_reset_and_end_sessions(engine: Engine) -> None:
     add_user(engine, "idv", "idv_officer", PASSWORD)
     add_user(engine, "a", "analyst", PASSWORD)
