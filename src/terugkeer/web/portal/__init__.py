@@ -1,7 +1,118 @@
-"""The portal (issue 17): server-rendered pages for every role, in Dutch by default."""
+"""The portal (issue 17): server-rendered pages for every role, in Dutch by default.
+
+``install(app)`` (called by ``web/app.py``) adds the pages, the static files at
+``/portaal/static`` and the portal's error pages: under ``/portaal`` an error is an HTML page
+(sign-in redirect, "geen toegang", "niet gevonden", a 500 without details), elsewhere the
+API's problem+json as before. Every page declares its permission (``pages.page``); a page
+without one stops the app from starting, like an API route without one (default deny).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import inspect
+from collections.abc import Awaitable, Callable
+from importlib import import_module
+from importlib.util import find_spec
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from terugkeer.web.auth import route_permissions
+from terugkeer.web.portal import pages, session
 
 router = APIRouter(include_in_schema=False)
+log = structlog.get_logger(__name__)
+
+# the modules of pages, each with a ``router``; a module not (yet) written is left out
+PAGE_MODULES = ("mayor", "victims", "auditor", "admin", "operator", "caseworker", "analyst")
+
+
+def _page_modules() -> list[Any]:
+    found = []
+    for name in PAGE_MODULES:
+        qualified = f"{__name__}.{name}"
+        if find_spec(qualified) is not None:
+            found.append(import_module(qualified))
+    return found
+
+
+def check_pages(routes: list[Any]) -> None:
+    """Refuse a portal page that declares no permission, or lies outside ``/portaal``."""
+    bad = [
+        f"{sorted(route.methods or ())} {route.path}"
+        for route in routes
+        if isinstance(route, APIRoute)
+        and (
+            not route_permissions(route)
+            or not (route.path.startswith(pages.PREFIX) or route.path == "/")
+        )
+    ]
+    if bad:
+        raise RuntimeError(f"portal pages without a declared permission or outside /portaal: {bad}")
+
+
+router.include_router(session.router)
+for _module in _page_modules():
+    router.include_router(_module.router)
+check_pages(router.routes)
+
+
+def _portal(request: Request) -> bool:
+    path: str = request.url.path
+    return path == "/" or path.startswith(pages.PREFIX)
+
+
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+async def _call(handler: Handler, request: Request, exc: Exception) -> Response:
+    result = handler(request, exc)
+    return await result if inspect.isawaitable(result) else result
+
+
+def install(app: FastAPI) -> None:
+    """Add the portal to the app (before ``security_headers``, so that its error pages carry
+    the security headers too)."""
+    app.include_router(router)
+    app.mount(f"{pages.PREFIX}/static", StaticFiles(directory=pages.STATIC), name="portal-static")
+    api_http: Handler = app.exception_handlers[StarletteHTTPException]
+    api_validation: Handler = app.exception_handlers[RequestValidationError]
+
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if not _portal(request):
+            return await _call(api_http, request, exc)
+        if exc.status_code == 401:
+            return pages.sign_in_redirect(request)
+        if exc.detail == "csrf":
+            return pages.error_page(request, 403, "Uw formulier was verlopen. Probeer het opnieuw.")
+        return pages.error_page(request, exc.status_code)
+
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if not _portal(request):
+            return await _call(api_validation, request, exc)
+        return pages.error_page(request, 400)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+
+    @app.middleware("http")
+    async def portal_server_error(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """An unexpected error on a portal page: the 500 page, without any detail (the log
+        names the error's type and the route, never values)."""
+        try:
+            return await call_next(request)
+        except Exception as e:
+            if not _portal(request):
+                raise
+            route = getattr(request.scope.get("route"), "path", "?")
+            log.error(
+                "unexpected error", error=type(e).__name__, method=request.method, route=route
+            )
+            return pages.error_page(request, 500)
