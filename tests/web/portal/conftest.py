@@ -1,0 +1,92 @@
+"""Helpers for the portal's tests: users of each role and signing in through the portal's own
+forms (the sign-in CSRF token, the second factor)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from terugkeer.security.accounts import TOTP_STEP, add_user, totp_secret
+from terugkeer.security.roles import SECOND_FACTOR_ROLES, Role
+from terugkeer.web.app import create_app
+
+PASSWORD = "portaal-test-wachtwoord-1"
+MUNICIPALITY = "GM0363"
+OTHER_MUNICIPALITY = "GM0599"
+
+
+def form_token(html: str) -> str:
+    found = re.search(r'name="form_token" value="([^"]+)"', html)
+    assert found, "no sign-in form token in the page"
+    return found.group(1)
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+def code_for(engine: Engine, name: str, step_offset: int = 0) -> str:
+    """A one-time code of the user's second factor (each code is accepted once: pass a
+    different ``step_offset``, -1 or 1, for a second sign-in within 30 seconds)."""
+    secret = totp_secret(engine, name)
+    assert secret is not None
+    now = int(datetime.now(UTC).timestamp()) // TOTP_STEP + step_offset
+    return pyotp.TOTP(secret).at(now * TOTP_STEP)
+
+
+def make_user(
+    engine: Engine, role: Role, name: str | None = None, municipality: str | None = None
+) -> str:
+    name = name or f"test-{role.value}"
+    scoped = role in (Role.MAYOR_OFFICE, Role.CASEWORKER)
+    add_user(engine, name, role.value, PASSWORD, (municipality or MUNICIPALITY) if scoped else None)
+    return name
+
+
+def sign_in(
+    client: TestClient, engine: Engine, name: str, role: Role, step_offset: int = 0
+) -> None:
+    """Sign in through /portaal/inloggen (and /portaal/tweede-factor for a second factor)."""
+    page = client.get("/portaal/inloggen")
+    response = client.post(
+        "/portaal/inloggen",
+        data={"naam": name, "wachtwoord": PASSWORD, "form_token": form_token(page.text)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    if role in SECOND_FACTOR_ROLES:
+        assert response.headers["location"].startswith("/portaal/tweede-factor")
+        page = client.get(response.headers["location"])
+        response = client.post(
+            "/portaal/tweede-factor",
+            data={"code": code_for(engine, name, step_offset), "form_token": form_token(page.text)},
+            follow_redirects=False,
+        )
+        assert response.status_code == 303, response.text
+    assert client.cookies.get("terugkeer_session")
+
+
+@pytest.fixture
+def portal(engine: Engine) -> Callable[..., TestClient]:
+    """``portal(Role.X)``: a client signed in as a new user of that role (municipality
+    GM0363 for a scoped role, or ``municipality=``); ``portal()`` a client not signed in."""
+    app = create_app(engine)
+
+    def make(
+        role: Role | None = None, name: str | None = None, municipality: str | None = None
+    ) -> TestClient:
+        client = TestClient(app)
+        if role is not None:
+            user = make_user(engine, role, name, municipality)
+            sign_in(client, engine, user, role)
+        return client
+
+    return make
