@@ -22,7 +22,9 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import anyio
 import pyotp
+from anyio import to_thread
 from sqlalchemy import Connection, Engine, insert, or_, select, update
 
 from terugkeer.config import get_settings
@@ -309,16 +311,55 @@ def sign_in(
     account and the address and is a ``sign_in_failed`` row of the audit log (details: which
     factor failed, for the auditor only)."""
     now = now or datetime.now(UTC)
-    recorded = _printable(name)
-    keys = [f"user:{recorded}"[:150], f"addr:{address}"[:150]]
+    delay = sign_in_delay(engine, name, address, now)
+    if delay:
+        sleep(delay)
+    return _check_and_open(engine, name, password, address, totp_code, now)
+
+
+async def sign_in_awaiting(
+    engine: Engine, name: str, password: str, address: str, totp_code: str | None = None
+) -> Session:
+    """``sign_in`` for an async server: the account's delay is awaited instead of slept in a
+    worker thread, so a burst of guesses at one account cannot hold every thread of the
+    server's pool (and with them every other request)."""
+    now = datetime.now(UTC)
+    delay = await to_thread.run_sync(sign_in_delay, engine, name, address, now)
+    if delay:
+        await anyio.sleep(delay)
+    return await to_thread.run_sync(
+        _check_and_open, engine, name, password, address, totp_code, datetime.now(UTC)
+    )
+
+
+def _keys(name: str, address: str) -> list[str]:
+    """The throttle's keys of an attempt: the account's and the address's."""
+    return [f"user:{_printable(name)}"[:150], f"addr:{address}"[:150]]
+
+
+def sign_in_delay(engine: Engine, name: str, address: str, now: datetime) -> float:
+    """Seconds an attempt on ``name`` waits before it is checked, or SignInError
+    (``throttled``) when the address is locked."""
+    keys = _keys(name, address)
     with engine.begin() as conn:
         _, address_lock = _failures(conn, keys[1], now)
         account_failures, _ = _failures(conn, keys[0], now)
     if address_lock is not None and address_lock > now:
         raise SignInError("throttled", THROTTLED)
-    delay = account_delay(account_failures)
-    if delay:
-        sleep(delay)
+    return account_delay(account_failures)
+
+
+def _check_and_open(
+    engine: Engine,
+    name: str,
+    password: str,
+    address: str,
+    totp_code: str | None,
+    now: datetime,
+) -> Session:
+    """Check the name, password and one-time code; a session, or SignInError."""
+    recorded = _printable(name)
+    keys = _keys(name, address)
     with engine.begin() as conn:
         user = (
             conn.execute(select(users).where(users.c.name == name, users.c.active)).first()
