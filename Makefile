@@ -8,6 +8,8 @@ NODE_STAMP := node_modules/.installed
 BENCH ?=
 BENCH_ARGS ?=
 DRILL_ARGS ?=
+# the API Design Rules' linter (Logius), used as it is from the shared reference (docs/api.md)
+ADR_RULESET ?= ../shared/reference/adr-linter.yaml
 
 .PHONY: demo test test-postgres bench drill serve lint lock clean browser
 
@@ -51,6 +53,7 @@ lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/mypy
 	$(BIN)/bandit -q -c pyproject.toml -r src
 	$(BIN)/lint-imports --no-cache
+	npx --no-install spectral lint --fail-severity=error -r $(ADR_RULESET) docs/api/openapi.json
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH) -- $(BENCH_ARGS)

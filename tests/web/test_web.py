@@ -19,7 +19,8 @@ def test_openapi_document_is_published_at_the_base_path(engine: Engine) -> None:
     client = TestClient(create_app(engine))
     document = client.get("/api/v1/openapi.json").json()
     assert document["info"]["version"] == API_VERSION
-    assert "/api/v1/health" in document["paths"]
+    assert document["servers"][0]["url"] == "/api/v1"  # the paths are relative to it
+    assert "/health" in document["paths"]
 
 
 def test_errors_are_problem_json(engine: Engine) -> None:

@@ -25,6 +25,7 @@ from terugkeer.security.actor import Actor
 from terugkeer.security.crypto import check_production_settings
 from terugkeer.security.refusals import record_refusal
 from terugkeer.security.roles import Permission, Principal
+from terugkeer.web import openapi
 from terugkeer.web.auth import check_routes, requires, security_headers
 
 API_VERSION = "1.0.0"
@@ -150,14 +151,6 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     )
 
     @app.middleware("http")
-    async def api_version_header(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        response.headers["API-Version"] = API_VERSION
-        return response
-
-    @app.middleware("http")
     async def audit_refusals(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
@@ -231,7 +224,17 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         mkba,
     ):
         app.include_router(module.router, prefix=BASE)
-    app.include_router(portal.router)
+    portal.install(app)  # the pages, their static files and their HTML error pages
     security_headers(app)
+
+    @app.middleware("http")  # added last, the outermost: also on security_headers' 500
+    async def api_version_header(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers["API-Version"] = API_VERSION
+        return response
+
     check_routes(app)  # default deny: every route declares the permission it needs
+    openapi.install(app, BASE)  # the contract says what the app does (web/openapi.py)
     return app

@@ -258,10 +258,10 @@ def test_api_errors_are_problem_json(engine: Engine, client: TestClient) -> None
 def test_api_is_in_the_openapi_document(client: TestClient) -> None:
     paths = client.get("/api/v1/openapi.json").json()["paths"]
     assert {
-        "/api/v1/meldingen",
-        "/api/v1/meldingen/{melding_id}",
-        "/api/v1/meldingen/{melding_id}/lezen",
-        "/api/v1/meldingen/{melding_id}/bevestigingen",
+        "/meldingen",
+        "/meldingen/{melding_id}",
+        "/meldingen/{melding_id}/lezen",
+        "/meldingen/{melding_id}/bevestigingen",
     } <= set(paths)
 
 

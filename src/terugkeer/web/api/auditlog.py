@@ -23,7 +23,10 @@ def list_entries(
     vanaf: Annotated[int, Query(ge=0, le=MAX_ID, description="entries after this id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     actor: Annotated[str | None, Query(max_length=100)] = None,
-    record_type: Annotated[str | None, Query(max_length=40)] = None,
+    record_type: Annotated[
+        str | None,
+        Query(alias="recordType", max_length=40, description="the kind of record, e.g. notice"),
+    ] = None,
 ) -> list[dict[str, Any]]:
     with request.app.state.engine.begin() as conn:
         rows = audit.read_entries(

@@ -88,7 +88,12 @@ def list_notices(
     request: Request,
     principal: Reader,
     ontvanger_soort: Annotated[
-        str | None, Query(description="recipient kind: mayor, idv or nazorg", max_length=16)
+        str | None,
+        Query(
+            alias="ontvangerSoort",
+            description="recipient kind: mayor, idv or nazorg",
+            max_length=16,
+        ),
     ] = None,
     ontvanger: Annotated[
         str | None, Query(description="a municipality code (GM0363) or OM-IDV", max_length=64)

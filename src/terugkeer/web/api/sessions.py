@@ -35,7 +35,16 @@ class SessionRead(BaseModel):
     csrf_token: str
 
 
-@router.post("/sessies", response_model=SessionRead, status_code=201, summary="Sign in")
+@router.post(
+    "/sessies",
+    response_model=SessionRead,
+    status_code=201,
+    summary="Sign in",
+    responses={
+        401: {"description": "wrong name, password or one-time code (one answer for each)"},
+        429: {"description": "too many failed attempts: wait before trying again"},
+    },
+)
 def create_session(request: Request, response: Response, body: SignIn, _: Public) -> SessionRead:
     address = request.client.host if request.client else "unknown"
     try:
