@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, or_, select, update
 
 from terugkeer.db.bulk import among
 from terugkeer.db.engine import ConnOrEngine, transaction
@@ -130,10 +130,15 @@ def list_notices(
     actor: Actor,
     unread: bool = False,
     unacknowledged: bool = False,
+    kinds: Sequence[str] | None = None,
+    urgent_first: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> NoticeList:
-    """The organisation's notices, newest delivery first; a ``read`` row per notice shown."""
+    """The organisation's notices, newest delivery first; a ``read`` row per notice shown.
+    ``kinds`` keeps the notices for some recipient kinds of the inbox only (the IDV's
+    ``victim`` notices); ``urgent_first`` puts the notices awaiting acknowledgement first,
+    the one due earliest (most overdue) first, then the others newest first."""
     if not 1 <= limit <= 1000 or offset < 0:
         raise InvalidRequest("limit must be 1 to 1000 and offset 0 or more")
     where = [organisation_filter(recipient_kind, recipient_ref), _delivered()]
@@ -141,13 +146,18 @@ def list_notices(
         where.append(_delivered(unread=True))
     if unacknowledged:
         where.append(obligations.c.status == "delivered")
+    if kinds is not None:
+        where.append(obligations.c.recipient_kind.in_(list(kinds)))
+    newest = (obligations.c.delivered_at.desc().nulls_last(), obligations.c.id.desc())
+    awaiting = obligations.c.status == "delivered"
+    order = (
+        (case((awaiting, 0), else_=1), case((awaiting, obligations.c.due_at)).asc(), *newest)
+        if urgent_first
+        else newest
+    )
     total = conn.execute(select(func.count()).select_from(obligations).where(*where)).scalar_one()
     rows = conn.execute(
-        select(obligations)
-        .where(*where)
-        .order_by(obligations.c.delivered_at.desc().nulls_last(), obligations.c.id.desc())
-        .limit(limit)
-        .offset(offset)
+        select(obligations).where(*where).order_by(*order).limit(limit).offset(offset)
     ).all()
     notices = _render(conn, rows)
     # one row per notice shown, so that "who saw this notice" has an answer
