@@ -116,8 +116,8 @@ def cohort_columns(data: MonitorData) -> pd.DataFrame:
 
 
 def dimension_values(code: str, columns: pd.DataFrame) -> list[str]:
-    """A dimension's values in display order: the fixed lists where there is one, else the
-    values present, sorted; ``onbekend`` last."""
+    """A dimension's values that occur, in display order: the fixed lists where there is
+    one, else sorted; ``onbekend`` last."""
     fixed: dict[str, list[str]] = {
         "population": list(POPULATION_LABELS.values()),
         "age_band": [b[2] for b in AGE_BANDS],
@@ -126,8 +126,10 @@ def dimension_values(code: str, columns: pd.DataFrame) -> list[str]:
         "conditions_release": [ALL_IN_ORDER[k] for k in ("yes", "no")],
         "in_order_release": [str(i) for i in range(6)],
     }
+    present = set(pd.unique(columns[code]))
     if code in fixed:
-        values = fixed[code]
+        values = [v for v in fixed[code] if v in present]
     else:
-        values = sorted(v for v in pd.unique(columns[code]) if v != UNKNOWN)
-    return [*values, UNKNOWN]
+        values = sorted(v for v in present if v != UNKNOWN)
+    # values nobody has are left out (a row of zeros says nothing about a person)
+    return [*values, UNKNOWN] if UNKNOWN in present else values

@@ -125,6 +125,11 @@ def _periods(conn: Connection) -> pd.DataFrame:
     df["next_intake_day"] = df.groupby("person_id")["intake_day"].shift(-1)
     ended = df["status"].isin([PeriodStatus.RELEASED.value, PeriodStatus.DECEASED.value])
     df = df[ended].copy()
+    cases = _read(
+        conn,
+        select(reintegration_cases.c.period_id).where(reintegration_cases.c.status != "cancelled"),
+    )
+    df["has_case"] = df["period_id"].isin(cases["period_id"])
     df["end_day"] = local_day(df["ended_at"])
     df["death_day"] = local_day(df["died_at"])
     df["birth_date"] = _day(df["birth_date"])
@@ -156,6 +161,7 @@ def _periods(conn: Connection) -> pd.DataFrame:
         "end_day",
         "stay_days",
         "into_society",
+        "has_case",
         "next_intake_day",
         "death_day",
     ]

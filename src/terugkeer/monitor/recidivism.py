@@ -10,8 +10,8 @@
   freedom: time back in detention is not time at risk, and the follow-up is censored at the
   new intake (an offence dated on or before that day still counts: it is what brought the
   person back).
-* **Kaplan-Meier** cumulative recidivism per group with a 95 % confidence interval (lifelines'
-  exponential Greenwood interval) and the numbers at risk; the 1, 2 and 5-year prevalence is
+* **Kaplan-Meier** cumulative recidivism per group (``survival.km_many``, lifelines' figures)
+  with a 95 % confidence interval (the exponential Greenwood interval) and the numbers at risk; the 1, 2 and 5-year prevalence is
   *observed* when every member's follow-up reaches the horizon (or ends in recidivism before it)
   — then it is the plain share, events over persons — and *estimated* (Kaplan-Meier) otherwise.
 
@@ -21,14 +21,16 @@ published.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
+from terugkeer.monitor.cohorts import DIMENSIONS, dimension_values
 from terugkeer.monitor.frame import MonitorData, days
+from terugkeer.monitor.suppress import TOTAL, count_cube, suppress_family
+from terugkeer.monitor.survival import km_many, prevalence_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,85 +110,41 @@ def followup(data: MonitorData, criterion: Criterion, lag_months: int) -> pd.Dat
     return out[(out["time"] > 0) | out["event"]]
 
 
-# --- Kaplan-Meier -----------------------------------------------------------------------------
+# --- Kaplan-Meier (terugkeer.monitor.survival: lifelines' figures, all groups at once) -------
 
 
 def km_curves(time: np.ndarray, event: np.ndarray, group: np.ndarray) -> pd.DataFrame:
-    """Kaplan-Meier per group: the one place the monitor calls the estimator. Long form:
-    ``group, time, at_risk, events, survival, lower, upper`` (95 % interval of the survival),
-    one row per distinct time of each group, starting at time 0."""
-    from lifelines import KaplanMeierFitter  # type: ignore[import-untyped,unused-ignore]
-
-    frames = []
-    keys = pd.unique(group)
-    for key in keys:
-        sel = group == key
-        kmf = KaplanMeierFitter().fit(time[sel], event[sel])
-        table = kmf.event_table
-        ci = kmf.confidence_interval_survival_function_
-        frames.append(
-            pd.DataFrame(
-                {
-                    "group": key,
-                    "time": table.index.to_numpy(dtype=float),
-                    "at_risk": table["at_risk"].to_numpy(dtype=np.int64),
-                    "events": table["observed"].to_numpy(dtype=np.int64),
-                    "survival": kmf.survival_function_.iloc[:, 0].to_numpy(dtype=float),
-                    "lower": ci.iloc[:, 0].to_numpy(dtype=float),
-                    "upper": ci.iloc[:, 1].to_numpy(dtype=float),
-                }
-            )
-        )
-    if not frames:
-        return pd.DataFrame(
-            columns=["group", "time", "at_risk", "events", "survival", "lower", "upper"]
-        )
-    return pd.concat(frames, ignore_index=True)
-
-
-def at(curves: pd.DataFrame, horizon: float) -> pd.DataFrame:
-    """Each group's survival (with its interval) at ``horizon``: the step at or before it."""
-    upto = curves[curves["time"] <= horizon]
-    return upto.groupby("group", sort=False).last()[["survival", "lower", "upper"]]
+    """Kaplan-Meier per group. Long form: ``group, time, at_risk, events, survival, lower,
+    upper`` (95 % interval of the survival), one row per distinct time of each group."""
+    result = km_many(time, event, group)
+    return result.to_frame()[["group", "time", "at_risk", "events", "survival", "lower", "upper"]]
 
 
 def prevalence(
     fu: pd.DataFrame, groups: pd.Series, horizons: dict[str, int] | None = None
 ) -> pd.DataFrame:
-    """Cumulative recidivism per group at each horizon: ``group, horizon, persons, events``
-    (recidivists by the horizon), ``share`` and its 95 % interval, ``label``
-    (observed/estimated). ``groups`` maps the period ids of ``fu`` to a group."""
+    """Cumulative recidivism per group at each horizon: ``group, horizon, days, persons,
+    events`` (recidivists by the horizon), ``share`` and its 95 % interval, ``label``
+    (observed: the plain share; estimated: Kaplan-Meier). ``groups`` maps the period ids of
+    ``fu`` to a group."""
     horizons = horizons or HORIZONS
-    g = groups.reindex(fu.index).to_numpy()
-    time = fu["time"].to_numpy(dtype=float)
-    event = fu["event"].to_numpy(dtype=bool)
-    reach = fu["reach"].to_numpy(dtype=float)
-    curves = km_curves(time, event, g)
+    g = groups.reindex(fu.index).to_numpy(dtype=object).astype(str)
+    result = km_many(fu["time"].to_numpy(float), fu["event"].to_numpy(bool), g)
     rows = []
-    frame = pd.DataFrame({"group": g, "time": time, "event": event, "reach": reach})
     for name, h in horizons.items():
-        hit = frame["event"] & (frame["time"] <= h)
-        complete = hit | (frame["reach"] >= h)
-        agg = (
-            frame.assign(hit=hit, complete=complete)
-            .groupby("group", sort=True)
-            .agg(persons=("hit", "size"), events=("hit", "sum"), complete=("complete", "all"))
-        )
-        km = at(curves, h).reindex(agg.index)
-        observed = agg["complete"].to_numpy()
-        share = np.where(observed, agg["events"] / agg["persons"], 1.0 - km["survival"].to_numpy())
+        p = prevalence_at(result, h)
         rows.append(
             pd.DataFrame(
                 {
-                    "group": agg.index,
+                    "group": p.groups,
                     "horizon": name,
                     "days": h,
-                    "persons": agg["persons"].to_numpy(),
-                    "events": agg["events"].to_numpy(),
-                    "share": share,
-                    "lower": 1.0 - km["upper"].to_numpy(),
-                    "upper": 1.0 - km["lower"].to_numpy(),
-                    "label": np.where(observed, OBSERVED, ESTIMATED),
+                    "persons": p.n,
+                    "events": p.events,
+                    "share": p.cumulative_incidence,
+                    "lower": p.lower,
+                    "upper": p.upper,
+                    "label": np.where(p.observed, OBSERVED, ESTIMATED),
                 }
             )
         )
@@ -195,7 +153,7 @@ def prevalence(
 
 def curve_table(fu: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
     """Kaplan-Meier curves as cumulative recidivism (1 − S) per group, for plots and CSV."""
-    g = groups.reindex(fu.index).to_numpy()
+    g = groups.reindex(fu.index).to_numpy(dtype=object).astype(str)
     curves = km_curves(fu["time"].to_numpy(float), fu["event"].to_numpy(bool), g)
     return pd.DataFrame(
         {
@@ -210,11 +168,99 @@ def curve_table(fu: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
     )
 
 
-def at_risk_at(fu: pd.DataFrame, groups: pd.Series, points: Sequence[int]) -> pd.DataFrame:
-    """Numbers at risk (still followed, no event yet) at the start of each day in ``points``."""
-    g = groups.reindex(fu.index)
-    out: dict[Hashable, list[int]] = {}
-    for key, idx in g.groupby(g, sort=True).groups.items():
-        t = fu.loc[idx, "time"].to_numpy(float)
-        out[key] = [int((t >= p).sum()) for p in points]
-    return pd.DataFrame.from_dict(out, orient="index", columns=[f"dag {p}" for p in points])
+# --- published: suppressed cubes --------------------------------------------------------------
+
+
+def recidivism_table(
+    data: MonitorData, columns: pd.DataFrame, k: int, lag_months: int
+) -> pd.DataFrame:
+    """Per criterion, horizon, dimension, value and release year (or ``totaal``): persons
+    followed, recidivists by the horizon and the share (observed or estimated) with its 95 %
+    interval; counts from cubes (year × value × recidivist or not) suppressed together; a
+    share only where both counts are published."""
+    fulls, shared, meta = [], [], []
+    shares: dict[tuple[str, str, str], pd.DataFrame] = {}
+    for crit in CRITERIA:
+        fu = followup(data, crit, lag_months)
+        cols = columns.loc[fu.index]
+        years = sorted(pd.unique(cols["year"]))
+        for dim in DIMENSIONS:
+            values = dimension_values(dim.code, cols)
+            year = cols["year"].to_numpy(dtype=object)
+            value = cols[dim.code].to_numpy(dtype=object)
+            groups = {
+                "cell": year + "|" + value,
+                "year": year + "|" + TOTAL,
+                "value": TOTAL + "|" + value,
+                "all": np.full(len(cols), TOTAL + "|" + TOTAL, dtype=object),
+            }
+            prev = pd.concat(
+                [prevalence(fu, pd.Series(gr, index=fu.index)) for gr in groups.values()],
+                ignore_index=True,
+            )
+            for name, h in HORIZONS.items():
+                hit = fu["event"].to_numpy(bool) & (fu["time"].to_numpy(float) <= h)
+                frame = pd.DataFrame(
+                    {"year": year, "dim": value, "hit": np.where(hit, "ja", "nee")}
+                )
+                fulls.append(
+                    count_cube(frame, ["year", "dim", "hit"], [years, values, ("ja", "nee")])
+                )
+                shared.append(
+                    [
+                        (("lead", crit.code, name), (slice(None), -1, slice(None))),
+                        (("persons", dim.code), (slice(None), slice(None), -1)),
+                    ]
+                )
+                meta.append((crit.code, name, dim.code, years, values))
+                shares[(crit.code, name, dim.code)] = prev[prev["horizon"] == name].set_index(
+                    "group"
+                )
+    masks = suppress_family(fulls, shared, k)
+    rows = []
+    for full, mask, (crit_code, name, dim_code, years, values) in zip(
+        fulls, masks, meta, strict=True
+    ):
+        prev = shares[(crit_code, name, dim_code)]
+        for yi, year in enumerate([*years, TOTAL]):
+            for vi, value in enumerate([*values, TOTAL]):
+                hidden = mask[yi, vi]
+                persons = None if hidden[2] else int(full[yi, vi, 2])
+                events = None if hidden[0] else int(full[yi, vi, 0])
+                key = f"{year}|{value}"
+                share = lower = upper = label = None
+                if not hidden[0] and not hidden[1] and key in prev.index:
+                    r = prev.loc[key]
+                    share, lower, upper = float(r["share"]), float(r["lower"]), float(r["upper"])
+                    label = str(r["label"])
+                rows.append(
+                    (
+                        crit_code,
+                        name,
+                        dim_code,
+                        value,
+                        year,
+                        persons,
+                        events,
+                        share,
+                        lower,
+                        upper,
+                        label,
+                    )
+                )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "criterium",
+            "termijn",
+            "dimensie",
+            "waarde",
+            "jaar",
+            "personen",
+            "recidivisten",
+            "aandeel",
+            "ondergrens",
+            "bovengrens",
+            "soort",
+        ],
+    )

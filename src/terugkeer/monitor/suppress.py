@@ -30,8 +30,8 @@ every count they are computed from is published.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
@@ -58,10 +58,13 @@ def with_margins(interior: np.ndarray) -> np.ndarray:
     return full
 
 
-def suppress_cube(full: np.ndarray, k: int) -> np.ndarray:
-    """The suppressed cells (a boolean mask) of a cube with its margins (``with_margins``)."""
+def suppress_cube(full: np.ndarray, k: int, forced: np.ndarray | None = None) -> np.ndarray:
+    """The suppressed cells (a boolean mask) of a cube with its margins (``with_margins``);
+    ``forced``: cells suppressed from the start (what another cube sharing them suppressed)."""
     k = min_cell(k)
     hidden = full < k
+    if forced is not None:
+        hidden |= forced
     values = full.astype(float)
     changed = True
     while changed:
@@ -88,34 +91,43 @@ def suppress_cube(full: np.ndarray, k: int) -> np.ndarray:
     return hidden
 
 
-@dataclass
-class Cube:
-    """A published cube: ``counts`` with margins, ``hidden`` its suppressed cells, and the
-    labels of each axis (the margin's label last, ``totaal``)."""
-
-    axes: tuple[str, ...]
-    labels: tuple[tuple[str, ...], ...]
-    counts: np.ndarray
-    hidden: np.ndarray
-
-    def long(self) -> pd.DataFrame:
-        """One row per cell: a column per axis, ``count`` (None where suppressed)."""
-        grids = np.meshgrid(*[np.arange(len(x)) for x in self.labels], indexing="ij")
-        df = pd.DataFrame(
-            {
-                axis: np.asarray(self.labels[i], dtype=object)[grids[i].ravel()]
-                for i, axis in enumerate(self.axes)
-            }
-        )
-        counts = self.counts.ravel().astype(object)
-        counts[self.hidden.ravel()] = None
-        df["count"] = counts
-        return df
+Index = tuple[Any, ...]
 
 
-def cube(frame: pd.DataFrame, axes: Sequence[str], values: Sequence[Sequence[str]], k: int) -> Cube:
+def suppress_family(
+    fulls: Sequence[np.ndarray], shared: Sequence[Sequence[tuple[Hashable, Index]]], k: int
+) -> list[np.ndarray]:
+    """Suppress cubes that share cells (the same margin in several cubes: the persons per
+    municipality in every indicator by municipality, the national figures in every cube) so that
+    a shared cell is suppressed in all of them or in none. ``shared[i]`` names the slices of
+    cube ``i`` that are shared, by a key: slices with the same key hold the same counts. Each
+    cube is suppressed with the union of what the others suppressed in its shared slices,
+    until nothing changes (it only grows, so it ends)."""
+    forced: dict[Hashable, np.ndarray] = {}
+    while True:
+        masks = []
+        for full, parts in zip(fulls, shared, strict=True):
+            start = np.zeros(full.shape, dtype=bool)
+            for key, index in parts:
+                if key in forced:
+                    start[index] |= forced[key]
+            masks.append(suppress_cube(full, k, start))
+        found: dict[Hashable, np.ndarray] = {}
+        for mask, parts in zip(masks, shared, strict=True):
+            for key, index in parts:
+                found[key] = found[key] | mask[index] if key in found else mask[index].copy()
+        if found.keys() == forced.keys() and all(
+            np.array_equal(found[key], forced[key]) for key in found
+        ):
+            return masks
+        forced = found
+
+
+def count_cube(
+    frame: pd.DataFrame, axes: Sequence[str], values: Sequence[Sequence[str]]
+) -> np.ndarray:
     """Count the rows of ``frame`` over ``axes`` (each with its list of ``values``; a value
-    not in the list is not counted) and suppress."""
+    not in the list is not counted), with margins."""
     shape = tuple(len(v) for v in values)
     codes = []
     keep = np.ones(len(frame), dtype=bool)
@@ -127,7 +139,4 @@ def cube(frame: pd.DataFrame, axes: Sequence[str], values: Sequence[Sequence[str
     if keep.any():
         flat = np.ravel_multi_index(tuple(c[keep] for c in codes), shape)
         interior = np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
-    full = with_margins(interior)
-    hidden = suppress_cube(full, k)
-    labels = tuple((*map(str, v), TOTAL) for v in values)
-    return Cube(tuple(axes), labels, full, hidden)
+    return with_margins(interior)
