@@ -138,7 +138,7 @@ def openapi_document(app: FastAPI, base: str) -> Json:
         document["paths"][path.removeprefix(base)] = item
     components = document["components"]
     schemas = components.setdefault("schemas", {})
-    for name in ("HTTPValidationError", "ValidationError"):  # 422 is never answered
+    for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422, never answered
         schemas.pop(name, None)
     schemas[PROBLEM] = PROBLEM_SCHEMA
     components["headers"] = {HEADER: VERSION_HEADER}
@@ -183,7 +183,8 @@ def _camel(name: str) -> str:
 
 def _declare(operation: Json, public: bool) -> None:
     responses: Json = operation.setdefault("responses", {})
-    responses.pop("422", None)  # a request that is not valid is a 400 (web/app.py)
+    if _fastapis_422(responses.get("422")):
+        del responses["422"]  # a request that is not valid is a 400 (web/app.py)
     generic = ["400", "500"]
     if not public:
         generic += ["401", "403"]
@@ -200,6 +201,15 @@ def _declare(operation: Json, public: bool) -> None:
         headers = response.setdefault("headers", {})
         headers[HEADER] = _ref("headers", HEADER)
     operation["responses"] = dict(sorted(responses.items()))
+
+
+def _fastapis_422(response: Json | None) -> bool:
+    """FastAPI's own 422 (its validation error, which the app answers as a 400); a route may
+    declare a 422 of its own (values the rules refuse)."""
+    if response is None:
+        return False
+    media = response.get("content", {}).get("application/json", {})
+    return bool(media.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"))
 
 
 def _ref(kind: str, name: str) -> Json:

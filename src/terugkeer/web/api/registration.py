@@ -55,6 +55,14 @@ from terugkeer.web.params import (
 router = APIRouter(tags=["nazorg"])
 T = TypeVar("T")
 
+# what the services answer beside the errors every route declares (web/openapi.py)
+CONSENT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "no consent given (or it was withdrawn): the registration is closed"}
+}
+REFUSED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "no consent, or a conflict (the activity is there already)"},
+    422: {"description": "values the rules refuse: an unknown code, a date out of its window"},
+}
 READ = Depends(requires(Permission.CASES_READ))
 WRITE = Depends(requires(Permission.CASES_WRITE))
 OPEN = Depends(requires(Permission.HEALTH_READ))
@@ -172,6 +180,7 @@ def get_consents(request: Request, case_id: CaseId, gemeente: Gemeente, actor: C
     dependencies=[READ, WRITE],
     response_model=CaseRead,
     status_code=201,
+    responses=REFUSED,
     summary="Record consent given, refused or withdrawn",
 )
 def post_consent(
@@ -198,6 +207,7 @@ def post_consent(
     "/nazorgdossiers/{case_id}/basisvoorwaarden",
     dependencies=[READ],
     response_model=list[MomentRead],
+    responses=CONSENT,
     summary="The current status of each condition per moment, and whether it is in order",
 )
 def get_conditions(request: Request, case_id: CaseId, gemeente: Gemeente, actor: Caller) -> Any:
@@ -212,6 +222,7 @@ def get_conditions(request: Request, case_id: CaseId, gemeente: Gemeente, actor:
     "/nazorgdossiers/{case_id}/basisvoorwaarden/historie",
     dependencies=[READ],
     response_model=list[FactRead],
+    responses=CONSENT,
     summary="Every recorded status, oldest first",
 )
 def get_condition_history(
@@ -228,6 +239,7 @@ def get_condition_history(
     "/nazorgdossiers/{case_id}/basisvoorwaarden/formulier",
     dependencies=[READ],
     response_model=RegistrationForm,
+    responses=REFUSED,
     summary="The registration form of a moment, pre-filled; to_type is what is left to type",
 )
 def get_form(
@@ -251,6 +263,7 @@ def get_form(
     dependencies=[READ, WRITE],
     response_model=list[MomentRead],
     status_code=201,
+    responses=REFUSED,
     summary="Record statuses of conditions at a moment (needs consent)",
 )
 def post_conditions(
@@ -319,6 +332,7 @@ def _one_activity(
     "/nazorgdossiers/{case_id}/activiteiten",
     dependencies=[READ],
     response_model=list[ActivityRead],
+    responses=CONSENT,
     summary="The activities of a case",
 )
 def get_activities(request: Request, case_id: CaseId, gemeente: Gemeente, actor: Caller) -> Any:
@@ -334,6 +348,7 @@ def get_activities(request: Request, case_id: CaseId, gemeente: Gemeente, actor:
     dependencies=[READ, WRITE],
     response_model=ActivityRead,
     status_code=201,
+    responses=REFUSED,
     summary="Add an activity (needs consent)",
 )
 def post_activity(
@@ -356,6 +371,7 @@ def post_activity(
     "/nazorgdossiers/{case_id}/activiteiten/{activity_id}",
     dependencies=[READ, WRITE],
     response_model=ActivityRead,
+    responses=REFUSED,
     summary="Replace an activity's values (the old ones go into the audit trail)",
 )
 def put_activity(
