@@ -147,13 +147,19 @@ def demo(
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes (uvicorn's)")] = 1,
 ) -> None:
     """Serve the web application and API."""
     import uvicorn
 
     from terugkeer.web.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port)
+    app = create_app()  # a bad setting is one plain line here, before any worker starts
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port)
+        return
+    factory = "terugkeer.web.app:create_app"  # each worker process makes its own app
+    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers)
 
 
 def _register_groups() -> None:
