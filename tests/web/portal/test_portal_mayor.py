@@ -1,0 +1,157 @@
+"""The mayor's office's inbox pages: the municipality's notices only, details, acknowledging
+with a note (CSRF, audited), refused for other roles."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from terugkeer.notify.delivery.dispatch import dispatch_once
+from terugkeer.notify.tables import obligations
+from terugkeer.security.roles import Role
+from terugkeer.security.tables import audit_log
+from tests.feedutil import intake
+from tests.notify.delivery.test_dispatch import channels, clock, feed
+from tests.web.portal.conftest import OTHER_MUNICIPALITY, csrf_token
+
+Portal = Callable[..., TestClient]
+
+
+def notices(engine: Engine) -> tuple[int, int]:
+    """A delivered mayor notice in GM0363 and one in GM0599: their references."""
+    feed(
+        engine,
+        intake("e1"),
+        intake("e9", period="P2", bsn="999990019", fields={"residence_municipality": "GM0599"}),
+    )
+    dispatch_once(engine, clock(), channels=channels())
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(obligations.c.id, obligations.c.recipient_ref).where(
+                obligations.c.rule_id == "mayor.release"
+            )
+        ).all()
+    refs = {r.recipient_ref: r.id for r in rows}
+    return refs["GM0363"], refs["GM0599"]
+
+
+def obligation(engine: Engine, ref: int) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(obligations).where(obligations.c.id == ref)).one()
+
+
+def audit_rows(engine: Engine, actor: str, record_id: int) -> list[tuple[str, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_log.c.action, audit_log.c.details).where(
+                audit_log.c.actor == actor,
+                audit_log.c.record_type == "notice",
+                audit_log.c.record_id == str(record_id),
+            )
+        ).all()
+    return [(r.action, r.details) for r in rows]
+
+
+def test_the_inbox_shows_the_municipalitys_notices_only(engine: Engine, portal: Portal) -> None:
+    own, other = notices(engine)
+    client = portal(Role.MAYOR_OFFICE, name="burgemeester-a")
+    page = client.get("/portaal/meldingen")
+    assert page.status_code == 200
+    assert f'href="/portaal/meldingen/{own}"' in page.text
+    assert f'href="/portaal/meldingen/{other}"' not in page.text
+    assert "Einde detentie" in page.text
+    assert "Nieuw" in page.text
+    assert "Resultaat 1–1 van 1" in page.text
+    # another municipality's notice does not exist for this office
+    refused = client.get(f"/portaal/meldingen/{other}")
+    assert refused.status_code == 404
+    assert "Niet gevonden" in refused.text
+    # the same page in the other municipality shows the other one
+    neighbour = portal(Role.MAYOR_OFFICE, name="burgemeester-b", municipality=OTHER_MUNICIPALITY)
+    assert f'href="/portaal/meldingen/{other}"' in neighbour.get("/portaal/meldingen").text
+
+
+def test_an_empty_inbox_and_filters_are_pages_too(engine: Engine, portal: Portal) -> None:
+    client = portal(Role.MAYOR_OFFICE)
+    page = client.get("/portaal/meldingen")
+    assert page.status_code == 200
+    assert "Er zijn geen meldingen." in page.text
+    filtered = client.get("/portaal/meldingen?toon=te-bevestigen&volgorde=nieuwste")
+    assert "Er zijn geen meldingen die hieraan voldoen." in filtered.text
+    bad = client.get("/portaal/meldingen?toon=alles&pagina=0")
+    assert bad.status_code == 400
+    assert "text/html" in bad.headers["content-type"]
+
+
+def test_details_and_acknowledge_with_a_note(engine: Engine, portal: Portal) -> None:
+    own, _ = notices(engine)
+    client = portal(Role.MAYOR_OFFICE, name="oov-adviseur")
+    detail = client.get(f"/portaal/meldingen/{own}")
+    assert detail.status_code == 200
+    text = detail.text
+    assert "mayor.release" in text
+    assert "P1" in text
+    assert "10 februari 2026" in text  # when, in Dutch
+    assert "zeden" in text
+    assert obligation(engine, own).status == "delivered"
+    # opening it marked it read (audited), and it still waits for acknowledgement
+    assert ("update", '{"read": true}') in audit_rows(engine, "oov-adviseur", own)
+
+    # without the CSRF token: refused, nothing changes
+    forged = client.post(f"/portaal/meldingen/{own}/bevestigen", data={"notitie": "x"})
+    assert forged.status_code == 403
+    assert obligation(engine, own).status == "delivered"
+
+    done = client.post(
+        f"/portaal/meldingen/{own}/bevestigen",
+        data={"notitie": "Besproken met de burgemeester", "csrf_token": csrf_token(text)},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    after = client.get(done.headers["location"])
+    assert "De ontvangst van de melding is bevestigd." in after.text
+    assert "Besproken met de burgemeester" in after.text
+    row = obligation(engine, own)
+    assert (row.status, row.acknowledged_by, row.ack_note) == (
+        "acknowledged",
+        "oov-adviseur",
+        "Besproken met de burgemeester",
+    )
+    assert ("update", '{"acknowledged": true}') in audit_rows(engine, "oov-adviseur", own)
+
+    again = client.post(
+        f"/portaal/meldingen/{own}/bevestigen",
+        data={"notitie": "", "csrf_token": csrf_token(text)},
+    )
+    assert again.status_code == 409
+    assert "kan nu niet worden bevestigd" in again.text
+
+
+def test_the_newest_and_most_urgent_come_first(engine: Engine, portal: Portal) -> None:
+    _own, _ = notices(engine)
+    client = portal(Role.CASEWORKER)  # the nazorg inbox: an intake and a release notice
+    page = client.get("/portaal/meldingen")
+    refs = [int(r) for r in re.findall(r'href="/portaal/meldingen/(\d+)"', page.text)]
+    assert len(refs) == 2
+    first = client.get(f"/portaal/meldingen/{refs[0]}")
+    token = csrf_token(first.text)
+    client.post(f"/portaal/meldingen/{refs[0]}/bevestigen", data={"csrf_token": token})
+    reordered = client.get("/portaal/meldingen")
+    assert [int(r) for r in re.findall(r'href="/portaal/meldingen/(\d+)"', reordered.text)] == [
+        refs[1],
+        refs[0],
+    ]  # the acknowledged one goes after the one still waiting
+
+
+def test_other_roles_are_refused(engine: Engine, portal: Portal) -> None:
+    for role in (Role.ANALYST, Role.AUDITOR):
+        page = portal(role).get("/portaal/meldingen")
+        assert page.status_code == 403
+        assert "Geen toegang" in page.text
+    anonymous = portal().get("/portaal/meldingen", follow_redirects=False)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"].startswith("/portaal/inloggen?volgende=")
