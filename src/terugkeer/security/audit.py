@@ -42,9 +42,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, text
 
 from terugkeer.config import get_settings
+from terugkeer.db.paging import Page, fetch_page
 from terugkeer.security.crypto import FieldCipher, field_cipher
 from terugkeer.security.roles import Principal
 from terugkeer.security.tables import audit_log
@@ -470,13 +471,56 @@ def read_entries(
     """Entries of the log after id ``after``, oldest first, for the auditor ``who``; the read
     itself is an entry (``read`` of record type ``audit_log``), in the caller's transaction."""
     stmt = select(audit_log).where(audit_log.c.id > after).order_by(audit_log.c.id).limit(limit)
-    if actor:
-        stmt = stmt.where(audit_log.c.actor == actor)
-    if record_type:
-        stmt = stmt.where(audit_log.c.record_type == record_type)
+    stmt = stmt.where(*_entry_filters(actor, record_type))
     rows = list(conn.execute(stmt).all())
     record(conn, who, "read", "audit_log", f"{after}+{len(rows)}", "audit")
     return rows
+
+
+def _entry_filters(
+    actor: str | None = None,
+    record_type: str | None = None,
+    record_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[ColumnElement[bool]]:
+    """Who acted, on which record, in which period (``since`` inclusive, ``until`` not)."""
+    found: list[ColumnElement[bool]] = []
+    if actor:
+        found.append(audit_log.c.actor == actor)
+    if record_type:
+        found.append(audit_log.c.record_type == record_type)
+    if record_id:
+        found.append(audit_log.c.record_id == record_id)
+    if since is not None:
+        found.append(audit_log.c.at >= since)
+    if until is not None:
+        found.append(audit_log.c.at < until)
+    return found
+
+
+def search_entries(
+    conn: Connection,
+    who: Principal,
+    *,
+    actor: str | None = None,
+    record_type: str | None = None,
+    record_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page[Any]:
+    """A page of the entries that match, newest first, with how many match, for the auditor
+    ``who`` (the portal's search); the read is an entry, as with :func:`read_entries`."""
+    stmt = (
+        select(audit_log)
+        .where(*_entry_filters(actor, record_type, record_id, since, until))
+        .order_by(audit_log.c.id.desc())
+    )
+    rows, total = fetch_page(conn, stmt, limit, offset)
+    record(conn, who, "read", "audit_log", f"search:{offset}+{len(rows)}", "audit")
+    return Page(rows, total, limit, offset)
 
 
 @dataclass(frozen=True)
