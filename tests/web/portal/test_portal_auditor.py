@@ -1,0 +1,99 @@
+"""The auditor's pages: the audit log searched by actor, subject and period; the chain check;
+refused for other roles."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from terugkeer.security.actor import Actor
+from terugkeer.security.roles import Role
+from terugkeer.security.tables import audit_log
+from terugkeer.web.portal.i18n import ZONE
+
+Portal = Callable[..., TestClient]
+
+
+def rows_of(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<tr class="utrecht-table__row" id="regel-(\d+)">', html)]
+
+
+def write(engine: Engine, actor: str, record_type: str, ids: list[str]) -> None:
+    with engine.begin() as conn:
+        Actor(actor, "mayor_office", "testing").record(conn, "read", record_type, ids)
+
+
+def test_search_by_actor_subject_and_period(engine: Engine, portal: Portal) -> None:
+    write(engine, "zoek-a", "notice", ["17", "18"])
+    write(engine, "zoek-b", "notice", ["17"])
+    client = portal(Role.AUDITOR, name="privacy-1")
+    by_actor = client.get("/portaal/auditlog", params={"wie": "zoek-a"})
+    assert by_actor.status_code == 200
+    assert len(rows_of(by_actor.text)) == 2
+    assert rows_of(by_actor.text) == sorted(rows_of(by_actor.text), reverse=True)  # newest first
+    assert "Resultaat 1–2 van 2" in by_actor.text
+    by_subject = client.get("/portaal/auditlog", params={"soort": "notice", "kenmerk": "17"})
+    found = client.get(
+        "/portaal/auditlog", params={"soort": "notice", "kenmerk": "17", "wie": "zoek-b"}
+    )
+    assert len(rows_of(found.text)) == 1
+    assert len(rows_of(by_subject.text)) >= 2  # zoek-a and zoek-b (SQLite keeps older rows)
+    today = datetime.now(ZONE).date()  # the period is in Dutch days
+    this_period = client.get(
+        "/portaal/auditlog",
+        params={"wie": "zoek-a", "van": today.isoformat(), "tot": today.isoformat()},
+    )
+    assert len(rows_of(this_period.text)) == 2
+    past = client.get(
+        "/portaal/auditlog", params={"wie": "zoek-a", "van": "2020-01-01", "tot": "2020-01-31"}
+    )
+    assert rows_of(past.text) == []
+    assert "Er zijn geen regels in het logboek die hieraan voldoen." in past.text
+    # the search itself is in the log
+    with engine.connect() as conn:
+        searches = conn.execute(
+            select(func.count()).where(
+                audit_log.c.actor == "privacy-1", audit_log.c.record_type == "audit_log"
+            )
+        ).scalar_one()
+    assert searches == 5
+
+
+def test_a_wrong_date_is_an_error_on_its_field(engine: Engine, portal: Portal) -> None:
+    client = portal(Role.AUDITOR)
+    page = client.get("/portaal/auditlog", params={"van": "2026-13-45", "tot": "2020-01-01"})
+    assert page.status_code == 400
+    assert 'id="fout-van"' in page.text
+    assert 'aria-describedby="fout-van"' in page.text
+    assert 'href="#veld-van"' in page.text
+    backwards = client.get("/portaal/auditlog", params={"van": "2026-02-01", "tot": "2026-01-01"})
+    assert backwards.status_code == 400
+    assert 'id="fout-tot"' in backwards.text
+
+
+def test_the_chain_check(engine: Engine, portal: Portal) -> None:
+    write(engine, "keten", "notice", ["1"])
+    client = portal(Role.AUDITOR)
+    idle = client.get("/portaal/auditlog/verificatie")
+    assert idle.status_code == 200
+    assert "Het logboek is in orde." not in idle.text  # it runs when asked
+    checked = client.get("/portaal/auditlog/verificatie", params={"nu": "1"})
+    assert "Het logboek is in orde." in checked.text
+    with engine.connect() as conn:
+        entries = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
+    assert re.search(r"Aantal gecontroleerde regels</dt>\s*<dd>([\d.]+)</dd>", checked.text)[
+        1
+    ].replace(".", "") == str(entries)  # type: ignore[index]
+
+
+def test_other_roles_may_not_read_the_log(engine: Engine, portal: Portal) -> None:
+    for role in (Role.MAYOR_OFFICE, Role.ADMINISTRATOR):
+        client = portal(role)
+        for path in ("/portaal/auditlog", "/portaal/auditlog/verificatie?nu=1"):
+            refused = client.get(path)
+            assert refused.status_code == 403
+            assert "Geen toegang" in refused.text
