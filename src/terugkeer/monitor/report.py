@@ -1,0 +1,184 @@
+"""The monitor's report: every published figure computed once (:func:`compute`, suppressed),
+and written as an HTML page (Jinja2; the body is its own template, ``monitor_body.html``, that
+the analyst's portal page can include), tables as CSV and XLSX, and plots as PNG and SVG.
+
+A cohort is a release year (``--cohort 2024``): a slice of the same suppressed cubes the
+national figures come from (``docs/monitor.md``, "Privacy")."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+from sqlalchemy import Engine
+
+from terugkeer.config import get_settings
+from terugkeer.monitor.cohorts import cohort_columns
+from terugkeer.monitor.frame import MonitorData, load
+from terugkeer.monitor.indicators import Indicators, indicators, lead_table
+from terugkeer.monitor.recidivism import (
+    CRITERIA,
+    CRITERION,
+    curve_table,
+    followup,
+    followup_end,
+    recidivism_table,
+)
+from terugkeer.monitor.suppress import TOTAL, min_cell
+
+TEMPLATES = Path(__file__).parent / "templates"
+ASSOCIATION = "samenhang, geen effect"
+
+
+@dataclass
+class Figures:
+    """Everything the monitor publishes, suppressed."""
+
+    cutoff: date
+    lag: int
+    k: int
+    indicators: Indicators
+    recidivism: pd.DataFrame
+    curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def followup_end(self) -> date:
+        end: date = followup_end(self.cutoff, self.lag).date()
+        return end
+
+
+def compute(
+    engine: Engine, *, cutoff: date | None = None, k: int | None = None, lag: int | None = None
+) -> Figures:
+    """Read the store once and compute every published figure."""
+    k = min_cell(k)
+    lag = get_settings().monitor_registration_lag_months if lag is None else lag
+    t0 = time.perf_counter()
+    data = load(engine, cutoff)
+    t1 = time.perf_counter()
+    cols = cohort_columns(data)
+    ind = indicators(data, cols, k)
+    t2 = time.perf_counter()
+    rec = recidivism_table(data, cols, k, lag)
+    t3 = time.perf_counter()
+    figures = Figures(data.cutoff, lag, k, ind, rec)
+    figures.curves = _curves(data, cols, k, lag)
+    figures.seconds = {"read": t1 - t0, "indicators": t2 - t1, "recidivism": t3 - t2}
+    return figures
+
+
+def _curves(data: MonitorData, cols: pd.DataFrame, k: int, lag: int) -> dict[str, pd.DataFrame]:
+    """Kaplan-Meier curves of general recidivism by release year and by conditions at release,
+    drawn only while at least ``k`` are at risk, for groups of at least ``k``."""
+    fu = followup(data, CRITERION["general"], lag)
+    out = {}
+    for dim in ("year", "conditions_release", "in_order_release"):
+        curves = curve_table(fu, cols.loc[fu.index, dim])
+        sizes = curves.groupby("group")["at_risk"].transform("max")
+        out[dim] = curves[(curves["at_risk"] >= k) & (sizes >= k)]
+    return out
+
+
+def _pct(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{100 * float(value):.1f}%".replace(".", ",")
+
+
+def _num(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{int(value):,}".replace(",", ".")
+
+
+def _plots(figures: Figures, out: Path, cohort: str) -> list[dict[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    titles = {
+        "year": "algemene recidive naar jaar van ontslag",
+        "conditions_release": "algemene recidive naar basisvoorwaarden bij ontslag",
+        "in_order_release": "algemene recidive naar aantal basisvoorwaarden op orde bij ontslag",
+    }
+    for dim, curves in figures.curves.items():
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for group, c in curves.groupby("group"):
+            ax.step(c["days"] / 365.25, c["cumulative"], where="post", label=str(group))
+            ax.fill_between(c["days"] / 365.25, c["lower"], c["upper"], step="post", alpha=0.15)
+        ax.set_xlabel("jaren na ontslag")
+        ax.set_ylabel("cumulatief aandeel recidivisten")
+        ax.set_title(f"{titles[dim]} ({ASSOCIATION})", fontsize=9)
+        ax.legend(fontsize=7)
+        for ext in ("png", "svg"):
+            fig.savefig(out / f"km_{dim}.{ext}", dpi=100)
+        plt.close(fig)
+        made.append({"file": f"km_{dim}", "alt": f"Kaplan-Meier: {titles[dim]}"})
+    lead = lead_table(figures.indicators, cohort)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.25
+    for i, moment in enumerate(lead.columns):
+        xs = [j + (i - 1) * width for j in range(len(lead.index))]
+        ax.bar(xs, lead[moment].astype(float).fillna(0), width=width, label=moment)
+    ax.set_xticks(range(len(lead.index)), list(lead.index), fontsize=8)
+    ax.set_ylabel("aandeel op orde (van bekend)")
+    ax.legend(fontsize=7)
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"basisvoorwaarden.{ext}", dpi=100)
+    plt.close(fig)
+    return made
+
+
+def write_report(figures: Figures, out: Path, cohort: str | None = None) -> list[Path]:
+    """Write the report into ``out``; returns the files written. ``cohort``: a release year."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    year = cohort or TOTAL
+    years = set(figures.indicators.table["jaar"])
+    if year not in years:
+        known = ", ".join(sorted(y for y in years if y != TOTAL))
+        raise ValueError(f"cohort [{cohort}]: a release year in the data ({known})")
+    out.mkdir(parents=True, exist_ok=True)
+    ind = figures.indicators.table
+    rec = figures.recidivism
+    ind_out = ind[ind["jaar"] == year] if cohort else ind
+    rec_out = rec[rec["jaar"] == year] if cohort else rec
+    ind_out.to_csv(out / "indicatoren.csv", index=False)
+    rec_out.to_csv(out / "recidive.csv", index=False)
+    lead = lead_table(figures.indicators, year)
+    lead.to_csv(out / "basisvoorwaarden.csv")
+    national = rec[
+        (rec["jaar"] == year) & (rec["dimensie"] == "quarter") & (rec["waarde"] == TOTAL)
+    ]
+    with pd.ExcelWriter(out / "monitor.xlsx", engine="openpyxl") as xl:
+        lead.to_excel(xl, sheet_name="basisvoorwaarden")
+        at_release = ind[(ind["jaar"] == year) & (ind["moment"] == "release")]
+        at_release.to_excel(xl, sheet_name="bij ontslag", index=False)
+        rec[rec["jaar"] == year].to_excel(xl, sheet_name="recidive", index=False)
+    plots = _plots(figures, out, year)
+    labels = {c.code: c.label for c in CRITERIA}
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    html = env.get_template("monitor_report.html").render(
+        cohort=cohort,
+        cutoff=figures.cutoff.isoformat(),
+        followup_end=figures.followup_end.isoformat(),
+        lag=figures.lag,
+        k=figures.k,
+        lead=lead,
+        recidivism=[
+            {**r, "criterium": labels[r["criterium"]]} for r in national.to_dict("records")
+        ],
+        km_plots=plots,
+        pct=_pct,
+        num=_num,
+    )
+    (out / "index.html").write_text(html, encoding="utf-8")
+    return sorted(p for p in out.iterdir() if p.is_file())

@@ -1,0 +1,129 @@
+"""On a small synthetic year ingested into each store, the monitor's observed 2-year
+recidivism per cohort equals the generator's ground truth (truth.csv) exactly; the report,
+the extract and its audit row work on the same store."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from rich.console import Console
+from sqlalchemy import Engine, select
+
+from terugkeer.demo.registration import demo_step
+from terugkeer.detention.tables import persons
+from terugkeer.intake import ingest_files
+from terugkeer.monitor.cohorts import cohort_columns
+from terugkeer.monitor.extract import write_extract
+from terugkeer.monitor.frame import load
+from terugkeer.monitor.recidivism import CRITERION, OBSERVED, followup, prevalence
+from terugkeer.monitor.report import compute, write_report
+from terugkeer.security.actor import Actor
+from terugkeer.security.tables import audit_log
+from terugkeer.synth import generate
+from tests.conftest import empty_all
+
+RELEASES = 600
+CUTOFF = date(2029, 6, 30)  # the year is 2024: 2 years + lag after every release, all registered
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Engine, Path]]:
+    name = "_sqlite_engine" if request.param == "sqlite" else "_pg_engine"
+    engine: Engine = request.getfixturevalue(name)
+    empty_all(engine)
+    work = tmp_path_factory.mktemp(f"monitor-{request.param}")
+    synth = generate(work / "feeds", releases=RELEASES, seed=7)
+    feeds = [synth.files[f"{n}.jsonl"] for n in ("detention", "victims", "reconvictions")]
+    ingest_files(engine, feeds)
+    demo_step(engine, work / "feeds", work, Console(file=None, quiet=True), seed=7, messy=False)
+    yield engine, work
+    empty_all(engine)
+
+
+def truth(work: Path) -> pd.DataFrame:
+    with (work / "feeds" / "truth.csv").open(encoding="utf-8") as f:
+        df = pd.DataFrame(list(csv.DictReader(f)))
+    df = df[(df["end"] == "release") & (df["release_kind"] != "into_tbs")].copy()
+    end = pd.to_datetime(df["end_date"])
+    df["quarter"] = end.dt.year.astype(str) + "-K" + end.dt.quarter.astype(str)
+    df["reconvicted_2y"] = df["reconvicted_2y"].astype(int)
+    return df
+
+
+def test_observed_two_year_share_equals_the_truth(store: tuple[Engine, Path]) -> None:
+    engine, work = store
+    data = load(engine, CUTOFF)
+    fu = followup(data, CRITERION["general"], 6)
+    cols = cohort_columns(data)
+    prev = prevalence(fu, cols.loc[fu.index, "quarter"])
+    two = prev[prev["horizon"] == "2 jaar"].set_index("group")
+    expected = truth(work).groupby("quarter")["reconvicted_2y"].agg(["size", "sum"])
+    assert list(two.index) == list(expected.index)
+    assert (two["label"] == OBSERVED).all()  # follow-up complete: the plain share
+    for quarter, row in expected.iterrows():
+        assert two.loc[quarter, "persons"] == row["size"]
+        assert two.loc[quarter, "events"] == row["sum"]
+        assert two.loc[quarter, "share"] == row["sum"] / row["size"]
+
+
+def test_a_cut_off_inside_the_follow_up_makes_it_estimated(store: tuple[Engine, Path]) -> None:
+    engine, _ = store
+    data = load(engine, date(2026, 8, 31))
+    fu = followup(data, CRITERION["general"], 6)
+    assert set(fu.loc[~fu["event"], "censor"]) <= {"cutoff", "death", "detention"}
+    prev = prevalence(fu, cohort_columns(data).loc[fu.index, "year"])
+    labels = dict(zip(prev["horizon"], prev["label"], strict=True))
+    assert labels["1 jaar"] == OBSERVED
+    assert labels["2 jaar"] != OBSERVED
+
+
+def test_report_and_extract(store: tuple[Engine, Path], tmp_path: Path) -> None:
+    engine, _ = store
+    figures = compute(engine, cutoff=CUTOFF, k=10)
+    files = {p.name for p in write_report(figures, tmp_path / "report", "2024")}
+    assert {"index.html", "monitor.xlsx", "recidive.csv", "km_year.svg", "km_year.png"} <= files
+    html = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert "Samenhang, geen effect" in html
+    # every published count is at least k
+    for name in ("indicatoren.csv", "recidive.csv"):
+        table = pd.read_csv(tmp_path / "report" / name)
+        for col in ("op_orde", "niet_op_orde", "onbekend", "personen", "recidivisten"):
+            if col in table:
+                assert (table[col].dropna() >= 10).all()
+    actor = Actor.cli("onderzoeker", "test extract")
+    result = write_extract(
+        engine, tmp_path / "x.csv", actor=actor, cutoff=CUTOFF, keys="k1:0123456789abcdef0123"
+    )
+    text = (tmp_path / "x.csv").read_text(encoding="utf-8")
+    extract = pd.read_csv(tmp_path / "x.csv")
+    assert result.rows == len(extract) > 0
+    assert set(extract["key_id"]) == {"k1"}
+    assert "birth_date" not in extract.columns
+    assert "DP0" not in text
+    assert "DJ" not in text
+    with engine.connect() as conn:
+        bsns = [b for (b,) in conn.execute(select(persons.c.bsn)) if b]
+        rows = conn.execute(
+            select(audit_log.c.actor, audit_log.c.record_type).where(
+                audit_log.c.record_type == "monitor_extract"
+            )
+        ).all()
+    assert not any(b in text for b in bsns[:200])
+    assert ("cli:onderzoeker", "monitor_extract") in [tuple(r) for r in rows]
+    # rotating the key gives other pseudonyms
+    again = write_extract(
+        engine,
+        tmp_path / "y.csv",
+        actor=actor,
+        cutoff=CUTOFF,
+        keys="k1:0123456789abcdef0123,k2:fedcba9876543210fedc",
+    )
+    assert again.key_id == "k2"
+    assert set(pd.read_csv(tmp_path / "y.csv")["person"]).isdisjoint(extract["person"])
