@@ -101,6 +101,11 @@ def run_demo(
 
     demo_step(engine, workdir / "feeds", workdir, console, seed=seed)
     _demo_users(engine, console)
+    from terugkeer.monitor.report import compute, write_report
+
+    figures = compute(engine)
+    files = write_report(figures, workdir / "monitor")
+    console.print(f"monitor report: {workdir / 'monitor' / 'index.html'} ({len(files)} files)")
     with engine.begin() as conn:
         actor.job(conn, "demo", details={"releases": releases, "seed": seed})
     console.print(
