@@ -28,6 +28,7 @@ from anyio import to_thread
 from sqlalchemy import Connection, Engine, insert, or_, select, update
 
 from terugkeer.config import get_settings
+from terugkeer.db.paging import Page, fetch_page
 from terugkeer.domain.refdata import refdata
 from terugkeer.security import audit
 from terugkeer.security.actor import Actor
@@ -579,15 +580,72 @@ def list_tokens(engine: Engine) -> list[TokenInfo]:
             .join(users, users.c.id == api_tokens.c.user_id)
             .order_by(api_tokens.c.id)
         ).all()
-    return [
-        TokenInfo(
-            r.name,
-            r.user_name,
-            r.created_at,
-            r.expires_at,
-            r.last_used_at,
-            r.revoked_at,
-            bool(r.contact_details),
+    return [_token_info(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """An account as an administrator sees it (never its password hash or second factor)."""
+
+    name: str
+    role: str
+    municipality: str | None
+    active: bool
+    second_factor: bool
+    created_at: datetime
+
+
+def list_users(
+    engine: Engine,
+    *,
+    name: str | None = None,
+    role: str | None = None,
+    municipality: str | None = None,
+    limit: int | None = 100,
+    offset: int = 0,
+) -> Page[UserInfo]:
+    """A page of the accounts by name, of one name, role or municipality if asked."""
+    stmt = select(users).order_by(users.c.name)
+    if name is not None:
+        stmt = stmt.where(users.c.name == name)
+    if role:
+        stmt = stmt.where(users.c.role == role)
+    if municipality:
+        stmt = stmt.where(users.c.municipality == municipality)
+    with engine.connect() as conn:
+        rows, total = fetch_page(conn, stmt, limit, offset)
+    found = [
+        UserInfo(
+            r.name, r.role, r.municipality, bool(r.active), r.totp_secret is not None, r.created_at
         )
         for r in rows
     ]
+    return Page(found, total, limit, offset)
+
+
+def token_page(
+    engine: Engine, *, user: str | None = None, limit: int | None = 100, offset: int = 0
+) -> Page[TokenInfo]:
+    """A page of the API tokens, newest first, of one user if asked (never a token)."""
+    stmt = (
+        select(api_tokens, users.c.name.label("user_name"))
+        .join(users, users.c.id == api_tokens.c.user_id)
+        .order_by(api_tokens.c.id.desc())
+    )
+    if user:
+        stmt = stmt.where(users.c.name == user)
+    with engine.connect() as conn:
+        rows, total = fetch_page(conn, stmt, limit, offset)
+    return Page([_token_info(r) for r in rows], total, limit, offset)
+
+
+def _token_info(r: Any) -> TokenInfo:
+    return TokenInfo(
+        r.name,
+        r.user_name,
+        r.created_at,
+        r.expires_at,
+        r.last_used_at,
+        r.revoked_at,
+        bool(r.contact_details),
+    )
