@@ -123,6 +123,8 @@ def _periods(conn: Connection) -> pd.DataFrame:
     df = df.sort_values(["person_id", "intake_day", "period_id"], kind="stable")
     # the person's next intake (periods of one person do not overlap)
     df["next_intake_day"] = df.groupby("person_id")["intake_day"].shift(-1)
+    # criminal history as the store knows it: the person's earlier detention periods
+    df["prior_periods"] = df.groupby("person_id").cumcount()
     ended = df["status"].isin([PeriodStatus.RELEASED.value, PeriodStatus.DECEASED.value])
     df = df[ended].copy()
     cases = _read(
@@ -164,6 +166,7 @@ def _periods(conn: Connection) -> pd.DataFrame:
         "has_case",
         "next_intake_day",
         "death_day",
+        "prior_periods",
     ]
     return df[keep].set_index("period_id").sort_index()
 

@@ -18,6 +18,7 @@ import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 from sqlalchemy import Engine
 
 from terugkeer.config import get_settings
+from terugkeer.monitor.association import ASSOCIATION, corrected, link
 from terugkeer.monitor.cohorts import cohort_columns
 from terugkeer.monitor.frame import MonitorData, load
 from terugkeer.monitor.indicators import Indicators, indicators, lead_table
@@ -32,7 +33,6 @@ from terugkeer.monitor.recidivism import (
 from terugkeer.monitor.suppress import TOTAL, min_cell
 
 TEMPLATES = Path(__file__).parent / "templates"
-ASSOCIATION = "samenhang, geen effect"
 
 
 @dataclass
@@ -44,6 +44,8 @@ class Figures:
     k: int
     indicators: Indicators
     recidivism: pd.DataFrame
+    link: pd.DataFrame
+    corrected: pd.DataFrame
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -67,9 +69,18 @@ def compute(
     t2 = time.perf_counter()
     rec = recidivism_table(data, cols, k, lag)
     t3 = time.perf_counter()
-    figures = Figures(data.cutoff, lag, k, ind, rec)
+    assoc = link(data, k, lag)
+    corr = corrected(data, cols, k, lag)
+    t4 = time.perf_counter()
+    figures = Figures(data.cutoff, lag, k, ind, rec, assoc, corr)
     figures.curves = _curves(data, cols, k, lag)
-    figures.seconds = {"read": t1 - t0, "indicators": t2 - t1, "recidivism": t3 - t2}
+    figures.seconds = {
+        "read": t1 - t0,
+        "indicators": t2 - t1,
+        "recidivism": t3 - t2,
+        "link": t4 - t3,
+        "curves": time.perf_counter() - t4,
+    }
     return figures
 
 
@@ -89,6 +100,12 @@ def _pct(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{100 * float(value):.1f}%".replace(".", ",")
+
+
+def _ratio(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{float(value):.2f}".replace(".", ",")
 
 
 def _num(value: Any) -> str:
@@ -155,6 +172,8 @@ def write_report(figures: Figures, out: Path, cohort: str | None = None) -> list
     rec_out.to_csv(out / "recidive.csv", index=False)
     lead = lead_table(figures.indicators, year)
     lead.to_csv(out / "basisvoorwaarden.csv")
+    figures.link.to_csv(out / "samenhang.csv", index=False)
+    figures.corrected.to_csv(out / "gecorrigeerd.csv", index=False)
     national = rec[
         (rec["jaar"] == year) & (rec["dimensie"] == "quarter") & (rec["waarde"] == TOTAL)
     ]
@@ -163,6 +182,8 @@ def write_report(figures: Figures, out: Path, cohort: str | None = None) -> list
         at_release = ind[(ind["jaar"] == year) & (ind["moment"] == "release")]
         at_release.to_excel(xl, sheet_name="bij ontslag", index=False)
         rec[rec["jaar"] == year].to_excel(xl, sheet_name="recidive", index=False)
+        figures.link.to_excel(xl, sheet_name="samenhang", index=False)
+        figures.corrected.to_excel(xl, sheet_name="gecorrigeerd", index=False)
     plots = _plots(figures, out, year)
     labels = {c.code: c.label for c in CRITERIA}
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
@@ -177,6 +198,9 @@ def write_report(figures: Figures, out: Path, cohort: str | None = None) -> list
             {**r, "criterium": labels[r["criterium"]]} for r in national.to_dict("records")
         ],
         km_plots=plots,
+        link=figures.link.to_dict("records"),
+        corrected=figures.corrected.to_dict("records"),
+        ratio=_ratio,
         pct=_pct,
         num=_num,
     )
