@@ -241,31 +241,34 @@ def _events(event: Any, n: int) -> BoolArray:
     return observed
 
 
-def _factorize(group: Any, n: int) -> tuple[IntArray, npt.NDArray[Any]]:
-    """Codes 0..G-1 per row and the sorted labels."""
+def _factorize(group: Any, n: int) -> tuple[IntArray, npt.NDArray[Any], IntArray]:
+    """Codes 0..G-1 per row, the sorted labels and the number of rows per label."""
     if group is None:
-        return np.zeros(n, dtype=np.int64), np.array([ALL], dtype=object)
+        return np.zeros(n, dtype=np.int64), np.array([ALL], dtype=object), np.array([n])
     g = np.asarray(group)
     if g.shape != (n,):
         raise ValueError(f"group must have one value per time ({n}), not shape {g.shape}")
     if g.dtype.kind in "iu":
-        gi = g.astype(np.int64)
+        gi = g.astype(np.int64, copy=False)
         lo, hi = int(gi.min()), int(gi.max())
         if hi - lo <= 4 * n + 1024:  # small range: codes without a sort
             if lo != 0:
                 gi = gi - lo
-            present = np.bincount(gi, minlength=hi - lo + 1) > 0
+            counts = np.bincount(gi, minlength=hi - lo + 1)
+            present = counts > 0
             if present.all():
-                return gi, np.arange(lo, hi + 1, dtype=np.int64)
+                return gi, np.arange(lo, hi + 1, dtype=np.int64), counts.astype(np.int64)
             lookup = np.cumsum(present) - 1
-            return lookup[gi].astype(np.int64), np.flatnonzero(present) + lo
+            labels = np.flatnonzero(present) + lo
+            return lookup[gi].astype(np.int64), labels, counts[present].astype(np.int64)
     try:
         codes, uniques = pd.factorize(g, sort=True)
     except TypeError as e:
         raise ValueError(f"group labels cannot be ordered: {e}") from e
     if (codes < 0).any():
         raise ValueError(f"group has {int((codes < 0).sum())} missing values")
-    return codes.astype(np.int64), np.asarray(uniques)
+    counts = np.bincount(codes, minlength=len(uniques)).astype(np.int64)
+    return codes.astype(np.int64), np.asarray(uniques), counts
 
 
 # --- the estimator -----------------------------------------------------------------------------
@@ -277,28 +280,32 @@ def _cells(
     """The non-empty (group, time) cells in group-major, time-ascending order: the group index,
     the time, the number removed (events + censored) and the events of each."""
     n = t.size
-    tmin = float(t.min())
-    span = float(t.max()) - tmin
-    whole = span <= 4 * n + 1024 and n_groups * (span + 1) <= _GRID_CELLS
+    tmax = float(t.max())  # times are ≥ 0
+    whole = tmax <= 4 * n + 1024 and n_groups * (tmax + 1) <= _GRID_CELLS
     if whole and (t == np.rint(t)).all():  # whole numbers in a small range: no sort
-        width = int(span) + 1
-        rank = (t - tmin).astype(np.int64)
-        tvals: FloatArray = tmin + np.arange(width, dtype=np.float64)
+        width = int(tmax) + 1
+        rank = t.astype(np.int64)
+        tvals: FloatArray = np.arange(width, dtype=np.float64)
     else:
         tvals, inverse = np.unique(t, return_inverse=True)
         rank = inverse.astype(np.int64).reshape(n)
         width = tvals.size
-    key = codes * width + rank
+    # key = 2 (group x width + rank) + event, built in place
+    key = codes * (2 * width)
+    rank <<= 1
+    rank += ev
+    key += rank
     if n_groups * width <= _GRID_CELLS:  # count on the dense grid: (cell, event) pairs
         cells = n_groups * width
-        counts = np.bincount(key * 2 + ev, minlength=2 * cells).reshape(cells, 2)
+        counts = np.bincount(key, minlength=2 * cells).reshape(cells, 2)
         removed_all = counts[:, 0] + counts[:, 1]
         uk = np.flatnonzero(removed_all)
         removed, events = removed_all[uk], counts[uk, 1]
     else:  # too many cells: sort the keys instead
-        uk, inverse = np.unique(key, return_inverse=True)
-        counts = np.bincount(inverse.reshape(n) * 2 + ev, minlength=2 * uk.size).reshape(-1, 2)
-        removed, events = counts[:, 0] + counts[:, 1], counts[:, 1]
+        pairs, inverse = np.unique(key >> 1, return_inverse=True)
+        counts = np.bincount(inverse.reshape(n) * 2 + ev, minlength=2 * pairs.size)
+        counts = counts.reshape(-1, 2)
+        uk, removed, events = pairs, counts[:, 0] + counts[:, 1], counts[:, 1]
     return (
         (uk // width).astype(np.int64),
         tvals[uk % width],
@@ -307,13 +314,13 @@ def _cells(
     )
 
 
-def _segment_cumsum(values: npt.NDArray[Any], first: IntArray, row_group: IntArray) -> Any:
-    """Cumulative sums that restart at each group's first row (``first[g]``), in one pass:
-    the running total less the total before the group's first row. Floats are summed in
-    extended precision so the subtraction costs no accuracy the per-group sum would have."""
+def _segment_cumsum(values: npt.NDArray[Any], start: IntArray) -> Any:
+    """Cumulative sums that restart at each group's first row (``start[i]``: the first row of
+    row ``i``'s group), in one pass: the running total less the total before the group's first
+    row. Callers pass floats in extended precision, so the subtraction costs no accuracy that
+    a sum per group would keep."""
     total = np.cumsum(values)
-    before = total - values
-    return total - before[first][row_group]
+    return total - (total - values)[start]
 
 
 def km_many(
@@ -335,30 +342,27 @@ def km_many(
         raise ValueError(f"alpha must lie between 0 and 1, not {alpha}")
     t = _times(time)
     ev = _events(event, t.size)
-    codes, labels = _factorize(group, t.size)
+    codes, labels, sizes = _factorize(group, t.size)
     n_groups = labels.size
-    sizes = np.bincount(codes, minlength=n_groups).astype(np.int64)
     row_group, times, removed, events = _cells(t, ev, codes, n_groups)
     per_group = np.bincount(row_group, minlength=n_groups)
     offsets = np.zeros(n_groups + 1, dtype=np.int64)
     np.cumsum(per_group, out=offsets[1:])
-    first = offsets[:-1]
+    start = np.repeat(offsets[:-1], per_group)  # each row's group's first row
 
-    at_risk = sizes[row_group] - _segment_cumsum(removed, first, row_group) + removed
+    at_risk = sizes[row_group] - _segment_cumsum(removed, start) + removed
     survivors = at_risk - events
+    # everyone left at risk has the event: S drops to 0 (necessarily the group's last row)
+    zero = survivors == 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        zero = survivors == 0  # everyone left at risk has the event: S drops to 0
         safe_survivors = np.where(zero, 1, survivors).astype(np.float64)
-        step = np.where(events > 0, np.log(safe_survivors) - np.log(at_risk), 0.0)
-        step = np.where(zero, 0.0, step)
-        green = np.where(zero, 0.0, events / (at_risk.astype(np.float64) * safe_survivors))
-        log_s = _segment_cumsum(step.astype(np.longdouble), first, row_group).astype(np.float64)
-        variance = _segment_cumsum(green.astype(np.longdouble), first, row_group)
-        variance = np.maximum(variance.astype(np.float64), 0.0)
-        variance[_segment_cumsum(events, first, row_group) == 0] = 0.0
-        reached_zero = _segment_cumsum(zero.astype(np.int64), first, row_group) > 0
-        log_s = np.minimum(log_s, 0.0)
-        log_s[reached_zero] = -np.inf
+        step = np.where((events > 0) & ~zero, np.log(safe_survivors) - np.log(at_risk), 0.0).astype(
+            np.longdouble
+        )
+        green = np.where(zero, 0.0, events / (at_risk * safe_survivors)).astype(np.longdouble)
+        log_s = np.minimum(_segment_cumsum(step, start).astype(np.float64), 0.0)
+        variance = np.maximum(_segment_cumsum(green, start).astype(np.float64), 0.0)
+        log_s[zero] = -np.inf
         survival = np.exp(log_s)
         lower, upper = _greenwood_bounds(log_s, variance, alpha)
     return KMResult(
