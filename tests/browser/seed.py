@@ -51,6 +51,7 @@ class World:
     # obligations (notices) by who receives them: the walks' own records
     home_notices: list[int] = field(default_factory=list)
     other_notices: list[int] = field(default_factory=list)
+    victim_notices: dict[str, int] = field(default_factory=dict)  # victim ref -> notice
     burst_alerts: list[int] = field(default_factory=list)
     quarantined: list[int] = field(default_factory=list)
 
@@ -170,6 +171,14 @@ def seed(engine: Engine, workdir: Path) -> World:
             (world.home_notices if row.recipient_ref == HOME else world.other_notices).append(
                 row.id
             )
+        world.victim_notices = {
+            row.recipient_ref: row.id
+            for row in conn.execute(
+                select(obligations.c.id, obligations.c.recipient_ref).where(
+                    known, obligations.c.recipient_kind == "victim"
+                )
+            )
+        }
         world.burst_alerts = list(
             conn.execute(
                 select(alerts.c.id).where(alerts.c.kind == "burst", alerts.c.status == "open")
