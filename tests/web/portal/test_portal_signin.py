@@ -3,12 +3,18 @@ the sign-in form's CSRF token, throttling, signing out, going back to the page a
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pyotp
 from fastapi.testclient import TestClient
+from rich.console import Console
 from sqlalchemy import Engine, insert, select
 
+from terugkeer.demo.accounts import demo_accounts
 from terugkeer.security.roles import Role
 from terugkeer.security.tables import login_throttle, sessions
 from terugkeer.web.app import create_app
@@ -160,3 +166,24 @@ def test_signing_out(engine: Engine, portal: Portal) -> None:
     assert "U bent uitgelogd." in client.get(out.headers["location"]).text
     with engine.connect() as conn:
         assert conn.execute(select(sessions.c.revoked_at)).scalar_one() is not None
+
+
+def test_the_demo_accounts_sign_in_with_what_the_demo_wrote(engine: Engine, tmp_path: Path) -> None:
+    console = Console(file=io.StringIO())
+    made = demo_accounts(engine, tmp_path, console, roles=(Role.IDV_OFFICER,))
+    written = (tmp_path / "accounts.txt").read_text(encoding="utf-8")
+    assert (tmp_path / "accounts.txt").stat().st_mode & 0o077 == 0  # its owner only
+    password = re.search(r"password: (\S+)", written)[1]  # type: ignore[index]
+    secret = re.search(r"totp_secret: (\S+)", written)[1]  # type: ignore[index]
+    assert (made[0].password, made[0].totp_secret) == (password, secret)
+    assert password in console.file.getvalue()  # type: ignore[attr-defined]
+    client = TestClient(create_app(engine))
+    first = submit(client, "demo-idv_officer", password)
+    page = client.get(first.headers["location"])  # type: ignore[attr-defined]
+    done = client.post(
+        "/portaal/tweede-factor",
+        data={"code": pyotp.TOTP(secret).now(), "form_token": form_token(page.text)},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert client.get("/portaal/slachtoffers").status_code == 200
