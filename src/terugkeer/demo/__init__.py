@@ -3,7 +3,6 @@ run (record type ``job``), in the demo database, by the actor who runs it."""
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from rich.table import Table
 from sqlalchemy import Engine, delete, func, insert, select
 
 from terugkeer.db.engine import make_engine
+from terugkeer.demo.accounts import demo_accounts
 from terugkeer.detention.ingest import ProgressCallback
 from terugkeer.detention.store import check_periods
 from terugkeer.detention.summary import summarise
@@ -100,7 +100,7 @@ def run_demo(
     from terugkeer.demo.registration import demo_step
 
     demo_step(engine, workdir / "feeds", workdir, console, seed=seed)
-    _demo_users(engine, console)
+    demo_accounts(engine, workdir, console)  # one per role, also in var/demo/accounts.txt
     from terugkeer.monitor.report import compute, write_report
 
     figures = compute(engine)
@@ -216,19 +216,3 @@ def _notifications(
             "unresolved recipients (no known municipality) wait in the operator's queue "
             "with their deadlines: `terugkeer notify alerts`"
         )
-
-
-def _demo_users(engine: Engine, console: Console) -> None:
-    """One account per role, with a fresh random password, printed for local use only."""
-    from terugkeer.security.accounts import add_user
-    from terugkeer.security.roles import SCOPED_ROLES, Role
-
-    console.print("[bold]demo accounts[/bold] (local use only; new passwords each run):")
-    for role in Role:
-        municipality = "GM0363" if role in SCOPED_ROLES else None
-        password = secrets.token_urlsafe(12)
-        created = add_user(engine, f"demo-{role.value}", role.value, password, municipality)
-        where = f" {municipality}" if municipality else ""
-        console.print(f"  {created.name}{where}  password: {password}", soft_wrap=True)
-        if created.totp_uri:
-            console.print(f"    second factor: {created.totp_uri}", soft_wrap=True)
