@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from terugkeer.config import get_settings
 from terugkeer.db.paging import Page, fetch_page
@@ -160,6 +160,20 @@ def _obligation(r: Any) -> dict[str, Any]:
     }
 
 
+def _due_stmt(window: str, hours: int, recipient_kind: str | None, now: datetime) -> Select[Any]:
+    if window not in DUE_WINDOWS:
+        raise ValueError(f"unknown window [{window}]; use one of {DUE_WINDOWS}")
+    o = obligations.c
+    stmt = select(obligations).where(o.status.in_(UNDELIVERED))
+    if window == "overdue":
+        stmt = stmt.where(o.due_at < now)
+    else:
+        stmt = stmt.where(o.due_at >= now, o.due_at < now + timedelta(hours=hours))
+    if recipient_kind:
+        stmt = stmt.where(o.recipient_kind == recipient_kind)
+    return stmt.order_by(o.due_at, o.id)
+
+
 def due_obligations(
     conn: Connection,
     *,
@@ -174,21 +188,35 @@ def due_obligations(
     """Obligations not yet delivered (open, sent, unresolved, held): ``overdue`` (due before
     now) or due ``soon`` (within ``hours``), earliest due first. Each one shown is a ``read``
     of record type ``notice`` by ``actor``."""
-    if window not in DUE_WINDOWS:
-        raise ValueError(f"unknown window [{window}]; use one of {DUE_WINDOWS}")
-    now = now or datetime.now(UTC)
-    o = obligations.c
-    stmt = select(obligations).where(o.status.in_(UNDELIVERED))
-    if window == "overdue":
-        stmt = stmt.where(o.due_at < now)
-    else:
-        stmt = stmt.where(o.due_at >= now, o.due_at < now + timedelta(hours=hours))
-    if recipient_kind:
-        stmt = stmt.where(o.recipient_kind == recipient_kind)
-    rows, total = fetch_page(conn, stmt.order_by(o.due_at, o.id), limit, offset)
+    stmt = _due_stmt(window, hours, recipient_kind, now or datetime.now(UTC))
+    rows, total = fetch_page(conn, stmt, limit, offset)
     shown = [_obligation(r) for r in rows]
     actor.record(conn, "read", "notice", (r["id"] for r in shown))
     return Page(shown, total, limit, offset)
+
+
+def _unresolved_stmt() -> Select[Any]:
+    o, p = obligations.c, detention_periods.c
+    return (
+        select(
+            obligations,
+            p.institution,
+            p.status.label("period_status"),
+            p.planned_release_date,
+        )
+        .select_from(obligations.outerjoin(detention_periods, p.period_ref == o.period_ref))
+        .where(o.status == "unresolved")
+        .order_by(o.due_at, o.id)
+    )
+
+
+def _unresolved(r: Any) -> dict[str, Any]:
+    return {
+        **_obligation(r),
+        "institution": r.institution,
+        "period_status": r.period_status,
+        "planned_release_date": r.planned_release_date,
+    }
 
 
 def unresolved_recipients(
@@ -201,30 +229,22 @@ def unresolved_recipients(
     """Obligations without a known recipient (municipality), earliest due first, with their
     period's institution, status and planned release date: what an operator needs to ask the
     prison for the municipality. Each one shown is a ``read`` of record type ``notice``."""
-    o, p = obligations.c, detention_periods.c
-    stmt = (
-        select(
-            obligations,
-            p.institution,
-            p.status.label("period_status"),
-            p.planned_release_date,
-        )
-        .select_from(obligations.outerjoin(detention_periods, p.period_ref == o.period_ref))
-        .where(o.status == "unresolved")
-        .order_by(o.due_at, o.id)
-    )
-    rows, total = fetch_page(conn, stmt, limit, offset)
-    shown = [
-        {
-            **_obligation(r),
-            "institution": r.institution,
-            "period_status": r.period_status,
-            "planned_release_date": r.planned_release_date,
-        }
-        for r in rows
-    ]
+    rows, total = fetch_page(conn, _unresolved_stmt(), limit, offset)
+    shown = [_unresolved(r) for r in rows]
     actor.record(conn, "read", "notice", (r["id"] for r in shown))
     return Page(shown, total, limit, offset)
+
+
+def unresolved_recipient(
+    conn: Connection, obligation_id: int, *, actor: Actor
+) -> dict[str, Any] | None:
+    """One obligation waiting for its recipient (None when it is not, or not there); a
+    ``read`` of record type ``notice``."""
+    row = conn.execute(_unresolved_stmt().where(obligations.c.id == obligation_id)).first()
+    if row is None:
+        return None
+    actor.record(conn, "read", "notice", [row.id])
+    return _unresolved(row)
 
 
 class NamingError(ValueError):
@@ -288,17 +308,7 @@ def naming_message(
 # --- dead letters -----------------------------------------------------------------------------
 
 
-def dead_letters(
-    conn: Connection,
-    *,
-    actor: Actor,
-    channel: str | None = None,
-    limit: int | None = 50,
-    offset: int = 0,
-) -> Page[dict[str, Any]]:
-    """Deliveries given up on (``dead``), newest first, with their obligation's rule, period
-    and recipient and the last error. Each one shown is a ``read`` of record type
-    ``delivery``."""
+def _dead_stmt(channel: str | None) -> Select[Any]:
     d, o = deliveries.c, obligations.c
     stmt = (
         select(
@@ -319,12 +329,50 @@ def dead_letters(
         .where(d.status == "dead")
         .order_by(d.id.desc())
     )
-    if channel:
-        stmt = stmt.where(d.channel == channel)
-    rows, total = fetch_page(conn, stmt, limit, offset)
+    return stmt.where(d.channel == channel) if channel else stmt
+
+
+def dead_letters(
+    conn: Connection,
+    *,
+    actor: Actor,
+    channel: str | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> Page[dict[str, Any]]:
+    """Deliveries given up on (``dead``), newest first, with their obligation's rule, period
+    and recipient and the last error. Each one shown is a ``read`` of record type
+    ``delivery``."""
+    rows, total = fetch_page(conn, _dead_stmt(channel), limit, offset)
     shown = [dict(r._mapping) for r in rows]
     actor.record(conn, "read", "delivery", (r["id"] for r in shown))
     return Page(shown, total, limit, offset)
+
+
+# --- how much is waiting ------------------------------------------------------------------------
+
+
+def _count(conn: Connection, stmt: Select[Any]) -> int:
+    return int(
+        conn.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
+    )
+
+
+def summary(conn: Connection, now: datetime | None = None, *, hours: int = 48) -> dict[str, int]:
+    """How many of each list are waiting (counts only, nobody named: no audit row): open
+    bursts, overdue and soon-due obligations, unresolved recipients, dead letters, open
+    reconciliation gaps."""
+    now = now or datetime.now(UTC)
+    open_gaps = select(alerts.c.id).where(alerts.c.status == "open", alerts.c.kind.in_(ALERT_KINDS))
+    bursts = select(alerts.c.id).where(alerts.c.status == "open", alerts.c.kind == "burst")
+    return {
+        "bursts": _count(conn, bursts),
+        "overdue": _count(conn, _due_stmt("overdue", hours, None, now)),
+        "soon": _count(conn, _due_stmt("soon", hours, None, now)),
+        "unresolved": _count(conn, _unresolved_stmt()),
+        "dead": _count(conn, _dead_stmt(None)),
+        "gaps": _count(conn, open_gaps),
+    }
 
 
 # --- the reconciliation -------------------------------------------------------------------------
@@ -394,23 +442,26 @@ class BackfillPreview:
     """What ``backfill(since)`` would create now: the missing obligations caused since the
     day, and how many missing ones it would leave alone (caused before)."""
 
-    since: datetime
+    since: datetime | None
     missing: int
     before_since: int
     items: Sequence[dict[str, Any]]
 
 
 def backfill_preview(
-    conn: Connection, since: datetime, now: datetime | None = None
+    conn: Connection, since: datetime | None, now: datetime | None = None
 ) -> BackfillPreview:
     """The reconciliation's missing obligations since ``since`` (as ``backfill`` chooses
-    them), inside the caller's transaction, writing nothing: each with its rule, period,
-    recipient and the due time the facts give; the backfill sends them marked late."""
-    if since.tzinfo is None:
+    them; None: all, whatever their date), inside the caller's transaction, writing nothing:
+    each with its rule, period, recipient and the due time the facts give; the backfill sends
+    them marked late."""
+    if since is not None and since.tzinfo is None:
         raise ValueError(f"naive datetime [{since.isoformat()}]: give the time with its zone")
     now = now or datetime.now(UTC)
     found = find_gaps(conn, now)
-    chosen = [g for g in found.missing if g.event_at is None or g.event_at >= since]
+    chosen = [
+        g for g in found.missing if since is None or g.event_at is None or g.event_at >= since
+    ]
     items = [
         {
             "key": g.key,
