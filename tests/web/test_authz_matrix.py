@@ -110,6 +110,10 @@ def OWN_CASE(c: Caller) -> bool:
     return c.label == "caseworker"  # the case is in GM0363
 
 
+def NOBODY(c: Caller) -> bool:
+    return False  # the record is not there: 404 for whoever may act on it
+
+
 # Per route: the path parameters, a request body, and who owns the resource (None: anyone
 # with the permission). A new route needs a line here.
 Owner = Callable[[Caller], bool] | None
@@ -183,6 +187,45 @@ ROUTES: dict[
     ("POST", "/api/v1/gebruikers/{naam}/tweede-factor"): (lambda w: {"naam": "target"}, None, None),
     ("DELETE", "/api/v1/gebruikers/{naam}/sessies"): (lambda w: {"naam": "target"}, None, None),
     ("POST", "/api/v1/detentiegebeurtenissen"): (NONE, [intake("e9", period="P9")], None),  # type: ignore[dict-item]
+    # the operator's routes (web/api/operations.py): no burst, quarantined message or dead
+    # letter in this world (NOBODY: a 404 for the operator); the notice is not unresolved and
+    # its delivery not dead (409)
+    ("GET", "/api/v1/beheer/bronnen"): (NONE, None, None),
+    ("GET", "/api/v1/beheer/pieken"): (NONE, None, None),
+    ("POST", "/api/v1/beheer/pieken/{piek}/bevestiging"): (lambda w: {"piek": 1}, None, NOBODY),
+    ("POST", "/api/v1/beheer/pieken/{piek}/vervallenverklaring"): (
+        lambda w: {"piek": 1},
+        None,
+        NOBODY,
+    ),
+    ("GET", "/api/v1/beheer/quarantaine"): (NONE, None, None),
+    ("POST", "/api/v1/beheer/quarantaine/{bericht}/herverwerking"): (
+        lambda w: {"bericht": 1},
+        None,
+        NOBODY,
+    ),
+    ("GET", "/api/v1/beheer/verplichtingen"): (NONE, None, None),
+    ("GET", "/api/v1/beheer/onbekende-ontvangers"): (NONE, None, None),
+    ("POST", "/api/v1/beheer/onbekende-ontvangers/{verplichting}/gemeente"): (
+        lambda w: {"verplichting": w.mayor_notice},
+        {"gemeente": "GM0599"},
+        None,
+    ),
+    ("GET", "/api/v1/beheer/onbestelbaar"): (NONE, None, None),
+    ("POST", "/api/v1/beheer/onbestelbaar/{bezorging}/herzending"): (
+        lambda w: {"bezorging": 1},
+        None,
+        None,
+    ),
+    ("GET", "/api/v1/beheer/controle"): (NONE, None, None),
+    ("POST", "/api/v1/beheer/controle"): (NONE, None, None),
+    ("GET", "/api/v1/beheer/controle/tekorten"): (NONE, None, None),
+    ("GET", "/api/v1/beheer/aanvulling"): (NONE, None, None),
+    ("POST", "/api/v1/beheer/aanvulling"): (NONE, {"sinds": "2025-01-01"}, None),
+    # the analysts' steering figures (web/api/steering.py)
+    ("GET", "/api/v1/stuurinformatie/gemeenten/volledigheid"): (NONE, None, None),
+    ("GET", "/api/v1/stuurinformatie/gemeenten/bij-ontslag"): (NONE, None, None),
+    ("GET", "/api/v1/stuurinformatie/gemeenten/kosten"): (NONE, None, None),
 }
 
 

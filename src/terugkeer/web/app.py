@@ -207,8 +207,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         mkba,
         monitor,
         notices,
+        operations,
         registration,
         sessions,
+        steering,
         victims,
     )
 
@@ -222,6 +224,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         accounts,
         monitor,
         mkba,
+        operations,
+        steering,
     ):
         app.include_router(module.router, prefix=BASE)
     portal.install(app)  # the pages, their static files and their HTML error pages
