@@ -284,8 +284,12 @@ class Walk:
                 return
         raise AssertionError(f"no option {option!r} in {select}")
 
-    def type_into(self, target: Locator, text: str) -> None:
+    def type_into(self, target: Locator, text: str, *, replace: bool = False) -> None:
+        """Reach a field with Tab and type ``text`` (over what it holds, with ``replace``)."""
         self.tab_to(target)
+        if replace:
+            self.page.keyboard.press("Control+A")
+            self.page.keyboard.press("Delete")
         self.page.keyboard.type(text)
 
     # signing in
