@@ -54,6 +54,10 @@ obligations = Table(
     Index("ix_obligations_cause_event_id", "cause_event_id"),  # the burst brake (0009)
     Index("ix_obligations_status_due_at", "status", "due_at"),
     Index("ix_obligations_recipient", "recipient_kind", "recipient_ref"),
+    # the inbox: an organisation's notices in delivery order, with their status (0010)
+    Index(
+        "ix_obligations_inbox", "recipient_kind", "recipient_ref", "delivered_at", "id", "status"
+    ),
 )
 
 # The outbox: one row per notice per channel, written with the obligation; the dispatcher

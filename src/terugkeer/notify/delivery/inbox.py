@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
 
 from terugkeer.db.bulk import among
 from terugkeer.db.engine import ConnOrEngine, transaction
@@ -141,24 +141,27 @@ def list_notices(
     the one due earliest (most overdue) first, then the others newest first."""
     if not 1 <= limit <= 1000 or offset < 0:
         raise InvalidRequest("limit must be 1 to 1000 and offset 0 or more")
-    where = [organisation_filter(recipient_kind, recipient_ref), _delivered()]
+    where = [organisation_filter(recipient_kind, recipient_ref)]
     if unread:
         where.append(_delivered(unread=True))
     if unacknowledged:
         where.append(obligations.c.status == "delivered")
     if kinds is not None:
         where.append(obligations.c.recipient_kind.in_(list(kinds)))
-    newest = (obligations.c.delivered_at.desc().nulls_last(), obligations.c.id.desc())
-    awaiting = obligations.c.status == "delivered"
-    order = (
-        (case((awaiting, 0), else_=1), case((awaiting, obligations.c.due_at)).asc(), *newest)
-        if urgent_first
-        else newest
-    )
-    total = conn.execute(select(func.count()).select_from(obligations).where(*where)).scalar_one()
-    rows = conn.execute(
-        select(obligations).where(*where).order_by(*order).limit(limit).offset(offset)
-    ).all()
+    total, rows = 0, list[Any]()
+    for conditions, order in _segments(where, urgent_first):  # each read in index order
+        found = select(func.count()).select_from(obligations).where(*conditions)
+        count = int(conn.execute(found).scalar_one())
+        skip = max(0, offset - total)
+        if count > skip and len(rows) < limit:
+            rows += conn.execute(
+                select(obligations)
+                .where(*conditions)
+                .order_by(*order)
+                .limit(limit - len(rows))
+                .offset(skip)
+            ).all()
+        total += count
     notices = _render(conn, rows)
     # one row per notice shown, so that "who saw this notice" has an answer
     actor.record(
@@ -176,6 +179,42 @@ def list_notices(
         offset=offset,
         notices=notices,
     )
+
+
+Order = tuple[Any, ...]
+
+
+def _segments(
+    where: list[ColumnElement[bool]], urgent_first: bool
+) -> list[tuple[list[ColumnElement[bool]], Order]]:
+    """The inbox in the order shown, in parts that ``ix_obligations_inbox`` reads in order and
+    counts without the table, so that a page of a large inbox costs what the page holds.
+
+    A notice is in the inbox once one of its deliveries is delivered. Its ``delivered_at`` is
+    set in the transaction that marks a delivery delivered (the dispatcher) and no delivery
+    leaves that status: a notice with a ``delivered_at`` is in the inbox without looking at its
+    deliveries; one without (sent again, to a new recipient) is when a delivery says so.
+    Newest first (``delivered_at`` descending, nulls last, then id) is: those with a
+    ``delivered_at``, newest first, then the others by id. Urgent first puts before them the
+    notices awaiting acknowledgement, the one due earliest first."""
+    told = obligations.c.delivered_at.is_not(None)
+    untold = and_(obligations.c.delivered_at.is_(None), _delivered())
+    newest: Order = (obligations.c.delivered_at.desc(), obligations.c.id.desc())
+    by_id: Order = (obligations.c.id.desc(),)
+    if not urgent_first:
+        return [([*where, told], newest), ([*where, untold], by_id)]
+    awaiting = obligations.c.status == "delivered"
+    others = obligations.c.status != "delivered"
+    by_due: Order = (
+        obligations.c.due_at.asc(),
+        obligations.c.delivered_at.desc().nulls_last(),
+        obligations.c.id.desc(),
+    )
+    return [
+        ([*where, awaiting, or_(told, untold)], by_due),
+        ([*where, others, told], newest),
+        ([*where, others, untold], by_id),
+    ]
 
 
 def _scoped(scope: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
