@@ -361,15 +361,19 @@ class Grid:
     npv: list[list[float]]  # [y][x], society, per participant
 
 
-def grid(prep: Prepared, x_name: str, y_name: str, *, points: int = GRID_POINTS) -> Grid:
-    """Society's NPV over a grid of two parameters (each from its 5th to its 95th
-    percentile; a fixed parameter from half to one and a half times its value)."""
+def check_grid(prep: Prepared, x_name: str, y_name: str) -> None:
     for name in (x_name, y_name):
         if name not in prep.params:
             known = ", ".join(sorted(prep.params))
             raise MkbaError(f"unknown parameter [{name[:60]}] (known: {known})")
     if x_name == y_name:
         raise MkbaError("a two-way grid needs two different parameters")
+
+
+def grid(prep: Prepared, x_name: str, y_name: str, *, points: int = GRID_POINTS) -> Grid:
+    """Society's NPV over a grid of two parameters (each from its 5th to its 95th
+    percentile; a fixed parameter from half to one and a half times its value)."""
+    check_grid(prep, x_name, y_name)
 
     def span(name: str) -> F64:
         p = prep.params[name]

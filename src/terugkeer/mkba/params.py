@@ -38,7 +38,7 @@ from terugkeer.mkba.discount import F64
 from terugkeer.mkba.errors import MkbaError
 
 DISTRIBUTIONS = ("fixed", "normal", "lognormal", "triangular", "beta", "uniform")
-KINDS = ("amount", "probability", "ratio", "months", "share", "count")
+KINDS = ("amount", "probability", "ratio", "months", "share", "count", "difference")
 Z95 = 1.959963984540054
 DEFAULT_FILE = "default.toml"
 
@@ -101,7 +101,9 @@ class Param:
 
 
 def _g(x: float | None) -> str:
-    return "" if x is None else f"{x:.4g}"
+    if x is None:
+        return ""
+    return f"{x:,.0f}".replace(",", ".") if abs(x) >= 1000 else f"{x:.4g}"
 
 
 def beta_shape(mean: float, sd: float) -> tuple[float, float]:
@@ -114,6 +116,9 @@ def beta_shape(mean: float, sd: float) -> tuple[float, float]:
 
 
 def clip(kind: str, x: F64) -> F64:
+    """Draws within the kind's range (a difference, such as an effect size d, has none)."""
+    if kind == "difference":
+        return x
     if kind in ("probability", "share"):
         out: F64 = np.clip(x, 0.0, 1.0)
         return out
@@ -246,7 +251,7 @@ def _check_distribution(p: Param, where: str) -> None:
     d = p.distribution
     if p.kind in ("probability", "share") and not 0 <= p.value <= 1:
         raise MkbaError(f"{where}: a {p.kind} lies between 0 and 1, not {p.value}")
-    if p.kind not in ("probability", "share") and p.value < 0:
+    if p.kind not in ("probability", "share", "difference") and p.value < 0:
         raise MkbaError(f"{where}: value must be at least 0, not {p.value}")
     if d in ("normal", "beta") and (p.sd is None or p.sd <= 0):
         raise MkbaError(f"{where}: a {d} distribution needs sd > 0")

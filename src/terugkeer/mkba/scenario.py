@@ -97,11 +97,11 @@ def _effect(raw: Any, where: str) -> tuple[Param, str, int]:
     if isinstance(months, bool) or not isinstance(months, int) or months < 0:
         raise MkbaError(f"scenario: {where}.months must be a whole number of months")
     body.setdefault("unit", effect.LABELS[measure])
-    body.setdefault("kind", "ratio")
-    if measure == "smd":
-        body["kind"] = "ratio"
-        if body.get("value", 0) < 0 and body.get("distribution", "fixed") != "fixed":
-            raise MkbaError("scenario: a negative d (more reconviction) can only be fixed")
+    body.setdefault(
+        "label",
+        "effect op recidive" if where == "effect" else "effect op de kans werk te vinden",
+    )
+    body["kind"] = "difference" if measure == "smd" else "ratio"
     return parse_param(where, body, f"scenario.{where}"), measure, months
 
 
@@ -147,6 +147,7 @@ def parse(data: Mapping[str, Any], *, origin: str = "scenario") -> Scenario:
         raise MkbaError(f"{origin}: costs.months must be a whole number")
     if isinstance(municipal, bool) or not isinstance(municipal, int | float):
         raise MkbaError(f"{origin}: costs.municipal_share must be a number from 0 to 1")
+    costs.setdefault("label", "kosten van de aanpak per deelnemer")
     if not str(costs.get("unit", "")).startswith("EUR") or costs.get("kind", "amount") != "amount":
         raise MkbaError(f"{origin}: costs must be an amount in euros (unit EUR/...)")
     programme = parse_param("programme_cost", costs, "scenario.costs")
