@@ -2,7 +2,7 @@
 
 :func:`km_many` computes the product-limit (Kaplan-Meier) estimate for every group in one pass
 over the data with numpy: the rows are counted per (group, time) cell with ``bincount`` (or
-``np.unique`` when the times do not fit a grid), and the products are cumulative sums of logs
+a sort when the times do not fit a grid), and the products are cumulative sums of logs
 within each group. There is no Python loop over groups or times, so a million releases in a
 hundred groups take a fraction of a second (``bench/km.py``).
 
@@ -274,43 +274,55 @@ def _factorize(group: Any, n: int) -> tuple[IntArray, npt.NDArray[Any], IntArray
 # --- the estimator -----------------------------------------------------------------------------
 
 
-def _cells(
-    t: FloatArray, ev: BoolArray, codes: IntArray, n_groups: int
-) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
-    """The non-empty (group, time) cells in group-major, time-ascending order: the group index,
-    the time, the number removed (events + censored) and the events of each."""
-    n = t.size
-    tmax = float(t.max())  # times are ≥ 0
-    whole = tmax <= 4 * n + 1024 and n_groups * (tmax + 1) <= _GRID_CELLS
-    if whole and (t == np.rint(t)).all():  # whole numbers in a small range: no sort
-        width = int(tmax) + 1
-        rank = t.astype(np.int64)
-        tvals: FloatArray = np.arange(width, dtype=np.float64)
-    else:
-        tvals, inverse = np.unique(t, return_inverse=True)
-        rank = inverse.astype(np.int64).reshape(n)
-        width = tvals.size
-    # key = 2 (group x width + rank) + event, built in place
+_Rows = tuple[IntArray, FloatArray, IntArray, IntArray, IntArray, FloatArray, FloatArray]
+"""Per row (non-empty (group, time) cell, group-major, time ascending): group index, time,
+number at risk, events, removed (events + censored), log S and Greenwood's sum."""
+
+
+def _steps(at_risk: Any, events: Any) -> tuple[Any, Any, Any]:
+    """Per cell: the term of log S, log(n - d) - log(n) (0 without events); Greenwood's term
+    d / (n (n - d)); and where n = d (everyone left has the event: S drops to 0, a term that
+    lifelines counts as 0 in both sums, and necessarily the group's last row)."""
+    survivors = at_risk - events
+    zero = (survivors == 0) & (events > 0)
+    hit = (events > 0) & ~zero
+    with np.errstate(divide="ignore", invalid="ignore"):
+        safe_survivors = np.where(hit, survivors, 1).astype(np.float64)
+        safe_at_risk = np.where(hit, at_risk, 1).astype(np.float64)
+        step = np.where(hit, np.log(safe_survivors) - np.log(safe_at_risk), 0.0)
+        green = np.where(hit, events / (safe_at_risk * safe_survivors), 0.0)
+    return step, green, zero
+
+
+def _km_on_grid(
+    t: FloatArray, ev: BoolArray, codes: IntArray, sizes: IntArray, width: int
+) -> _Rows:
+    """Whole-number times in a small range: one bincount over (group, time, event) keys built
+    in place, on a grid of groups x times, and sums along each group's row of the grid (the
+    same sequence of additions as lifelines makes); no sort."""
+    n_groups = sizes.size
     key = codes * (2 * width)
+    rank = t.astype(np.int64)
     rank <<= 1
     rank += ev
     key += rank
-    if n_groups * width <= _GRID_CELLS:  # count on the dense grid: (cell, event) pairs
-        cells = n_groups * width
-        counts = np.bincount(key, minlength=2 * cells).reshape(cells, 2)
-        removed_all = counts[:, 0] + counts[:, 1]
-        uk = np.flatnonzero(removed_all)
-        removed, events = removed_all[uk], counts[uk, 1]
-    else:  # too many cells: sort the keys instead
-        pairs, inverse = np.unique(key >> 1, return_inverse=True)
-        counts = np.bincount(inverse.reshape(n) * 2 + ev, minlength=2 * pairs.size)
-        counts = counts.reshape(-1, 2)
-        uk, removed, events = pairs, counts[:, 0] + counts[:, 1], counts[:, 1]
+    counts = np.bincount(key, minlength=2 * n_groups * width).reshape(n_groups, width, 2)
+    events = counts[:, :, 1]
+    removed = counts[:, :, 0] + events
+    at_risk = sizes[:, None] - (np.cumsum(removed, axis=1) - removed)
+    step, green, zero = _steps(at_risk, events)
+    log_s = np.cumsum(step, axis=1)
+    log_s[zero] = -np.inf
+    variance = np.cumsum(green, axis=1)
+    used = np.flatnonzero(removed)
     return (
-        (uk // width).astype(np.int64),
-        tvals[uk % width],
-        removed.astype(np.int64),
-        events.astype(np.int64),
+        (used // width).astype(np.int64),
+        (used % width).astype(np.float64),
+        at_risk.ravel()[used].astype(np.int64),
+        events.ravel()[used].astype(np.int64),
+        removed.ravel()[used].astype(np.int64),
+        log_s.ravel()[used],
+        variance.ravel()[used],
     )
 
 
@@ -318,9 +330,38 @@ def _segment_cumsum(values: npt.NDArray[Any], start: IntArray) -> Any:
     """Cumulative sums that restart at each group's first row (``start[i]``: the first row of
     row ``i``'s group), in one pass: the running total less the total before the group's first
     row. Callers pass floats in extended precision, so the subtraction costs no accuracy that
-    a sum per group would keep."""
+    a sum per group would keep (and a group's leading zeros stay exactly 0)."""
     total = np.cumsum(values)
     return total - (total - values)[start]
+
+
+def _km_sorted(t: FloatArray, ev: BoolArray, codes: IntArray, sizes: IntArray) -> _Rows:
+    """Any times: sort by time, then stably by group (a radix sort for up to 65,536 groups),
+    cut where the group or the time changes, and sum within groups along the rows."""
+    n_groups = sizes.size
+    order = np.argsort(t)  # ties in any order: the group sort below is stable
+    by_group = codes[order]
+    if n_groups <= 1 << 16:
+        by_group = by_group.astype(np.uint16)
+    order = order[np.argsort(by_group, kind="stable")]
+    ts, cs = t[order], codes[order]
+    new = np.empty(t.size, dtype=bool)
+    new[0] = True
+    np.not_equal(ts[1:], ts[:-1], out=new[1:])
+    new[1:] |= cs[1:] != cs[:-1]
+    starts = np.flatnonzero(new)
+    removed = np.diff(np.append(starts, t.size)).astype(np.int64)
+    events = np.add.reduceat(ev[order].astype(np.int64), starts)
+    row_group = cs[starts]
+    per_group = np.bincount(row_group, minlength=n_groups)
+    first = np.repeat(np.cumsum(per_group) - per_group, per_group)  # each row's group's first
+    at_risk = sizes[row_group] - _segment_cumsum(removed, first) + removed
+    step, green, zero = _steps(at_risk, events)
+    log_s = _segment_cumsum(step.astype(np.longdouble), first).astype(np.float64)
+    log_s = np.minimum(log_s, 0.0)
+    log_s[zero] = -np.inf
+    variance = _segment_cumsum(green.astype(np.longdouble), first).astype(np.float64)
+    return row_group, ts[starts], at_risk, events, removed, log_s, np.maximum(variance, 0.0)
 
 
 def km_many(
@@ -343,35 +384,27 @@ def km_many(
     t = _times(time)
     ev = _events(event, t.size)
     codes, labels, sizes = _factorize(group, t.size)
-    n_groups = labels.size
-    row_group, times, removed, events = _cells(t, ev, codes, n_groups)
+    n, n_groups = t.size, labels.size
+    tmax = float(t.max())  # times are ≥ 0
+    small = tmax <= 4 * n + 1024 and n_groups * (tmax + 1) <= _GRID_CELLS
+    if small and (t == np.rint(t)).all():
+        rows = _km_on_grid(t, ev, codes, sizes, int(tmax) + 1)
+    else:
+        rows = _km_sorted(t, ev, codes, sizes)
+    row_group, times, at_risk, events, removed, log_s, variance = rows
     per_group = np.bincount(row_group, minlength=n_groups)
     offsets = np.zeros(n_groups + 1, dtype=np.int64)
     np.cumsum(per_group, out=offsets[1:])
-    start = np.repeat(offsets[:-1], per_group)  # each row's group's first row
-
-    at_risk = sizes[row_group] - _segment_cumsum(removed, start) + removed
-    survivors = at_risk - events
-    # everyone left at risk has the event: S drops to 0 (necessarily the group's last row)
-    zero = survivors == 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        safe_survivors = np.where(zero, 1, survivors).astype(np.float64)
-        step = np.where((events > 0) & ~zero, np.log(safe_survivors) - np.log(at_risk), 0.0).astype(
-            np.longdouble
-        )
-        green = np.where(zero, 0.0, events / (at_risk * safe_survivors)).astype(np.longdouble)
-        log_s = np.minimum(_segment_cumsum(step, start).astype(np.float64), 0.0)
-        variance = np.maximum(_segment_cumsum(green, start).astype(np.float64), 0.0)
-        log_s[zero] = -np.inf
+    with np.errstate(over="ignore", under="ignore"):
         survival = np.exp(log_s)
-        lower, upper = _greenwood_bounds(log_s, variance, alpha)
+    lower, upper = _greenwood_bounds(log_s, variance, alpha)
     return KMResult(
         groups=labels,
         n=sizes,
         offsets=offsets,
         row_group=row_group,
         time=times,
-        at_risk=at_risk.astype(np.int64),
+        at_risk=at_risk,
         events=events,
         censored=removed - events,
         survival=survival,
