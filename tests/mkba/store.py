@@ -15,6 +15,7 @@ from terugkeer.detention.tables import detention_periods, persons, reconvictions
 from terugkeer.reintegration.tables import activities, condition_facts, reintegration_cases
 
 GM = "GM0363"
+PI = "PI-VUG"  # a penitentiaire inrichting in the reference data
 PROGRAMME = "Aanpak nazorg Teststad"
 
 
@@ -43,7 +44,7 @@ def build(engine: Engine, *, n: int = 120, seed: int = 1) -> Truth:
         out = datetime(2024, 1, 1, 9, tzinfo=UTC) + timedelta(days=rng.randrange(180))
         pid += 1
         first = pid
-        periods.append(_period(pid, i, "pi", out - timedelta(days=90), out, "end_of_sentence"))
+        periods.append(_period(pid, i, PI, out - timedelta(days=90), out, "end_of_sentence"))
         if rng.random() < 0.45:
             truth.reconvicted += 1
             day = (out + timedelta(days=rng.randrange(1, 700))).date()
@@ -56,9 +57,7 @@ def build(engine: Engine, *, n: int = 120, seed: int = 1) -> Truth:
             stay = rng.randrange(30, 200)
             truth.return_months.append(stay / (365.25 / 12))
             pid += 1
-            periods.append(
-                _period(pid, i, "pi", back_in, back_in + timedelta(days=stay), "into_tbs")
-            )
+            periods.append(_period(pid, i, PI, back_in, back_in + timedelta(days=stay), "into_tbs"))
         status = rng.choice(["work", "benefit", "benefit", "none", "unknown", "education"])
         if status != "unknown":
             truth.known_income += 1

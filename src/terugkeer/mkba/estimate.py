@@ -4,7 +4,7 @@ this module. Read with ``pandas.read_sql`` on SQLAlchemy Core selects, so the sa
 on SQLite and PostgreSQL.
 
 * Releases into society (end of sentence, conditional release, court order) from a PI
-  (adults) or a JJI, whose two-year follow-up lies within the data (the newest registration
+  (adults) or a JJI (by the institution's type in the reference data), whose two-year follow-up lies within the data (the newest registration
   in the store at least two years after the release; when fewer than ``MIN_RELEASES`` qualify,
   all releases are used and the estimate says so).
 * ``reconviction_2y``: a counting case (conviction, settlement, policy dismissal) with an
@@ -33,14 +33,15 @@ import pandas as pd  # type: ignore[import-untyped]
 from sqlalchemy import Connection, and_, func, select
 
 from terugkeer.detention.tables import detention_periods, reconvictions
-from terugkeer.domain.codes import COUNTS_AS_RECIDIVISM, RELEASES_INTO_SOCIETY
+from terugkeer.domain.codes import COUNTS_AS_RECIDIVISM, RELEASES_INTO_SOCIETY, InstitutionType
+from terugkeer.domain.refdata import refdata
 from terugkeer.mkba.errors import MkbaError
 from terugkeer.mkba.params import Param
 from terugkeer.reintegration.tables import activities, condition_facts, reintegration_cases
 
 MIN_RELEASES = 30
 MIN_CASES = 5
-INSTITUTION = {"adult": "pi", "jji": "jji"}
+INSTITUTION = {"adult": InstitutionType.PI, "jji": InstitutionType.JJI}
 DAYS_2Y = 730
 
 
@@ -63,6 +64,12 @@ class RegisteredCosts:
     municipal_share: float
     year: int
     activities: int
+
+
+def institutions(population: str) -> list[str]:
+    """The codes of the institutions a population leaves (refdata's institution list)."""
+    kind = INSTITUTION[population]
+    return sorted(code for code, i in refdata().institutions.items() if i.type == kind)
 
 
 def _frame(conn: Connection, stmt: Any) -> Any:
@@ -117,7 +124,7 @@ def population(conn: Connection, population: str, file_params: dict[str, Param])
     periods["ended_at"] = _as_days(periods["ended_at"])
     kinds = [k.value for k in RELEASES_INTO_SOCIETY]
     released = periods[
-        (periods["institution"] == INSTITUTION[population]) & periods["release_kind"].isin(kinds)
+        periods["institution"].isin(institutions(population)) & periods["release_kind"].isin(kinds)
     ]
     newest = periods["ended_at"].max()
     if not cases.empty:
@@ -137,7 +144,7 @@ def population(conn: Connection, population: str, file_params: dict[str, Param])
             f"only {n} releases of population {population} in the store: the file's values stay"
         )
         return est
-    source = f"terugkeer-registratie: {n:,} ontslagen ({INSTITUTION[population].upper()})"
+    source = f"terugkeer-registratie: {n:,} ontslagen ({INSTITUTION[population].value.upper()})"
     # reconviction within two years, by offence date
     rel = complete[["id", "person_id", "ended_at"]].rename(columns={"id": "period"})
     if not cases.empty:
@@ -154,6 +161,14 @@ def population(conn: Connection, population: str, file_params: dict[str, Param])
     later = periods[["person_id", "intake_at", "ended_at"]].rename(
         columns={"intake_at": "next_in", "ended_at": "next_out"}
     )
+    last_intake = periods["intake_at"].max()
+    if (complete["ended_at"] + timedelta(days=DAYS_2Y) > last_intake).any():
+        est.notes.append(
+            f"new detention periods are known until {last_intake.date().isoformat()}: for "
+            "releases after "
+            f"{(last_intake - timedelta(days=DAYS_2Y)).date().isoformat()} the share back in "
+            "detention within two years is too low"
+        )
     joined = rel.merge(later, on="person_id")
     gap = (joined["next_in"] - joined["ended_at"]).dt.total_seconds() / 86400
     back = joined[(gap > 0) & (gap <= DAYS_2Y)]
@@ -196,7 +211,7 @@ def _income(conn: Connection, est: StoreEstimates, file_params: dict[str, Param]
         .join(newest, newest.c.id == f.id)
         .join(reintegration_cases, c.id == f.case_id)
         .join(detention_periods, p.id == c.period_id)
-        .where(p.institution == INSTITUTION[est.population]),
+        .where(p.institution.in_(institutions(est.population))),
     )
     known = facts[facts["status"] != "unknown"]
     n = len(known)
