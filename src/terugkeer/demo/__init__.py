@@ -113,6 +113,9 @@ def run_demo(
         f"TERUGKEER_DATABASE_URL=sqlite:///{db_path} terugkeer quarantine list "
         "(or: notify obligations, notify alerts, reconcile)"
     )
+    from terugkeer.mkba.demo import demo_report
+
+    demo_report(engine, workdir / "mkba", console)  # the cost-benefit analysis, last
 
 
 def demo_endpoints(engine: Engine) -> None:
