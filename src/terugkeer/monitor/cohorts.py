@@ -76,7 +76,7 @@ def release_conditions(data: MonitorData) -> pd.DataFrame:
     idx = data.released.index
     cond = data.conditions
     at = cond.xs(Moment.RELEASE.value, level="moment") if len(cond) else cond
-    at = at.reindex(idx).fillna(InOrder.UNKNOWN.value)
+    at = at.astype(object).reindex(idx).fillna(InOrder.UNKNOWN.value)
     cols = [c.value for c in CONDITIONS]
     if not len(at.columns):
         at = pd.DataFrame(InOrder.UNKNOWN.value, index=idx, columns=cols)

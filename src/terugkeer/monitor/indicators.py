@@ -64,7 +64,7 @@ def statuses(data: MonitorData, index: pd.Index) -> dict[tuple[str, str], np.nda
             at = cond.xs(moment.value, level="moment").reindex(index)
         else:
             at = pd.DataFrame(index=index, columns=[c.value for c in CONDITIONS])
-        at = at.fillna(InOrder.UNKNOWN.value)
+        at = at.astype(object).fillna(InOrder.UNKNOWN.value)
         values = at[[c.value for c in CONDITIONS]].to_numpy(dtype=object)
         for i, c in enumerate(CONDITIONS):
             out[(c.value, moment.value)] = values[:, i]

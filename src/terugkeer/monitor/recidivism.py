@@ -116,6 +116,9 @@ def followup(data: MonitorData, criterion: Criterion, lag_months: int) -> pd.Dat
 def km_curves(time: np.ndarray, event: np.ndarray, group: np.ndarray) -> pd.DataFrame:
     """Kaplan-Meier per group. Long form: ``group, time, at_risk, events, survival, lower,
     upper`` (95 % interval of the survival), one row per distinct time of each group."""
+    columns = ["group", "time", "at_risk", "events", "survival", "lower", "upper"]
+    if not len(time):
+        return pd.DataFrame(columns=columns)
     result = km_many(time, event, group)
     return result.to_frame()[["group", "time", "at_risk", "events", "survival", "lower", "upper"]]
 
@@ -128,6 +131,20 @@ def prevalence(
     (observed: the plain share; estimated: Kaplan-Meier). ``groups`` maps the period ids of
     ``fu`` to a group."""
     horizons = horizons or HORIZONS
+    if not len(fu):
+        return pd.DataFrame(
+            columns=[
+                "group",
+                "horizon",
+                "days",
+                "persons",
+                "events",
+                "share",
+                "lower",
+                "upper",
+                "label",
+            ]
+        )
     g = groups.reindex(fu.index).to_numpy(dtype=object).astype(str)
     result = km_many(fu["time"].to_numpy(float), fu["event"].to_numpy(bool), g)
     rows = []

@@ -134,7 +134,8 @@ def _plots(figures: Figures, out: Path, cohort: str) -> list[dict[str, str]]:
         ax.set_xlabel("jaren na ontslag")
         ax.set_ylabel("cumulatief aandeel recidivisten")
         ax.set_title(f"{titles[dim]} ({ASSOCIATION})", fontsize=9)
-        ax.legend(fontsize=7)
+        if len(curves):
+            ax.legend(fontsize=7)
         for ext in ("png", "svg"):
             fig.savefig(out / f"km_{dim}.{ext}", dpi=100)
         plt.close(fig)
