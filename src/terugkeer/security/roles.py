@@ -25,6 +25,7 @@ class Permission(StrEnum):
     CASES_READ = "cases:read"  # scoped: own municipality, consent
     CASES_WRITE = "cases:write"
     MONITOR_READ = "monitor:read"  # aggregates, small cells suppressed
+    MKBA_RUN = "mkba:run"  # cost-benefit scenarios and their runs (aggregates only)
     OPERATIONS_READ = "operations:read"  # obligations, alerts, quarantine, feeds
     OPERATIONS_ACT = "operations:act"  # burst decisions, backfill, replay
     FEED_WRITE = "feed:write"
@@ -47,7 +48,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.NOTICES_ACKNOWLEDGE,
         }
     ),
-    Role.ANALYST: frozenset({Permission.MONITOR_READ}),
+    Role.ANALYST: frozenset({Permission.MONITOR_READ, Permission.MKBA_RUN}),
     Role.AUDITOR: frozenset({Permission.AUDIT_READ}),
     Role.ADMINISTRATOR: frozenset({Permission.USERS_ADMIN}),
     Role.FEED: frozenset({Permission.FEED_WRITE}),
