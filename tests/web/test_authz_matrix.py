@@ -226,6 +226,10 @@ ROUTES: dict[
     ("GET", "/api/v1/stuurinformatie/gemeenten/volledigheid"): (NONE, None, None),
     ("GET", "/api/v1/stuurinformatie/gemeenten/bij-ontslag"): (NONE, None, None),
     ("GET", "/api/v1/stuurinformatie/gemeenten/kosten"): (NONE, None, None),
+    # the monitor (web/api/monitor.py): suppressed aggregates for the analyst
+    ("GET", "/api/v1/monitor/indicatoren"): (NONE, None, None),
+    ("GET", "/api/v1/monitor/recidive"): (NONE, None, None),
+    ("GET", "/api/v1/monitor/samenhang"): (NONE, None, None),
 }
 
 
