@@ -97,7 +97,7 @@ def test_km_plain_table(rossi: tuple[Path, pd.DataFrame]) -> None:
     args = ["monitor", "km", str(path), "--time", "week", "--event", "arrest", "--at", "52"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "all = all: n 432, events 114, censored 318" in result.stdout
+    assert "all: n 432, events 114, censored 318, median time not reached" in result.stdout
     assert "95% interval" in result.stdout
     assert "0,7361" in result.stdout
     assert "by 52: 26,4%" in result.stdout

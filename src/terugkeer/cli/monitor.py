@@ -64,7 +64,8 @@ def km_command(
     for group in doc["groups"]:
         median = group["median_time"]
         out.print(
-            f"{by or 'all'} = {group['group']}: n {group['n']}, events {group['events']}, "
+            (f"{by} = {group['group']}" if by else "all")
+            + f": n {group['n']}, events {group['events']}, "
             f"censored {group['censored']}, median time "
             + (_time(median) if median is not None else "not reached")
         )
