@@ -168,6 +168,7 @@ register(
         "Terug": "Back",
         "Wat kunt u hier doen?": "What can you do here?",
         "Welkom": "Welcome",
+        "Maak een keuze": "Choose",
         "Naar de startpagina": "To the home page",
         "terugkeer in de maatschappij na detentie": "return into society after detention",
         "Voor uw rol zijn er (nog) geen pagina's in het portaal.": (

@@ -43,22 +43,22 @@ CSRF_FIELD = "csrf_token"
 
 ROLE_NAMES = {
     "operator": "Functioneel beheer Justid",
-    "mayor_office": "Burgemeesterszaken",
-    "idv_officer": "IDV-medewerker",
+    "mayor_office": "OOV-adviseur (burgemeester)",
+    "idv_officer": "Medewerker IDV",
     "caseworker": "Nazorgcoördinator",
     "analyst": "Analist",
-    "auditor": "Privacyfunctionaris",
+    "auditor": "Functionaris gegevensbescherming",
     "administrator": "Beheerder",
     "feed": "Aanleverend systeem",
 }
 i18n.register(
     {
         "Functioneel beheer Justid": "Justid operations",
-        "Burgemeesterszaken": "Mayor's office",
-        "IDV-medewerker": "IDV officer",
+        "OOV-adviseur (burgemeester)": "Mayor's office",
+        "Medewerker IDV": "IDV officer",
         "Nazorgcoördinator": "Caseworker",
         "Analist": "Analyst",
-        "Privacyfunctionaris": "Auditor",
+        "Functionaris gegevensbescherming": "Auditor (data protection officer)",
         "Beheerder": "Administrator",
         "Aanleverend systeem": "Feed",
     }
