@@ -187,6 +187,19 @@ ROUTES: dict[
     ("POST", "/api/v1/gebruikers/{naam}/tweede-factor"): (lambda w: {"naam": "target"}, None, None),
     ("DELETE", "/api/v1/gebruikers/{naam}/sessies"): (lambda w: {"naam": "target"}, None, None),
     ("POST", "/api/v1/detentiegebeurtenissen"): (NONE, [intake("e9", period="P9")], None),  # type: ignore[dict-item]
+    # the cost-benefit analysis (web/api/mkba.py): the analyst only
+    ("GET", "/api/v1/mkba-scenarios"): (NONE, None, None),
+    ("GET", "/api/v1/mkba-scenarios/{naam}"): (lambda w: {"naam": "npi-prison"}, None, None),
+    ("POST", "/api/v1/mkba-scenarios/{naam}/doorrekeningen"): (
+        lambda w: {"naam": "npi-prison"},
+        {"draws": 50, "seed": 1},
+        None,
+    ),
+    ("GET", "/api/v1/mkba-scenarios/{naam}/doorrekeningen/{doorrekening}"): (
+        lambda w: {"naam": "npi-prison", "doorrekening": "50-1"},
+        None,
+        None,
+    ),
     # the operator's routes (web/api/operations.py): no burst, quarantined message or dead
     # letter in this world (NOBODY: a 404 for the operator); the notice is not unresolved and
     # its delivery not dead (409)
