@@ -100,6 +100,7 @@ def test_not_found_and_refused_are_pages_with_the_security_headers(
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("text/html")
     assert "Niet gevonden" in missing.text
+    assert "Uitloggen" in missing.text  # still shows who is signed in
     refused = client.get("/portaal/accounts")
     assert refused.status_code == 403
     assert "Geen toegang" in refused.text

@@ -88,6 +88,8 @@ def install(app: FastAPI) -> None:
             return await _call(api_http, request, exc)
         if exc.status_code == 401:
             return pages.sign_in_redirect(request)
+        if getattr(request.state, "principal", None) is None:
+            await pages.signed_in(request)  # a page not found still shows who is signed in
         if exc.detail == "csrf":
             return pages.error_page(request, 403, "Uw formulier was verlopen. Probeer het opnieuw.")
         return pages.error_page(request, exc.status_code)
