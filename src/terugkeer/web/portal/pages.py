@@ -42,24 +42,24 @@ MAX_PAGE = 100_000
 CSRF_FIELD = "csrf_token"
 
 ROLE_NAMES = {
-    "operator": "Functioneel beheer Justid",
+    "operator": "Functioneel beheerder Justid",
     "mayor_office": "OOV-adviseur (burgemeester)",
     "idv_officer": "Medewerker IDV",
     "caseworker": "Nazorgcoördinator",
     "analyst": "Analist",
     "auditor": "Functionaris gegevensbescherming",
-    "administrator": "Beheerder",
+    "administrator": "Applicatiebeheerder",
     "feed": "Aanleverend systeem",
 }
 i18n.register(
     {
-        "Functioneel beheer Justid": "Justid operations",
+        "Functioneel beheerder Justid": "Justid operator",
         "OOV-adviseur (burgemeester)": "Mayor's office",
         "Medewerker IDV": "IDV officer",
         "Nazorgcoördinator": "Caseworker",
         "Analist": "Analyst",
         "Functionaris gegevensbescherming": "Auditor (data protection officer)",
-        "Beheerder": "Administrator",
+        "Applicatiebeheerder": "Administrator",
         "Aanleverend systeem": "Feed",
     }
 )
