@@ -52,7 +52,8 @@ def _covariates(data: MonitorData, index: pd.Index) -> pd.DataFrame:
     rel = data.released.loc[index]
     age = (rel["end_day"] - rel["birth_date"]).dt.days.to_numpy(dtype=float) / 365.2425
     out = pd.DataFrame(index=index)
-    out["age"] = np.where(np.isnan(age), np.nanmedian(age) if len(age) else 30.0, age)
+    known = age[~np.isnan(age)]
+    out["age"] = np.where(np.isnan(age), float(np.median(known)) if len(known) else 30.0, age)
     out["female"] = (rel["sex"] == "F").astype(float)
     out["prior"] = np.minimum(rel["prior_periods"].to_numpy(dtype=float), 3)
     for cat in sorted(pd.unique(rel["offence"]))[1:]:

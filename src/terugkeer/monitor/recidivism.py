@@ -74,7 +74,9 @@ def followup(data: MonitorData, criterion: Criterion, lag_months: int) -> pd.Dat
     if criterion.custodial:
         mask &= rec["custodial"].to_numpy()
     right = rec.loc[mask, ["person_id", "offence_day"]].sort_values("offence_day")
+    right = right.astype({"person_id": "int64", "offence_day": "datetime64[s]"})
     left = rel[["person_id", "end_day"]].reset_index().sort_values("end_day")
+    left = left.astype({"person_id": "int64", "end_day": "datetime64[s]"})
     merged = pd.merge_asof(
         left,
         right,

@@ -1,0 +1,117 @@
+"""Benchmark: the time of `terugkeer monitor report` over K synthetic years.
+
+    python bench/monitor_report.py [--years K] [--releases R] [--seed S]
+                                   [--store-dir DIR] [--no-registrations]
+
+K consecutive synthetic years (`terugkeer synth --years`) are ingested into one SQLite store
+(with the hooks, so reintegration cases are opened) and each year's synthetic municipal
+registrations are imported (as `make demo` does); then the monitor's report is computed and
+written (`terugkeer monitor report`: read, indicators, recidivism, link, corrected rates,
+curves, HTML/CSV/XLSX/PNG/SVG). ``--store-dir`` keeps the store there and reuses it on the
+next run (building ten years takes long; the report is what is timed).
+
+The baseline, measured in the same run, is the columnar read alone (`monitor.frame.load`: the
+least any report must do, reading the store into pandas); the ratio is the baseline's time over
+the report's (higher is better, 1 would be a report as cheap as reading). The issue's target:
+the report under 60 s for ten years of 35,000 releases (`--years 10 --releases 35000`).
+The defaults (one year of 3,000 releases) finish in about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from rich.console import Console
+from sqlalchemy import func, select
+
+from terugkeer.db.engine import make_engine
+from terugkeer.demo.registration import demo_step
+from terugkeer.detention.tables import detention_periods
+from terugkeer.intake import ingest_files
+from terugkeer.migrations import upgrade
+from terugkeer.monitor.frame import load
+from terugkeer.monitor.report import compute, write_report
+from terugkeer.synth import generate_years
+
+FEEDS = ("detention.jsonl", "victims.jsonl", "reconvictions.jsonl")
+
+
+def build(folder: Path, years: int, releases: int, seed: int, registrations: bool) -> Path:
+    db = folder / "store.db"
+    done = folder / "built.json"
+    wanted = {"years": years, "releases": releases, "seed": seed, "reg": registrations}
+    if db.is_file() and done.is_file() and json.loads(done.read_text()) == wanted:
+        print(f"reusing {db}", file=sys.stderr)
+        return db
+    db.unlink(missing_ok=True)
+    engine = make_engine(f"sqlite:///{db}")
+    upgrade(engine)
+    started = time.perf_counter()
+    summaries = generate_years(folder / "feeds", years=years, releases=releases, seed=seed)
+    quiet = Console(file=None, quiet=True)
+    for i, s in enumerate(summaries):
+        ingest_files(engine, [s.files[name] for name in FEEDS])
+        if registrations:
+            year_dir = s.files["detention.jsonl"].parent
+            demo_step(engine, year_dir, folder / f"work-{i}", quiet, seed=seed + i, messy=False)
+        print(
+            f"year {s.year}: {s.releases:,} releases in ({time.perf_counter() - started:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    engine.dispose()
+    done.write_text(json.dumps(wanted))
+    return db
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--years", type=int, default=1)
+    parser.add_argument("--releases", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--store-dir", type=Path, default=None)
+    parser.add_argument("--no-registrations", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.store_dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        db = build(folder, args.years, args.releases, args.seed, not args.no_registrations)
+        engine = make_engine(f"sqlite:///{db}")
+        with engine.connect() as conn:
+            periods = conn.execute(select(func.count()).select_from(detention_periods)).scalar()
+        started = time.perf_counter()
+        load(engine)
+        baseline = time.perf_counter() - started
+        started = time.perf_counter()
+        figures = compute(engine)
+        write_report(figures, Path(tmp) / "report")
+        seconds = time.perf_counter() - started
+        print(f"parts: {json.dumps(figures.seconds)}", file=sys.stderr)
+        engine.dispose()
+    print(
+        json.dumps(
+            {
+                "bench": "monitor_report",
+                "value": round(seconds, 2),
+                "unit": "s",
+                "baseline": "columnar read of the store alone (monitor.frame.load)",
+                "baseline_value": round(baseline, 2),
+                "ratio": round(baseline / seconds, 3),
+                "n": periods,
+                "years": args.years,
+                "store": "sqlite",
+                "target": "under 60 s for 10 years of 35,000 releases",
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
