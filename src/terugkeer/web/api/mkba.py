@@ -26,6 +26,9 @@ _lock = threading.Lock()
 _cache: dict[tuple[str, int, int], dict[str, Any]] = {}
 CACHE_SIZE = 32
 
+UNRUNNABLE: dict[int | str, dict[str, Any]] = {
+    422: {"description": "the store cannot carry the scenario (e.g. no programme registered)"}
+}
 Naam = Annotated[str, Path(pattern=r"^[a-z0-9_-]{1,60}$", description="the scenario's name")]
 Doorrekening = Annotated[
     str, Path(pattern=r"^[0-9]{1,6}-[0-9]{1,10}$", description="draws-seed, e.g. 10000-1")
@@ -138,6 +141,7 @@ def _compute(request: Request, name: str, draws: int, seed: int) -> dict[str, An
     summary="Run a scenario (Monte Carlo): the aggregates",
     status_code=201,
     dependencies=[RUN],
+    responses=UNRUNNABLE,
 )
 def create_run(naam: Naam, body: RunIn, request: Request, response: Response) -> dict[str, Any]:
     result = _compute(request, naam, body.draws, body.seed)
@@ -149,6 +153,7 @@ def create_run(naam: Naam, body: RunIn, request: Request, response: Response) ->
     "/mkba-scenarios/{naam}/doorrekeningen/{doorrekening}",
     summary="A run of a scenario (computed again: the same numbers)",
     dependencies=[RUN],
+    responses=UNRUNNABLE,
 )
 def show_run(naam: Naam, doorrekening: Doorrekening, request: Request) -> dict[str, Any]:
     draws_text, seed_text = doorrekening.split("-")
