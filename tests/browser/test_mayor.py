@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from terugkeer.security.roles import Role
-from tests.browser.conftest import HOME, Walk
+from tests.browser.conftest import HOME, SQLITE_ONLY, Walk
 
 INBOX = "/portaal/meldingen"
 
@@ -15,7 +15,9 @@ INBOX = "/portaal/meldingen"
 def test_the_mayors_office_acknowledges_a_notice_with_the_keyboard(walk: Walk) -> None:
     world = walk.portal.world
     notice = world.home_notices[0]
-    walk.sign_in(walk.portal.account(Role.MAYOR_OFFICE), keyboard=True)
+    walk.sign_in(
+        walk.portal.account(Role.MAYOR_OFFICE), keyboard=True, readme=True, landing="start"
+    )
     page = walk.page
 
     with page.expect_navigation():
@@ -65,7 +67,10 @@ def test_another_municipalitys_notice_is_not_found_and_shows_nothing(walk: Walk)
     assert "W2" in walk.page.locator("main").inner_text()
 
 
-@pytest.mark.parametrize("path", ["/portaal/slachtoffers", "/portaal/beheer"])
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    "path", ["/portaal/slachtoffers", "/portaal/auditlog", "/portaal/accounts", "/portaal/beheer"]
+)
 def test_other_roles_pages_say_geen_toegang(walk: Walk, path: str) -> None:
     walk.sign_in(walk.portal.account(Role.MAYOR_OFFICE))
     walk.goto(path, f"geen toegang {path}", status=403)
