@@ -20,7 +20,14 @@ runner = CliRunner()
 HOSTILE = "[bold]nope[/bold]"
 
 # commands that need no database (or make their own): no run on a broken one
-NO_DATABASE = {"keys generate", "synth", "demo", "reintegration synth", "serve"}
+NO_DATABASE = {
+    "keys generate",
+    "synth",
+    "demo",
+    "reintegration synth",
+    "serve",
+    "mkba scenarios",  # the shipped files; mkba run reads a store only for such a scenario
+}
 # commands that create or upgrade the schema before they read: a database without a schema is
 # not an error for them (their bad input is another)
 CREATE_SCHEMA = {"db upgrade", "reintegration open-cases", "ingest", "user add"}
