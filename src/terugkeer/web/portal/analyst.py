@@ -26,7 +26,7 @@ from terugkeer.web.params import Day
 from terugkeer.web.portal import i18n
 from terugkeer.web.portal.pages import nav, page, pager, render
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # pages, not API operations
 BASE = "/portaal/sturing"
 Analyst = Annotated[Principal, Depends(page(Permission.MONITOR_READ))]
 Pagina = Annotated[int, Query(ge=1, le=100_000)]

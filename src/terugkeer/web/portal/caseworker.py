@@ -33,7 +33,7 @@ from terugkeer.web.params import FIRST_DAY, LAST_DAY, MAX_ID
 from terugkeer.web.portal import i18n
 from terugkeer.web.portal.pages import messages, nav, page, pager, render, see_other
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # pages, not API operations
 BASE = "/portaal/casussen"
 Reader = Annotated[Principal, Depends(page(Permission.CASES_READ))]
 Writer = Annotated[Principal, Depends(page(Permission.CASES_WRITE))]

@@ -26,7 +26,7 @@ from terugkeer.web.params import FIRST_DAY, LAST_DAY, MAX_ID
 from terugkeer.web.portal import i18n
 from terugkeer.web.portal.pages import messages, nav, page, pager, render, see_other
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # pages, not API operations
 BASE = "/portaal/beheer"
 Reader = Annotated[Principal, Depends(page(Permission.OPERATIONS_READ))]
 Operator = Annotated[Principal, Depends(page(Permission.OPERATIONS_ACT))]
