@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -14,7 +15,7 @@ from sqlalchemy import Engine, select
 
 from terugkeer.demo import demo_endpoints
 from terugkeer.demo.registration import demo_step
-from terugkeer.detention.tables import quarantine
+from terugkeer.detention.tables import detention_periods, quarantine
 from terugkeer.intake import ingest_files
 from terugkeer.migrations import upgrade
 from terugkeer.notify.delivery.channels import Channel
@@ -22,15 +23,17 @@ from terugkeer.notify.delivery.channels.email import EmailChannel, SmtpSettings
 from terugkeer.notify.delivery.channels.portal import PortalChannel
 from terugkeer.notify.delivery.dispatch import Dispatcher
 from terugkeer.notify.tables import alerts, obligations
+from terugkeer.reintegration.tables import reintegration_cases
 from terugkeer.security.accounts import add_user, totp_secret
 from terugkeer.security.roles import SCOPED_ROLES, Role
 from terugkeer.synth import MessyRates, generate
-from tests.feedutil import BSN, BSN2, intake, lines, msg
+from tests.feedutil import AMS, BSN, BSN2, intake, lines, msg
 
 PASSWORD = "een heel lang wachtwoord voor de browsertest"
 HOME = "GM0363"  # Amsterdam: the scoped accounts' municipality
 OTHER = "GM0599"  # Rotterdam: another municipality's records
 RELEASES = 100  # the synthetic year: enough for full lists, small enough to seed in seconds
+BSN3 = "999990020"  # public test number: a resident returning in three weeks
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,12 @@ class World:
     victim_notices: dict[str, int] = field(default_factory=dict)  # victim ref -> notice
     burst_alerts: list[int] = field(default_factory=list)
     quarantined: list[int] = field(default_factory=list)
+    cases: dict[str, int] = field(default_factory=dict)  # period -> reintegration case
 
 
 def _known_feed(directory: Path) -> Path:
     """A serious offender returning to each of the two municipalities, with a victim who wants
-    to be told; 25 releases from one prison in one hour (a held burst); two messages the feed
+    to be told; a resident of the first due to return in three weeks; 25 releases from one prison in one hour (a held burst); two messages the feed
     refuses (quarantined with their reason)."""
     messages = []
     for n, (period, bsn, municipality) in enumerate(
@@ -86,6 +90,8 @@ def _known_feed(directory: Path) -> Path:
             ),
             msg("release", f"w-r{n}", 40, period, bsn=bsn, release_kind="end_of_sentence"),
         ]
+    soon = (datetime.now(AMS).date() + timedelta(days=20)).isoformat()
+    messages.append(intake("w-i4", period="W4", bsn=BSN3, fields={"planned_release_date": soon}))
     burst = {"planned_release_date": None, "title": "pre_trial"}
     for i in range(25):
         ref, number = f"WB{i}", f"WD{i}"
@@ -177,6 +183,14 @@ def seed(engine: Engine, workdir: Path) -> World:
                 select(obligations.c.id, obligations.c.recipient_ref).where(
                     known, obligations.c.recipient_kind == "victim"
                 )
+            )
+        }
+        world.cases = {
+            row.period_ref: row.id
+            for row in conn.execute(
+                select(reintegration_cases.c.id, detention_periods.c.period_ref)
+                .join(detention_periods, detention_periods.c.id == reintegration_cases.c.period_id)
+                .where(detention_periods.c.period_ref.in_(["W1", "W2", "W4"]))
             )
         }
         world.burst_alerts = list(
