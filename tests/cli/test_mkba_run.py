@@ -49,13 +49,15 @@ def test_run_on_the_store(engine: Engine, tmp_path: Path) -> None:
     build(engine)
     result = runner.invoke(
         app,
-        ["mkba", "run", "gemeente-registratie", "--draws", "300", "--out", str(tmp_path),
-         "--database", url, "--json", "--format", "html"],
+        ["mkba", "run", "gemeente-registratie", "--draws", "100", "--out", str(tmp_path),
+         "--database", url, "--json", "--format", "json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     got = json.loads(result.stdout)
     assert got["scenario"]["participants"] > 0
-    assert "Aanpak nazorg" in (tmp_path / "report.html").read_text("utf-8")
+    assert got["registered"]["programme"] == "Aanpak nazorg Teststad"
+    assert (tmp_path / "result.json").is_file()
+    assert not (tmp_path / "report.html").exists()
     assert not (tmp_path / "report.pdf").exists()
 
 

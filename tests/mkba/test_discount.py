@@ -80,7 +80,7 @@ def test_irr_absent_when_the_npv_never_crosses_zero_despite_sign_changes() -> No
     assert discount.irr([1.0, -3.0, 3.0]) is None
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     st.lists(st.floats(1, 1e6), min_size=1, max_size=3),
     st.lists(st.floats(0, 1e6), min_size=1, max_size=30),

@@ -51,7 +51,7 @@ def test_the_registered_scenario_runs_on_the_store(engine: Engine) -> None:
     sc = scenario.load("gemeente-registratie")
     with pytest.raises(MkbaError, match="reads the store"):
         analysis.prepare(sc)
-    result = runner.run(sc, draws=500, seed=2, engine=engine)
+    result = runner.run(sc, draws=200, seed=2, engine=engine)
     got = result.as_json()
     assert got["scenario"]["participants"] == truth.programme_cases
     assert "reconviction_2y" in got["parameters"]["from_store"]

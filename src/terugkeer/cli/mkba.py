@@ -137,7 +137,7 @@ def run_command(
         typer.Option("--database", help="the store to read (default: TERUGKEER_DATABASE_URL)"),
     ] = None,
     formats: Annotated[
-        str, typer.Option("--format", help="what to write besides result.json: html,pdf")
+        str, typer.Option("--format", help="what to write besides result.json: html,pdf or json")
     ] = "html,pdf",
     as_json: JsonOpt = False,
 ) -> None:
@@ -146,8 +146,8 @@ def run_command(
     from terugkeer.mkba import runner, scenario
 
     wanted = {f.strip() for f in formats.split(",") if f.strip()}
-    if not wanted <= {"html", "pdf"}:
-        fail(f"--format takes html, pdf or html,pdf (not [{formats}])")
+    if not wanted or not wanted <= {"html", "pdf", "json"}:
+        fail(f"--format takes html, pdf, html,pdf or json (not [{formats}])")
     chosen = scenario.load(scenario_name)
     engine = None
     if chosen.from_store:

@@ -153,7 +153,7 @@ def irr_roots(
             continue
         if a == 0:
             roots.append(float(_GRID[i]))
-        elif a * b < 0:
+        elif b != 0 and np.sign(a) != np.sign(b):
             root = brentq(
                 lambda r: _npv_at(norm, t, periods_per_year, r),
                 float(_GRID[i]),

@@ -241,6 +241,10 @@ def write(r: RunResult, out_dir: Path, *, html: bool = True, pdf: bool = True) -
     from terugkeer.mkba.pdf import write_pdf
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "result.json"
+    json_path.write_text(json.dumps(r.as_json(), indent=1, ensure_ascii=False), encoding="utf-8")
+    if not (html or pdf):
+        return ReportFiles(None, None, json_path, [])
     figures = {
         "tornado": tornado_figure(r),
         "histogram": histogram_figure(r),
@@ -268,6 +272,4 @@ def write(r: RunResult, out_dir: Path, *, html: bool = True, pdf: bool = True) -
         write_pdf(pdf_path, ctx, figures)
     for fig in figures.values():
         plt.close(fig)
-    json_path = out_dir / "result.json"
-    json_path.write_text(json.dumps(r.as_json(), indent=1, ensure_ascii=False), encoding="utf-8")
     return ReportFiles(html_path, pdf_path, json_path, plots)

@@ -144,6 +144,16 @@ def as_json(r: RunResult) -> dict[str, Any]:
             "assumptions": [p.name for p in prep.assumptions()],
             "from_store": sorted(prep.store.params) if prep.store else [],
         },
+        "registered": None
+        if prep.registered is None
+        else {
+            "municipality": prep.registered.municipality,
+            "programme": prep.registered.programme,
+            "cases": prep.registered.cases,
+            "activities": prep.registered.activities,
+            "cost_per_case": prep.registered.cost_per_case,
+            "municipal_share": prep.registered.municipal_share,
+        },
         "draws": r.mc.draws,
         "seed": r.mc.seed,
         "per_participant": det,
