@@ -6,6 +6,7 @@ the standard library) to PATH; the test suite uses it to scan what was logged.""
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 from typing import Any, TextIO
@@ -13,6 +14,7 @@ from typing import Any, TextIO
 import structlog
 
 from terugkeer.config import get_settings
+from terugkeer.domain.bsn import mask_bsns
 
 
 class _TeeLogger:
@@ -23,6 +25,7 @@ class _TeeLogger:
         self._tee = tee
 
     def msg(self, message: str) -> None:
+        message = mask_bsns(message)
         print(message, file=sys.stderr, flush=True)
         if self._tee is not None:
             self._tee.write(message + "\n")
@@ -42,6 +45,29 @@ def _tee() -> TextIO | None:
     return _tee_file if path else None
 
 
+class MaskBsns(logging.Filter):
+    """Masks every BSN in a record's message: what the code logs never holds one, but a
+    library's line may (a web server's access log of a URL with a BSN typed into it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_bsns(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's own logging configuration with :class:`MaskBsns` on each of its handlers."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"mask_bsns": {"()": f"{__name__}.MaskBsns"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["mask_bsns"]
+    return config
+
+
 class _TeeHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         tee = _tee()
@@ -56,6 +82,9 @@ def configure(level: str = "info", *, json: bool = False) -> None:
     root = logging.getLogger()
     if not any(isinstance(h, _TeeHandler) for h in root.handlers):
         root.addHandler(_TeeHandler())
+    for handler in root.handlers:
+        if not any(isinstance(f, MaskBsns) for f in handler.filters):
+            handler.addFilter(MaskBsns())
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )

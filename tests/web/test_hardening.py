@@ -298,3 +298,22 @@ def test_the_environment_must_be_said_and_production_refuses_placeholders(
             create_app(engine)
     finally:
         get_settings.cache_clear()
+
+
+def test_a_bsn_echoed_by_an_error_answer_is_masked(engine: Engine) -> None:
+    """Issue 13, finding 8 on the web: a BSN typed where a name or reference belongs comes back
+    masked in the problem answer, as the command line masks it."""
+    client = TestClient(create_app(engine))
+    admin = bearer(engine, "admin", "administrator")
+    bsn = "999993653"  # passes the 11-proef (test range)
+    for response in (
+        client.delete(f"/api/v1/tokens/{bsn}", headers=admin),
+        client.post(f"/api/v1/gebruikers/{bsn}/uitschakeling", headers=admin),
+    ):
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith(PROBLEM)
+        assert bsn not in response.text
+        assert "******653" in response.json()["detail"]
+    # a number that is not a BSN is shown as it is: the message still names what was asked
+    answer = client.delete("/api/v1/tokens/123456789", headers=admin)
+    assert "123456789" in answer.json()["detail"]

@@ -152,14 +152,16 @@ def serve(
     """Serve the web application and API."""
     import uvicorn
 
+    from terugkeer.logs import uvicorn_log_config
     from terugkeer.web.app import create_app
 
     app = create_app()  # a bad setting is one plain line here, before any worker starts
+    logs = uvicorn_log_config()  # its access log masks a BSN typed into a URL
     if workers == 1:
-        uvicorn.run(app, host=host, port=port)
+        uvicorn.run(app, host=host, port=port, log_config=logs)
         return
     factory = "terugkeer.web.app:create_app"  # each worker process makes its own app
-    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, log_config=logs)
 
 
 def _register_groups() -> None:

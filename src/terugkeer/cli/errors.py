@@ -28,7 +28,7 @@ from typer._click import exceptions as cx  # the click that typer carries with i
 from typer._click.core import Context
 from typer.core import TyperGroup
 
-from terugkeer.reintegration.values import mask_bsns
+from terugkeer.domain.bsn import mask_bsns
 
 EXIT_EXPECTED = 2
 EXIT_INTERNAL = 70

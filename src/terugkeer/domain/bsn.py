@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 _WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2, -1)
 
@@ -42,3 +43,21 @@ def generate_bsn(rng: random.Random) -> str:
         last = partial % 11  # need partial - last ≡ 0 (mod 11)
         if last < 10:
             return "".join(map(str, head)) + str(last)
+
+
+_NINE_DIGITS = re.compile(r"(?<![0-9])[0-9]{9}(?![0-9])")
+
+
+def mask_bsns(text: str) -> str:
+    """``text`` with every 9-digit number that passes the 11-proef masked (a BSN typed in any
+    column or field, or echoed in a message or a logged URL)."""
+    if len(text) < 9:
+        return text
+    return _NINE_DIGITS.sub(
+        lambda m: mask(m.group(0)) if is_valid_bsn(m.group(0)) else m.group(0), text
+    )
+
+
+def mask(value: str) -> str:
+    """A BSN as shown in reports and messages: only the last three digits."""
+    return "******" + value[-3:] if len(value) >= 3 else "***"

@@ -127,21 +127,3 @@ def parse_bsn(value: Any) -> str:
     if not is_valid_bsn(text):
         raise ValueError("not a valid BSN (9 digits, 11-proef)")
     return text
-
-
-_NINE_DIGITS = re.compile(r"(?<![0-9])[0-9]{9}(?![0-9])")
-
-
-def mask_bsns(text: str) -> str:
-    """``text`` with every 9-digit number that passes the 11-proef masked (a BSN typed in any
-    column, or echoed in a message)."""
-    if len(text) < 9:
-        return text
-    return _NINE_DIGITS.sub(
-        lambda m: mask(m.group(0)) if is_valid_bsn(m.group(0)) else m.group(0), text
-    )
-
-
-def mask(value: str) -> str:
-    """A BSN as shown in reports and messages: only the last three digits."""
-    return "******" + value[-3:] if len(value) >= 3 else "***"

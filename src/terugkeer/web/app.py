@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from terugkeer import __version__
 from terugkeer.config import check_environment, get_settings
 from terugkeer.db.engine import make_engine
+from terugkeer.domain.bsn import mask_bsns
 from terugkeer.security.actor import Actor
 from terugkeer.security.crypto import check_production_settings
 from terugkeer.security.refusals import record_refusal
@@ -47,6 +48,9 @@ PATH_RECORDS = (
 
 
 def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
+    """An error as application/problem+json. A BSN that the request put into the message (a
+    BSN typed in a wrong field, echoed by a validation message) is masked, as on the command
+    line: an error answer is logged and shown by clients that are not meant to hold one."""
     body = {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
@@ -54,7 +58,18 @@ def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
         "detail": detail,
     }
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JSONResponse(_masked(body), status_code=status, media_type="application/problem+json")
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with every BSN in its strings masked (dicts and lists walked)."""
+    if isinstance(value, str):
+        return mask_bsns(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
 
 
 class BodyTooLarge(StarletteHTTPException):

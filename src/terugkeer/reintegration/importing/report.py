@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from terugkeer.domain.bsn import mask, mask_bsns
 from terugkeer.reintegration import values
 from terugkeer.reintegration.safety import inert
 from terugkeer.reintegration.sheets import Sheet
@@ -129,11 +130,11 @@ class Collector:
         name = self.sheet.name_of(column) if self.sheet is not None and column else column
         text = value if isinstance(value, str) else values.cell_text(value)
         if column == "bsn" and text:
-            text = values.mask(values.cell_text(text))
-        text = values.mask_bsns(text)
+            text = mask(values.cell_text(text))
+        text = mask_bsns(text)
         if len(text) > 80:
             text = text[:77] + "..."
-        self.report.errors.append(RowError(row, name, text, values.mask_bsns(reason)))
+        self.report.errors.append(RowError(row, name, text, mask_bsns(reason)))
 
     @property
     def count(self) -> int:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from terugkeer.security.accounts import SESSION_HOURS, SignInError, sign_in, sign_out
+from terugkeer.security.accounts import SESSION_HOURS, SignInError, sign_in_awaiting, sign_out
 from terugkeer.security.roles import Permission
 from terugkeer.web.auth import SESSION_COOKIE, requires, set_session_cookie
 
@@ -45,10 +45,14 @@ class SessionRead(BaseModel):
         429: {"description": "too many failed attempts: wait before trying again"},
     },
 )
-def create_session(request: Request, response: Response, body: SignIn, _: Public) -> SessionRead:
+async def create_session(
+    request: Request, response: Response, body: SignIn, _: Public
+) -> SessionRead:
     address = request.client.host if request.client else "unknown"
-    try:
-        session = sign_in(request.app.state.engine, body.naam, body.wachtwoord, address, body.code)
+    try:  # an account's delay after failures is awaited: it holds no server thread
+        session = await sign_in_awaiting(
+            request.app.state.engine, body.naam, body.wachtwoord, address, body.code
+        )
     except SignInError as e:  # one message for a wrong name, password or code
         raise HTTPException(429 if e.reason == "throttled" else 401, str(e)) from e
     set_session_cookie(response, session.token, SESSION_HOURS * 3600)
