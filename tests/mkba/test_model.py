@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from terugkeer.mkba import analysis, effect, params, reference, scenario
+from terugkeer.mkba import analysis, discount, effect, params, reference, scenario
 from terugkeer.mkba.discount import F64
 from terugkeer.mkba.model import ITEMS, PERSPECTIVES, SIGNS, SOCIETY, simulate
 
@@ -218,3 +218,20 @@ def test_seor_2016_order_of_magnitude(npi: analysis.Prepared) -> None:
     )
     gov_c = det.perspectives["central_government"].costs + det.perspectives["municipalities"].costs
     assert 1 / 3 < gov_b / gov_c < 3
+
+
+def test_a_perspectives_irr_zeroes_its_monthly_npv(pit: analysis.Prepared) -> None:
+    det = analysis.deterministic(pit)
+    monthly = det.outcome.monthly_net
+    assert monthly is not None
+    society = det.perspectives["society"]
+    assert society.irr is not None
+    pv = discount.present_value(monthly[:, SOCIETY], society.irr, periods_per_year=12)
+    assert abs(float(pv)) < 1e-6 * np.abs(monthly[:, SOCIETY]).sum()
+    # the monthly amounts, discounted at the scenario's rate and timing, are the NPV that
+    # the model accumulates month by month
+    npv = discount.present_value(
+        monthly[:, SOCIETY], pit.setup.rate, pit.setup.timing, periods_per_year=12
+    )
+    assert float(npv) == pytest.approx(society.npv, rel=1e-9)
+    assert det.perspectives["victims"].irr is None  # bears no costs

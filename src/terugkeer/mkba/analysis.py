@@ -159,9 +159,19 @@ def deterministic(prep: Prepared) -> Deterministic:
             benefits=float(out.benefits[0, i]),
             costs=float(out.costs[0, i]),
             bc_ratio=discount.bc_ratio(float(out.benefits[0, i]), float(out.costs[0, i])),
-            irr=discount.irr(monthly, periods_per_year=12) if np.any(monthly) else None,
+            irr=_irr(monthly, float(out.costs[0, i])),
         )
     return Deterministic(out, result)
+
+
+def _irr(monthly: F64, costs: float) -> float | None:
+    """The IRR of a perspective's monthly net amounts: only for a perspective that bears
+    costs (a return on what it invests) and only when there is exactly one (with several,
+    no single rate describes the flows; docs/mkba.md)."""
+    if costs <= 0 or not np.any(monthly):
+        return None
+    roots = discount.irr_roots(monthly, periods_per_year=12)
+    return roots[0] if len(roots) == 1 else None
 
 
 @dataclass
