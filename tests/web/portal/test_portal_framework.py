@@ -160,3 +160,15 @@ def test_a_page_without_a_declared_permission_stops_the_app() -> None:
 
     with pytest.raises(RuntimeError, match="without a declared permission"):
         check_pages(router.routes)
+
+
+def test_every_page_of_the_portal_declares_its_permission() -> None:
+    from fastapi.routing import APIRoute
+
+    from terugkeer.web import portal
+    from terugkeer.web.auth import route_permissions
+
+    pages = [r for m in portal._modules for r in m.router.routes if isinstance(r, APIRoute)]
+    assert len(pages) > 20  # the check looks at the pages themselves
+    assert all(route_permissions(r) for r in pages)
+    assert not any(r.include_in_schema for r in pages)  # not API operations

@@ -56,10 +56,19 @@ def check_pages(routes: list[Any]) -> None:
         raise RuntimeError(f"portal pages without a declared permission or outside /portaal: {bad}")
 
 
-router.include_router(session.router)
-for _module in _page_modules():
-    router.include_router(_module.router)
-check_pages(router.routes)
+def _pages_only(module_router: APIRouter) -> APIRouter:
+    """Pages are not API operations: out of the OpenAPI document and out of what
+    ``check_routes`` and the authorisation matrix walk (``check_pages`` checks the pages)."""
+    for route in module_router.routes:
+        if isinstance(route, APIRoute):
+            route.include_in_schema = False
+    return module_router
+
+
+_modules = [session, *_page_modules()]
+for _module in _modules:
+    router.include_router(_pages_only(_module.router), include_in_schema=False)
+check_pages([r for m in _modules for r in m.router.routes])
 
 
 def _portal(request: Request) -> bool:
@@ -78,7 +87,7 @@ async def _call(handler: Handler, request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     """Add the portal to the app (before ``security_headers``, so that its error pages carry
     the security headers too)."""
-    app.include_router(router)
+    app.include_router(router, include_in_schema=False)
     app.mount(f"{pages.PREFIX}/static", StaticFiles(directory=pages.STATIC), name="portal-static")
     api_http: Handler = app.exception_handlers[StarletteHTTPException]
     api_validation: Handler = app.exception_handlers[RequestValidationError]
