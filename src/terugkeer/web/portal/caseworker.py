@@ -284,11 +284,14 @@ def _case_page(
             history = queries.condition_history(conn, case_id, gemeente, actor=actor)
             activities = queries.list_activities(conn, case_id, gemeente, actor=actor)
     p = pager(pagina).with_total(len(history))
+    recorded = {m.moment: m for m in case.moments or []}
+    grid = [(m.value, codes.label("moment", m.value), recorded.get(m.value)) for m in MOMENTS]
     return _render(
         request,
         "case",
         "Nazorgdossier",
         case=case,
+        grid=grid,
         consents=consents,
         history=list(reversed(history))[p.offset : p.offset + p.limit],
         pager=p,
