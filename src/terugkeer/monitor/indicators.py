@@ -18,7 +18,7 @@ import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
 from terugkeer.monitor.cohorts import DIMENSIONS, dimension_values, release_conditions
 from terugkeer.monitor.frame import MonitorData
-from terugkeer.monitor.suppress import TOTAL, count_cube, suppress_family
+from terugkeer.monitor.suppress import TOTAL, codes, count_codes, suppress_family
 from terugkeer.reintegration.codes import (
     CONDITION_LABELS,
     CONDITIONS,
@@ -87,15 +87,15 @@ def indicators(
     moments = moments or tuple(m.value for m in MOMENTS)
     years = sorted(pd.unique(cols["year"]))
     keys = [(c, m) for c in [*(x.value for x in CONDITIONS), ALL_FIVE] for m in moments]
+    year_codes = codes(cols["year"], years)
+    status_codes = {key: codes(st[key], STATUS_AXIS) for key in keys}
     fulls, shared, meta = [], [], []
     for dim in DIMENSIONS:
         values = dimension_values(dim.code, cols)
+        dim_codes = codes(cols[dim.code], values)
+        shape = (len(years), len(values), len(STATUS_AXIS))
         for c, m in keys:
-            frame = pd.DataFrame(
-                {"year": cols["year"], "dim": cols[dim.code], "status": st[(c, m)]}
-            )
-            full = count_cube(frame, ["year", "dim", "status"], [years, values, STATUS_AXIS])
-            fulls.append(full)
+            fulls.append(count_codes([year_codes, dim_codes, status_codes[(c, m)]], shape))
             shared.append(
                 [
                     (("lead", c, m), (slice(None), -1, slice(None))),

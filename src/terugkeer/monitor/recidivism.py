@@ -29,7 +29,7 @@ import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
 from terugkeer.monitor.cohorts import DIMENSIONS, dimension_values
 from terugkeer.monitor.frame import MonitorData, days
-from terugkeer.monitor.suppress import TOTAL, count_cube, suppress_family
+from terugkeer.monitor.suppress import TOTAL, codes, count_codes, suppress_family
 from terugkeer.monitor.survival import km_many, prevalence_at
 
 
@@ -190,6 +190,38 @@ def curve_table(fu: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
 # --- published: suppressed cubes --------------------------------------------------------------
 
 
+def _grid_prevalence(
+    fu: pd.DataFrame, year: np.ndarray, value: np.ndarray, shape: tuple[int, int]
+) -> dict[str, tuple[np.ndarray, ...]]:
+    """Kaplan-Meier prevalence of every cell of a (year + total) × (value + total) grid, all
+    in one call: per horizon, arrays of that shape with the share, its interval and whether
+    it is observed (nan/False where a cell has nobody)."""
+    ny, nv = shape  # with the margins
+    cells = [year * nv + value, year * nv + nv - 1, (ny - 1) * nv + value]
+    cells.append(np.full(len(year), ny * nv - 1, dtype=np.int64))
+    keep = (year >= 0) & (value >= 0)
+    group = np.concatenate([c[keep] for c in cells])
+    time = np.tile(fu["time"].to_numpy(float)[keep], 4)
+    event = np.tile(fu["event"].to_numpy(bool)[keep], 4)
+    out: dict[str, tuple[np.ndarray, ...]] = {}
+    if not len(group):
+        empty = np.full(shape, np.nan)
+        return {n: (empty, empty, empty, np.zeros(shape, bool)) for n in HORIZONS}
+    result = km_many(time, event, group)
+    where = result.groups.astype(np.int64)
+    for name, h in HORIZONS.items():
+        p = prevalence_at(result, h)
+        arrays = []
+        for values in (p.cumulative_incidence, p.lower, p.upper):
+            a = np.full(ny * nv, np.nan)
+            a[where] = values
+            arrays.append(a.reshape(shape))
+        observed = np.zeros(ny * nv, dtype=bool)
+        observed[where] = p.observed
+        out[name] = (*arrays, observed.reshape(shape))
+    return out
+
+
 def recidivism_table(
     data: MonitorData, columns: pd.DataFrame, k: int, lag_months: int
 ) -> pd.DataFrame:
@@ -198,88 +230,74 @@ def recidivism_table(
     interval; counts from cubes (year × value × recidivist or not) suppressed together; a
     share only where both counts are published."""
     fulls, shared, meta = [], [], []
-    shares: dict[tuple[str, str, str], pd.DataFrame] = {}
     for crit in CRITERIA:
         fu = followup(data, crit, lag_months)
         cols = columns.loc[fu.index]
         years = sorted(pd.unique(cols["year"]))
+        year = codes(cols["year"], years)
+        time = fu["time"].to_numpy(float)
+        event = fu["event"].to_numpy(bool)
         for dim in DIMENSIONS:
             values = dimension_values(dim.code, cols)
-            year = cols["year"].to_numpy(dtype=object)
-            value = cols[dim.code].to_numpy(dtype=object)
-            groups = {
-                "cell": year + "|" + value,
-                "year": year + "|" + TOTAL,
-                "value": TOTAL + "|" + value,
-                "all": np.full(len(cols), TOTAL + "|" + TOTAL, dtype=object),
-            }
-            prev = pd.concat(
-                [prevalence(fu, pd.Series(gr, index=fu.index)) for gr in groups.values()],
-                ignore_index=True,
-            )
+            value = codes(cols[dim.code], values)
+            shape = (len(years) + 1, len(values) + 1)
+            grid = _grid_prevalence(fu, year, value, shape)
             for name, h in HORIZONS.items():
-                hit = fu["event"].to_numpy(bool) & (fu["time"].to_numpy(float) <= h)
-                frame = pd.DataFrame(
-                    {"year": year, "dim": value, "hit": np.where(hit, "ja", "nee")}
-                )
-                fulls.append(
-                    count_cube(frame, ["year", "dim", "hit"], [years, values, ("ja", "nee")])
-                )
+                hit = np.where(event & (time <= h), 0, 1)
+                fulls.append(count_codes([year, value, hit], (len(years), len(values), 2)))
                 shared.append(
                     [
                         (("lead", crit.code, name), (slice(None), -1, slice(None))),
                         (("persons", dim.code), (slice(None), slice(None), -1)),
                     ]
                 )
-                meta.append((crit.code, name, dim.code, years, values))
-                shares[(crit.code, name, dim.code)] = prev[prev["horizon"] == name].set_index(
-                    "group"
-                )
+                meta.append((crit.code, name, dim.code, years, values, grid[name]))
     masks = suppress_family(fulls, shared, k)
-    rows = []
-    for full, mask, (crit_code, name, dim_code, years, values) in zip(
+    frames = []
+    for full, mask, (crit_code, name, dim_code, years, values, cell) in zip(
         fulls, masks, meta, strict=True
     ):
-        prev = shares[(crit_code, name, dim_code)]
-        for yi, year in enumerate([*years, TOTAL]):
-            for vi, value in enumerate([*values, TOTAL]):
-                hidden = mask[yi, vi]
-                persons = None if hidden[2] else int(full[yi, vi, 2])
-                events = None if hidden[0] else int(full[yi, vi, 0])
-                key = f"{year}|{value}"
-                share = lower = upper = label = None
-                if not hidden[0] and not hidden[1] and key in prev.index:
-                    r = prev.loc[key]
-                    share, lower, upper = float(r["share"]), float(r["lower"]), float(r["upper"])
-                    label = str(r["label"])
-                rows.append(
-                    (
-                        crit_code,
-                        name,
-                        dim_code,
-                        value,
-                        year,
-                        persons,
-                        events,
-                        share,
-                        lower,
-                        upper,
-                        label,
-                    )
-                )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "criterium",
-            "termijn",
-            "dimensie",
-            "waarde",
-            "jaar",
-            "personen",
-            "recidivisten",
-            "aandeel",
-            "ondergrens",
-            "bovengrens",
-            "soort",
-        ],
-    )
+        share, lower, upper, observed = cell
+        ny, nv = len(years) + 1, len(values) + 1
+        open_share = ~mask[:, :, 0] & ~mask[:, :, 1] & ~np.isnan(share)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "criterium": crit_code,
+                    "termijn": name,
+                    "dimensie": dim_code,
+                    "waarde": np.tile(np.array([*values, TOTAL], dtype=object), ny),
+                    "jaar": np.repeat(np.array([*years, TOTAL], dtype=object), nv),
+                    "personen": np.where(mask[:, :, 2], -1, full[:, :, 2]).ravel(),
+                    "recidivisten": np.where(mask[:, :, 0], -1, full[:, :, 0]).ravel(),
+                    "aandeel": np.where(open_share, share, np.nan).ravel(),
+                    "ondergrens": np.where(open_share, lower, np.nan).ravel(),
+                    "bovengrens": np.where(open_share, upper, np.nan).ravel(),
+                    "soort": np.where(
+                        open_share, np.where(observed, OBSERVED, ESTIMATED).astype(object), ""
+                    ).ravel(),
+                }
+            )
+        )
+    columns_out = [
+        "criterium",
+        "termijn",
+        "dimensie",
+        "waarde",
+        "jaar",
+        "personen",
+        "recidivisten",
+        "aandeel",
+        "ondergrens",
+        "bovengrens",
+        "soort",
+    ]
+    if not frames:
+        return pd.DataFrame(columns=columns_out)
+    table = pd.concat(frames, ignore_index=True)
+    for col in ("personen", "recidivisten"):
+        table[col] = table[col].astype(object).where(table[col] >= 0, None)
+    for col in ("aandeel", "ondergrens", "bovengrens"):
+        table[col] = table[col].astype(object).where(table[col].notna(), None)
+    table["soort"] = table["soort"].where(table["soort"] != "", None)
+    return table[columns_out]

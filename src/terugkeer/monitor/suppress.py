@@ -140,3 +140,22 @@ def count_cube(
         flat = np.ravel_multi_index(tuple(c[keep] for c in codes), shape)
         interior = np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
     return with_margins(interior)
+
+
+def codes(values: pd.Series | np.ndarray, categories: Sequence[str]) -> np.ndarray:
+    """Each value's index in ``categories`` (-1 when it is not one of them)."""
+    out: np.ndarray = pd.Categorical(values, categories=list(categories)).codes.astype(np.int64)
+    return out
+
+
+def count_codes(axes: Sequence[np.ndarray], shape: Sequence[int]) -> np.ndarray:
+    """Count rows over integer-coded axes (``codes``; -1 is not counted), with margins."""
+    keep = np.ones(len(axes[0]), dtype=bool)
+    for c in axes:
+        keep &= c >= 0
+    size = int(np.prod(shape))
+    interior = np.zeros(size, dtype=np.int64)
+    if keep.any():
+        flat = np.ravel_multi_index(tuple(c[keep] for c in axes), tuple(shape))
+        interior = np.bincount(flat, minlength=size)
+    return with_margins(interior.reshape(tuple(shape)))
