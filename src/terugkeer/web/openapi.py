@@ -128,7 +128,7 @@ def openapi_document(app: FastAPI, base: str) -> Json:
         "components": copy.deepcopy(raw.get("components", {})),
     }
     public = _public_operations(app)
-    names = _operation_ids(app)
+    names = _operation_ids(app, raw.get("paths", {}))
     for path, item in raw.get("paths", {}).items():
         if not path.startswith(base + "/"):
             raise RuntimeError(f"API route [{path}] outside the base path [{base}]")
@@ -165,13 +165,14 @@ def _public_operations(app: FastAPI) -> set[tuple[str, str]]:
     }
 
 
-def _operation_ids(app: FastAPI) -> dict[tuple[str, str], str]:
-    """The handler's name in lowerCamelCase (``listNotices``) for each operation whose name
-    is unique; FastAPI's own (the name, path and method) for the others."""
+def _operation_ids(app: FastAPI, paths: Json) -> dict[tuple[str, str], str]:
+    """The handler's name in lowerCamelCase (``listNotices``) for each operation of the
+    document whose name is unique among them; FastAPI's own (the name, path and method) for
+    the others. Routes outside the document (the portal's pages) do not count."""
     named: dict[str, list[tuple[str, str]]] = {}
     for path, route, _inherited in api_routes(app.routes):
-        if route.include_in_schema:
-            for method in route.methods or ():
+        for method in route.methods or ():
+            if method.lower() in paths.get(path, {}):
                 named.setdefault(_camel(route.name), []).append((method.lower(), path))
     return {keys[0]: name for name, keys in named.items() if len(keys) == 1}
 
