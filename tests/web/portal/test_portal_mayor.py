@@ -96,7 +96,8 @@ def test_details_and_acknowledge_with_a_note(engine: Engine, portal: Portal) -> 
     assert "mayor.release" in text
     assert "P1" in text
     assert "10 februari 2026" in text  # when, in Dutch
-    assert "zeden" in text
+    assert "delictcategorie zeden" in text  # why it came: the rule's facts, in Dutch
+    assert "offence category" not in text
     assert obligation(engine, own).status == "delivered"
     # opening it marked it read (audited), and it still waits for acknowledgement
     assert ("update", '{"read": true}') in audit_rows(engine, "oov-adviseur", own)

@@ -5,6 +5,9 @@ and acknowledgement audited by the inbox itself."""
 
 from __future__ import annotations
 
+import contextlib
+import re
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
@@ -62,18 +65,52 @@ FACT_LABELS = {
     "status": "Stand van de detentie",
     "title": "Titel van detentie",
     "scope": "Waarom u deze melding krijgt",
+    "intake_at": "Insluiting op",
+    "released_at": "Einde detentie op",
+    "release_kind": "Soort einde detentie",
+    "leave_from": "Verlof vanaf",
+    "leave_until": "Verlof tot",
+    "event": "Gebeurtenis",
+    "occurred_at": "Gebeurd op",
 }
 FACT_VALUES = {
     "in_custody": "In detentie",
     "on_leave": "Met verlof",
     "escaped": "Ontvlucht",
     "released": "Einde detentie",
+    "deceased": "Overleden",
     "prison_sentence": "Gevangenisstraf",
     "pre_trial": "Voorlopige hechtenis",
+    "juvenile_detention": "Jeugddetentie",
+    "pij": "Pij-maatregel",
     "tbs": "Tbs",
+    "replacement_detention": "Vervangende hechtenis",
     "zeden": "zeden",
-    "geweld": "geweld",
+    "zwaar_geweld": "zwaar geweld",
+    "overig_geweld": "overig geweld",
+    "vermogen": "vermogen",
+    "opiumwet": "Opiumwet",
+    "overig": "overig",
+    "end_of_sentence": "Einde straf",
+    "conditional_release": "Voorwaardelijke invrijheidstelling",
+    "court_order": "Op last van de rechter",
+    "into_tbs": "Overgang naar tbs-kliniek",
+    "escape": "Ontvluchting",
+    "recapture": "Wederopname na ontvluchting",
 }
+# why a rule included the period (notify/rules/evaluate.py in_scope), in Dutch
+SCOPE_PATTERNS = (
+    (re.compile(r"^offence category (.+)$"), "delictcategorie {0}"),
+    (re.compile(r"^title (.+)$"), "titel {0}"),
+    (
+        re.compile(r"^(\d+) victim\(s\) who want information and have the right$"),
+        "{0} slachtoffer(s) die informatie willen en daar recht op hebben",
+    ),
+    (
+        re.compile(r"^adult with a stay that may exceed 10 days$"),
+        "meerderjarig, met een verblijf dat langer dan 10 dagen kan duren",
+    ),
+)
 i18n.register(
     {
         "Meldingen": "Notices",
@@ -106,6 +143,26 @@ i18n.register(
         "Gevangenisstraf": "Prison sentence",
         "Voorlopige hechtenis": "Pre-trial detention",
         "Tbs": "Hospital order (tbs)",
+        "Insluiting op": "Intake on",
+        "Einde detentie op": "End of detention on",
+        "Soort einde detentie": "Kind of release",
+        "Verlof vanaf": "Leave from",
+        "Verlof tot": "Leave until",
+        "Gebeurtenis": "Event",
+        "Gebeurd op": "Happened on",
+        "Overleden": "Deceased",
+        "Jeugddetentie": "Juvenile detention",
+        "Pij-maatregel": "Juvenile placement order (pij)",
+        "Vervangende hechtenis": "Replacement detention",
+        "zwaar geweld": "serious violence",
+        "overig geweld": "other violence",
+        "vermogen": "property",
+        "Opiumwet": "Opium Act",
+        "overig": "other",
+        "Einde straf": "End of sentence",
+        "Voorwaardelijke invrijheidstelling": "Conditional release",
+        "Op last van de rechter": "By court order",
+        "Overgang naar tbs-kliniek": "Into a tbs clinic",
         "zeden": "sexual offences",
         "geweld": "violence",
         "Nieuw": "New",
@@ -188,14 +245,37 @@ def kind_of(notice: NoticeRead) -> str:
     return NOTICE_KINDS.get(last, last)
 
 
-def facts_of(notice: NoticeRead) -> list[tuple[str, str]]:
-    """The facts the rule used, labelled in Dutch (known values translated)."""
-    shown = []
-    for key, value in sorted(notice.facts.items()):
-        values = value if isinstance(value, list) else [value]
-        text = ", ".join(FACT_VALUES.get(str(v), str(v)) for v in values)
-        shown.append((FACT_LABELS.get(key, key), text))
-    return shown
+def _value(key: str, value: object) -> str | date | datetime:
+    """A fact's value for its reader: a moment or a date as such, codes in Dutch."""
+    if isinstance(value, list):
+        return ", ".join(FACT_VALUES.get(str(v), str(v)) for v in value)
+    text = str(value)
+    if key == "scope":
+        for pattern, dutch in SCOPE_PATTERNS:
+            found = pattern.match(text)
+            if found:
+                codes = [
+                    ", ".join(FACT_VALUES.get(c.strip(), c.strip()) for c in group.split(","))
+                    for group in found.groups()
+                ]
+                return dutch.format(", ".join(codes))
+        return text
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return date.fromisoformat(text)
+    if re.match(r"\d{4}-\d{2}-\d{2}T", text):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(text)
+    return FACT_VALUES.get(text, text)
+
+
+def facts_of(notice: NoticeRead) -> list[tuple[str, str | date | datetime]]:
+    """The facts the rule used, labelled in Dutch; dates and moments as such (the template
+    formats them), known codes in Dutch."""
+    return [
+        (FACT_LABELS.get(key, key), _value(key, value))
+        for key, value in sorted(notice.facts.items())
+        if value not in (None, "", [])
+    ]
 
 
 def labels() -> dict[str, Any]:
