@@ -17,6 +17,12 @@ from terugkeer.reintegration.tables import activities, condition_facts, reintegr
 GM = "GM0363"
 PI = "PI-VUG"  # a penitentiaire inrichting in the reference data
 PROGRAMME = "Aanpak nazorg Teststad"
+OTHER_CONDITIONS = {  # at release, in order or not (income is drawn with the truth)
+    "id": ["valid", "expired"],
+    "housing": ["own_or_rented", "homeless"],
+    "debts": ["none", "without_plan"],
+    "care": ["not_needed", "not_arranged"],
+}
 
 
 @dataclass
@@ -40,8 +46,19 @@ def build(engine: Engine, *, n: int = 120, seed: int = 1) -> Truth:
     truth = Truth(n, 0, 0, [], 0, 0, 0, 0, 0.0, 0.0)
     pid = 0
     for i in range(1, n + 1):
-        people.append({"id": i, "prison_number": f"T{i:06d}"})
+        people.append(
+            {
+                "id": i,
+                "prison_number": f"T{i:06d}",
+                "birth_date": date(1960 + rng.randrange(40), 1 + rng.randrange(12), 1),
+                "sex": rng.choice("MMMF"),
+            }
+        )
         out = datetime(2024, 1, 1, 9, tzinfo=UTC) + timedelta(days=rng.randrange(180))
+        if rng.random() < 0.3:  # an earlier stay (a transfer to tbs: not a release)
+            pid += 1
+            before = datetime(2022, 3, 1, tzinfo=UTC)
+            periods.append(_period(pid, i, PI, before, before + timedelta(days=60), "into_tbs"))
         pid += 1
         first = pid
         periods.append(_period(pid, i, PI, out - timedelta(days=90), out, "end_of_sentence"))
@@ -76,6 +93,14 @@ def build(engine: Engine, *, n: int = 120, seed: int = 1) -> Truth:
                 "as_of": out.date(), "recorded_at": now, "recorded_by": "test", "source": "api",
             }
         )  # fmt: skip
+        for condition, statuses in OTHER_CONDITIONS.items():
+            facts.append(
+                {
+                    "case_id": i, "condition": condition, "moment": "release",
+                    "status": rng.choice(statuses), "as_of": out.date(), "recorded_at": now,
+                    "recorded_by": "test", "source": "api",
+                }
+            )  # fmt: skip
         if i % 2 and i % 3:
             truth.programme_cases += 1
             for k in range(2):

@@ -61,3 +61,27 @@ def test_the_registered_scenario_runs_on_the_store(engine: Engine) -> None:
     text = str(got)
     assert "T000001" not in text
     assert "P1'" not in text
+
+
+def test_the_monitors_association_as_the_effect(engine: Engine) -> None:
+    build(engine)
+    sc = scenario.load("monitor-basisvoorwaarden")
+    assert sc.monitor_effect == "per basisvoorwaarde meer op orde"
+    prep = analysis.prepare(sc, engine=engine)
+    effect = prep.params["effect"]
+    assert effect.source.startswith("terugkeer-monitor: gecorrigeerde hazard ratio")
+    assert "samenhang, geen effect" in effect.source
+    assert effect.low is not None
+    assert effect.high is not None
+    assert effect.low < effect.value < effect.high
+    assert effect.distribution == "lognormal"
+    with pytest.raises(MkbaError, match="no link"):
+        estimate.monitor_effect(engine, "per maanstand")
+
+
+def test_a_suppressed_association_leaves_the_stated_effect(engine: Engine) -> None:
+    build(engine, n=12)  # fewer people than the monitor's minimum cell
+    sc = scenario.load("monitor-basisvoorwaarden")
+    prep = analysis.prepare(sc, engine=engine)
+    assert prep.params["effect"].value == sc.effect.value
+    assert any("monitor gives no hazard ratio" in n for n in prep.notes)

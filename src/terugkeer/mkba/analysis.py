@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine
@@ -87,6 +88,8 @@ def prepare(
             prep.store = estimate.population(conn, setup.population, chosen)
             chosen.update(prep.store.params)
             prep.notes += prep.store.notes
+            if scenario.monitor_effect is not None:
+                _use_monitor(prep, estimate.monitor_effect(engine, scenario.monitor_effect))
             if scenario.registered is not None:
                 reg = estimate.registered_costs(
                     conn, scenario.registered.municipality, scenario.registered.programme
@@ -100,6 +103,31 @@ def prepare(
     if abs(shares - 1) > 1e-6:
         raise MkbaError(f"the offence shares add up to {shares:.4f}, not 1")
     return prep
+
+
+def _use_monitor(prep: Prepared, found: Any) -> None:
+    from terugkeer.mkba.estimate import MonitorEffect
+
+    if not isinstance(found, MonitorEffect):
+        prep.notes.append(f"the monitor gives no hazard ratio ({found}): the stated effect is used")
+        return
+    hr = min(found.hazard_ratio, 0.999999)
+    lo, hi = min(found.lower, hr * 0.999), max(found.upper, hr * 1.001)
+    prep.params["effect"] = replace(
+        prep.params["effect"],
+        value=hr,
+        distribution="lognormal",
+        sigma=math.log(hi / lo) / (2 * params.Z95),
+        low=lo,
+        high=hi,
+        sd=None,
+        source=(
+            f"terugkeer-monitor: gecorrigeerde hazard ratio {found.hazard_ratio:.3f} "
+            f"({found.lower:.3f}–{found.upper:.3f}), {found.condition}; samenhang, geen effect"
+        ),
+        assumption=False,
+        note="an association read as an effect: an assumption of the scenario",
+    )
 
 
 def _use_registered(prep: Prepared, reg: RegisteredCosts) -> None:

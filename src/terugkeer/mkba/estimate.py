@@ -272,3 +272,36 @@ def registered_costs(conn: Connection, municipality: str, programme: str) -> Reg
         year=year,
         activities=len(chosen),
     )
+
+
+@dataclass
+class MonitorEffect:
+    """The monitor's adjusted hazard ratio of one row of its link table: an association."""
+
+    condition: str
+    hazard_ratio: float
+    lower: float
+    upper: float
+
+
+def monitor_effect(engine: Any, condition: str) -> MonitorEffect | str:
+    """The monitor's adjusted (*gecorrigeerd*) hazard ratio of general recidivism for the row
+    of its link whose label starts with ``condition`` (e.g. "per basisvoorwaarde meer op
+    orde"), with its 95 % interval; or why there is none (suppressed, not estimable)."""
+    from terugkeer.config import get_settings
+    from terugkeer.monitor.association import link
+    from terugkeer.monitor.frame import load
+    from terugkeer.monitor.suppress import min_cell
+
+    data = load(engine)
+    table = link(data, min_cell(None), get_settings().monitor_registration_lag_months)
+    rows = table[table["voorwaarde"].str.startswith(condition) & (table["model"] == "gecorrigeerd")]
+    if rows.empty:
+        known = ", ".join(sorted(set(table["voorwaarde"])))
+        raise MkbaError(f"the monitor has no link [{condition[:60]}] (known: {known})")
+    row = rows.iloc[0]
+    if row["hr"] is None or pd.isna(row["hr"]):
+        return str(row["toelichting"])
+    return MonitorEffect(
+        str(row["voorwaarde"]), float(row["hr"]), float(row["ondergrens"]), float(row["bovengrens"])
+    )

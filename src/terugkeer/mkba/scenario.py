@@ -64,6 +64,7 @@ class Scenario:
     overrides: dict[str, Param] = field(default_factory=dict)
     registered: Registered | None = None
     from_store: bool = False
+    monitor_effect: str | None = None  # a row of the monitor's link: its adjusted HR
     caveats: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
 
@@ -89,6 +90,7 @@ def _effect(raw: Any, where: str) -> tuple[Param, str, int]:
     if not isinstance(raw, dict):
         raise MkbaError(f"scenario: [{where}] is missing or not a table")
     body = dict(raw)
+    body.pop("monitor", None)
     measure = str(body.pop("measure", "hazard_ratio"))
     if where == "work_effect" and measure != "relative_risk":
         raise MkbaError("scenario: work_effect.measure must be relative_risk")
@@ -154,6 +156,9 @@ def parse(data: Mapping[str, Any], *, origin: str = "scenario") -> Scenario:
     overrides = {}
     for key, raw in (data.get("parameters") or {}).items():
         overrides[key] = parse_param(key, raw, f"scenario.parameters.{key}")
+    monitor = data["effect"].get("monitor") if isinstance(data["effect"], dict) else None
+    if monitor is not None and (not isinstance(monitor, str) or measure != "hazard_ratio"):
+        raise MkbaError(f"{origin}: effect.monitor names a link row, with measure hazard_ratio")
     data_source = str(data.get("data", "parameters"))
     if data_source not in ("parameters", "store"):
         raise MkbaError(f"{origin}: data must be parameters or store, not [{data_source}]")
@@ -179,7 +184,8 @@ def parse(data: Mapping[str, Any], *, origin: str = "scenario") -> Scenario:
         programme_cost=programme,
         overrides=overrides,
         registered=registered,
-        from_store=data_source == "store" or registered is not None,
+        from_store=data_source == "store" or registered is not None or monitor is not None,
+        monitor_effect=monitor,
         caveats=[str(c) for c in data.get("caveats", [])],
         sources=[str(s) for s in data.get("sources", [])],
     )
