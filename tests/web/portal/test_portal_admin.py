@@ -59,6 +59,8 @@ def test_accounts_listed_filtered_and_created(engine: Engine, portal: Portal) ->
     )
     assert created.status_code == 200
     assert "otpauth://totp/" in created.text  # the second factor's enrolment, shown once
+    assert "Ingelogd als <strong>beheerder-1</strong> (Applicatiebeheerder)" in created.text
+    assert "<dd>Functioneel beheerder Justid</dd>" in created.text
     assert ("create", "user", "operator-2") in actions(engine, "beheerder-1")
     duplicate = admin.post(
         "/portaal/accounts/nieuw",

@@ -266,7 +266,7 @@ def new_account_submit(
                 "admin/created.html",
                 title="Het account is aangemaakt.",
                 name=created.name,
-                role_name=ROLE_NAMES[created.role.value],
+                account_role=ROLE_NAMES[created.role.value],
                 enrolment=_enrolment(created.totp_uri),
             )
     return _new_form(request, errors=errors, form=form, status_code=400)
@@ -321,7 +321,7 @@ def reset_second_factor_submit(
         "admin/created.html",
         title="Nieuwe tweestapsverificatie",
         name=renewed.name,
-        role_name=ROLE_NAMES[renewed.role.value],
+        account_role=ROLE_NAMES[renewed.role.value],
         enrolment=_enrolment(renewed.totp_uri),
     )
 
