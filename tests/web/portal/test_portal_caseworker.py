@@ -105,6 +105,7 @@ def test_consent_and_registering_a_moment(engine: Engine, portal: Portal) -> Non
     )
     assert given.status_code == 200
     assert "De toestemming is vastgelegd" in given.text
+    assert 'aria-label="Registreren: bij ontslag"' in given.text  # every moment, none recorded
 
     form = worker.get(f"/portaal/casussen/{case_id}/registratie", params={"moment": "release"})
     assert form.status_code == 200
