@@ -12,28 +12,28 @@ from tests.web.portal.data import BAD, GM, GOOD, OTHER, case_ids, register, resi
 
 
 def test_figures_per_municipality_with_small_cells_suppressed(engine: Engine) -> None:
-    residents(engine, returned=11, planned=1, other=1)
+    residents(engine, returned=6, planned=1, other=1)
     mine = case_ids(engine)
-    for n, case_id in enumerate(mine[:11]):
-        register(engine, case_id, GM, BAD if n < 3 else GOOD)
+    for n, case_id in enumerate(mine):
+        register(engine, case_id, GM, BAD if n < 2 else GOOD)
     register(engine, case_ids(engine, OTHER)[0], OTHER, BAD)
     with engine.connect() as conn:
-        release = {r.municipality: r for r in steering.at_release(conn, min_cell=10)}
-        costs = {r.municipality: r for r in steering.costs(conn, min_cell=10)}
-        complete = {r.municipality: r for r in steering.completeness(conn, min_cell=10)}
+        release = {r.municipality: r for r in steering.at_release(conn, min_cell=5)}
+        costs = {r.municipality: r for r in steering.costs(conn, min_cell=5)}
+        complete = {r.municipality: r for r in steering.completeness(conn, min_cell=5)}
     ams = release[GM]
-    assert (ams.returned, ams.all_in_order) == (11, None)  # 8 in order: fewer than 10
+    assert (ams.returned, ams.all_in_order) == (6, None)  # 4 in order: fewer than 5
     assert ams.not_in_order is None
     assert ams.share_not_in_order is None
     assert release[OTHER].returned is None  # one person: suppressed
-    assert costs[GM].cases == 11
-    assert costs[GM].cost_eur == Decimal("2750.00")
+    assert costs[GM].cases == 6
+    assert costs[GM].cost_eur == Decimal("1500.00")
     assert costs[GM].per_case_eur == Decimal("250.00")
     assert costs[OTHER].cost_eur is None
     assert costs[OTHER].cases is None
     at = {m.moment: m for m in complete[GM].moments}
-    assert (at["release"].due, at["release"].recorded, at["release"].share) == (11, 11, 1.0)
-    assert complete[GM].cases == 12
+    assert (at["release"].due, at["release"].recorded, at["release"].share) == (6, 6, 1.0)
+    assert complete[GM].cases == 7
     assert complete[OTHER].cases is None
 
 

@@ -7,15 +7,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, select
 
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.intake import deliver
 from terugkeer.notify.assurance import overview
-from terugkeer.notify.assurance.backfill import backfill, check
 from terugkeer.notify.delivery.dispatch import dispatch_once
 from terugkeer.notify.hook import notify_hook
-from terugkeer.notify.tables import deliveries, obligations
+from terugkeer.notify.tables import obligations
 from terugkeer.security.actor import Actor
 from terugkeer.security.tables import audit_log
 from tests.feedutil import intake, lines, msg
@@ -128,38 +127,3 @@ def test_dead_letters(engine: Engine) -> None:
     assert "404" in dead["last_error"]
     assert none.total == 0
     assert reads(engine, "delivery") == 1
-
-
-def test_reconciliation_status_and_backfill_preview(engine: Engine) -> None:
-    assert ingest_text(engine, lines(intake("e1")), hooks=HOOK).quarantined == 0
-    with engine.begin() as conn:  # a fault: one required obligation went missing
-        gone = conn.execute(
-            select(obligations.c.id).where(obligations.c.rule_id == "mayor.release")
-        ).scalar_one()
-        conn.execute(delete(deliveries).where(deliveries.c.obligation_id == gone))
-        conn.execute(delete(obligations).where(obligations.c.id == gone))
-    with engine.connect() as conn:
-        before = overview.reconcile_status(conn)
-    assert sum(before.open_gaps.values()) == 0  # (the audit log may hold earlier tests' runs)
-    started = datetime.now(UTC)
-    report = check(engine, actor=WHO)
-    assert not report.ok
-    with engine.begin() as conn:
-        status = overview.reconcile_status(conn)
-        gaps = overview.gap_alerts(conn, actor=WHO, kind="missing_obligation")
-        with pytest.raises(ValueError, match="unknown gap kind"):
-            overview.gap_alerts(conn, actor=WHO, kind="nonsense")
-    assert status.last_run_at is not None
-    assert status.last_run_at >= started - timedelta(seconds=1)
-    assert status.last_run_by == WHO.name
-    assert status.open_gaps["missing_obligation"] == 1 == gaps.total
-    assert status.last_run["ok"] is False
-    since = datetime(2025, 6, 1, tzinfo=UTC)  # after the intake: the backfill leaves it alone
-    with engine.connect() as conn:
-        preview = overview.backfill_preview(conn, None)
-        later = overview.backfill_preview(conn, since)
-    assert [i["rule_id"] for i in preview.items] == ["mayor.release"]
-    assert (later.items, later.before_since) == ([], 1)
-    done = backfill(engine, datetime(2025, 1, 1, tzinfo=UTC), actor=WHO)
-    assert [i.rule_id for i in done.items] == [i["rule_id"] for i in preview.items]
-    assert done.remaining == 0

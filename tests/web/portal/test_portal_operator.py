@@ -15,6 +15,7 @@ from sqlalchemy import Engine, delete, select, update
 
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.detention.tables import quarantine
+from terugkeer.notify.assurance import overview
 from terugkeer.notify.delivery.dispatch import dispatch_once
 from terugkeer.notify.hook import notify_hook
 from terugkeer.notify.tables import alerts, deliveries, delivery_attempts, obligations
@@ -240,10 +241,24 @@ def test_dead_letter_retry_reconciliation_and_backfill(engine: Engine, portal: P
         conn.execute(delete(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(sent)))
         conn.execute(delete(deliveries).where(deliveries.c.obligation_id == gone))
         conn.execute(delete(obligations).where(obligations.c.id == gone))
+    started = datetime.now(UTC)
     checked = post(operator, "/portaal/beheer/controle", "/portaal/beheer/controle")
     assert "De volledigheidscontrole is uitgevoerd" in checked
     assert "tekorten gevonden" in checked
     assert "meldplicht ontbreekt" in checked
+    assert "operator-repair" in checked  # the last run recorded, by whom
+    with engine.connect() as conn:
+        status = overview.reconcile_status(conn)
+    assert status.last_run_by == "operator-repair"
+    assert status.last_run_at is not None
+    assert status.last_run_at >= started - timedelta(seconds=1)
+    assert status.open_gaps["missing_obligation"] == 1
+    only = operator.get("/portaal/beheer/controle", params={"soort": "missing_obligation"})
+    assert "Resultaat 1–1 van 1" in only.text
+    assert operator.get("/portaal/beheer/controle", params={"soort": "nonsense"}).status_code == 400
+    later = operator.get("/portaal/beheer/alsnog-verzenden", params={"sinds": "2025-06-01"}).text
+    assert "Er ontbreekt niets sinds deze dag" in later  # caused before: left alone
+    assert "1 ontbrekende van eerder" in later
     preview = operator.get("/portaal/beheer/alsnog-verzenden", params={"sinds": "2025-01-01"})
     assert preview.status_code == 200
     assert "nazorg.intake" in preview.text
