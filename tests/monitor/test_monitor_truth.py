@@ -20,7 +20,13 @@ from terugkeer.intake import ingest_files
 from terugkeer.monitor.cohorts import cohort_columns
 from terugkeer.monitor.extract import write_extract
 from terugkeer.monitor.frame import load
-from terugkeer.monitor.recidivism import CRITERION, OBSERVED, followup, prevalence
+from terugkeer.monitor.recidivism import (
+    CRITERION,
+    OBSERVED,
+    followup,
+    prevalence,
+    recidivism_table,
+)
 from terugkeer.monitor.report import compute, write_report
 from terugkeer.security.actor import Actor
 from terugkeer.security.tables import audit_log
@@ -71,6 +77,26 @@ def test_observed_two_year_share_equals_the_truth(store: tuple[Engine, Path]) ->
         assert two.loc[quarter, "persons"] == row["size"]
         assert two.loc[quarter, "events"] == row["sum"]
         assert two.loc[quarter, "share"] == row["sum"] / row["size"]
+    # the published table (suppressed cubes) carries the same figures where it publishes them
+    table = recidivism_table(data, cols, 10, 6)
+    published = table[
+        (table["criterium"] == "general")
+        & (table["termijn"] == "2 jaar")
+        & (table["dimensie"] == "quarter")
+        & (table["jaar"] == "2024")
+    ].set_index("waarde")
+    shown = 0
+    for quarter, row in expected.iterrows():
+        cell = published.loc[quarter]
+        if cell["aandeel"] is not None:
+            assert cell["personen"] == row["size"]
+            assert cell["recidivisten"] == row["sum"]
+            assert cell["aandeel"] == row["sum"] / row["size"]
+            assert cell["soort"] == OBSERVED
+            shown += 1
+    assert shown == len(expected)  # quarters of ~150 releases: nothing suppressed
+    total = published.loc["totaal"]
+    assert total["aandeel"] == expected["sum"].sum() / expected["size"].sum()
 
 
 def test_a_cut_off_inside_the_follow_up_makes_it_estimated(store: tuple[Engine, Path]) -> None:

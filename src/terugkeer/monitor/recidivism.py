@@ -190,35 +190,59 @@ def curve_table(fu: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
 # --- published: suppressed cubes --------------------------------------------------------------
 
 
-def _grid_prevalence(
-    fu: pd.DataFrame, year: np.ndarray, value: np.ndarray, shape: tuple[int, int]
-) -> dict[str, tuple[np.ndarray, ...]]:
-    """Kaplan-Meier prevalence of every cell of a (year + total) × (value + total) grid, all
-    in one call: per horizon, arrays of that shape with the share, its interval and whether
-    it is observed (nan/False where a cell has nobody)."""
-    ny, nv = shape  # with the margins
-    cells = [year * nv + value, year * nv + nv - 1, (ny - 1) * nv + value]
-    cells.append(np.full(len(year), ny * nv - 1, dtype=np.int64))
-    keep = (year >= 0) & (value >= 0)
-    group = np.concatenate([c[keep] for c in cells])
-    time = np.tile(fu["time"].to_numpy(float)[keep], 4)
-    event = np.tile(fu["event"].to_numpy(bool)[keep], 4)
-    out: dict[str, tuple[np.ndarray, ...]] = {}
-    if not len(group):
-        empty = np.full(shape, np.nan)
-        return {n: (empty, empty, empty, np.zeros(shape, bool)) for n in HORIZONS}
-    result = km_many(time, event, group)
+Grid = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _km_cells(time: np.ndarray, event: np.ndarray, cell: np.ndarray, size: int) -> Grid:
+    """Kaplan-Meier prevalence of every cell code (0 .. size-1) in one ``km_many`` call: per
+    horizon, flat arrays of the share, its interval and whether it is observed (nan/False where
+    a cell has nobody)."""
+    keep = cell >= 0
+    out: Grid = {}
+    for name in HORIZONS:
+        empty = np.full(size, np.nan)
+        out[name] = (empty, empty.copy(), empty.copy(), np.zeros(size, dtype=bool))
+    if not keep.any():
+        return out
+    result = km_many(time[keep], event[keep], cell[keep])
     where = result.groups.astype(np.int64)
     for name, h in HORIZONS.items():
         p = prevalence_at(result, h)
-        arrays = []
-        for values in (p.cumulative_incidence, p.lower, p.upper):
-            a = np.full(ny * nv, np.nan)
-            a[where] = values
-            arrays.append(a.reshape(shape))
-        observed = np.zeros(ny * nv, dtype=bool)
+        share, lower, upper, observed = out[name]
+        share[where], lower[where], upper[where] = p.cumulative_incidence, p.lower, p.upper
         observed[where] = p.observed
-        out[name] = (*arrays, observed.reshape(shape))
+    return out
+
+
+def _grid_prevalence(
+    time: np.ndarray,
+    event: np.ndarray,
+    year: np.ndarray,
+    value: np.ndarray,
+    years_grid: Grid,
+    shape: tuple[int, int],
+) -> Grid:
+    """Every cell of a (year + total) × (value + total) grid: the cells and the value margin
+    from one call here, the year margin and the grand total from ``years_grid`` (computed
+    once per criterion: they are the same for every dimension)."""
+    ny, nv = shape  # with the margins
+    ok = (year >= 0) & (value >= 0)
+    cell = np.where(ok, year * nv + value, -1)
+    margin = np.where(value >= 0, (ny - 1) * nv + value, -1)
+    both = _km_cells(
+        np.concatenate([time, time]),
+        np.concatenate([event, event]),
+        np.concatenate([cell, margin]),
+        ny * nv,
+    )
+    out: Grid = {}
+    for name in HORIZONS:
+        arrays = []
+        for part, by_year in zip(both[name], years_grid[name], strict=True):
+            grid = part.reshape(shape).copy()
+            grid[:, nv - 1] = by_year  # the year margin and the grand total
+            arrays.append(grid)
+        out[name] = (arrays[0], arrays[1], arrays[2], arrays[3])
     return out
 
 
@@ -237,11 +261,18 @@ def recidivism_table(
         year = codes(cols["year"], years)
         time = fu["time"].to_numpy(float)
         event = fu["event"].to_numpy(bool)
+        ny = len(years) + 1
+        years_grid = _km_cells(
+            np.concatenate([time, time]),
+            np.concatenate([event, event]),
+            np.concatenate([year, np.where(year >= 0, ny - 1, -1)]),
+            ny,
+        )
         for dim in DIMENSIONS:
             values = dimension_values(dim.code, cols)
             value = codes(cols[dim.code], values)
-            shape = (len(years) + 1, len(values) + 1)
-            grid = _grid_prevalence(fu, year, value, shape)
+            shape = (ny, len(values) + 1)
+            grid = _grid_prevalence(time, event, year, value, years_grid, shape)
             for name, h in HORIZONS.items():
                 hit = np.where(event & (time <= h), 0, 1)
                 fulls.append(count_codes([year, value, hit], (len(years), len(values), 2)))
