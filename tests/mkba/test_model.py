@@ -235,3 +235,35 @@ def test_a_perspectives_irr_zeroes_its_monthly_npv(pit: analysis.Prepared) -> No
     )
     assert float(npv) == pytest.approx(society.npv, rel=1e-9)
     assert det.perspectives["victims"].irr is None  # bears no costs
+
+
+def test_a_jji_scenario_uses_the_juvenile_parameters() -> None:
+    data = {
+        "name": "jji-test",
+        "title": "JJI",
+        "population": "jji",
+        "effect": {"measure": "relative_risk", "value": 0.9, "source": "test"},
+        "costs": {"value": 20000.0, "unit": "EUR/deelnemer", "price_year": 2016, "source": "t"},
+    }
+    prep = analysis.prepare(scenario.parse(data))
+    assert (
+        prep.params["reconviction_2y"].value
+        == params.load().populations["jji"]["reconviction_2y"].value
+    )
+    det = analysis.deterministic(prep)
+    out = det.outcome
+    assert out.detention_months is not None
+    day = prep.params["prison_day_jji"].value
+    assert np.isfinite(out.items).all()
+    assert det.perspectives["society"].costs > 0
+    # the juvenile day price: the detention item scales with it, not with the adult one
+    x = point(prep)
+    y = {
+        **x,
+        "prison_day_jji": x["prison_day_jji"] * 2,
+        "prison_day_adult": x["prison_day_adult"] * 5,
+    }
+    a, b = simulate(x, prep.setup), simulate(y, prep.setup)
+    i = ITEMS.index("detention")
+    assert b.items[0, i] == pytest.approx(2 * a.items[0, i])
+    assert day > prep.params["prison_day_adult"].value

@@ -136,6 +136,9 @@ def run_command(
         str | None,
         typer.Option("--database", help="the store to read (default: TERUGKEER_DATABASE_URL)"),
     ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=16, help="threads for the Monte Carlo chunks")
+    ] = 1,
     formats: Annotated[
         str, typer.Option("--format", help="what to write besides result.json: html,pdf or json")
     ] = "html,pdf",
@@ -155,7 +158,9 @@ def run_command(
 
         engine = make_engine(database) if database else make_engine()
     try:
-        result = runner.run(chosen, draws=draws, seed=seed, engine=engine, grid=_grid(grid))
+        result = runner.run(
+            chosen, draws=draws, seed=seed, engine=engine, grid=_grid(grid), workers=workers
+        )
     finally:
         if engine is not None:
             engine.dispose()
