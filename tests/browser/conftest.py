@@ -274,6 +274,15 @@ class Walk:
         self.tab_to(target)
         self.page.keyboard.press(key)
 
+    def follow(self, target: Locator, *, status: int = 200, key: str = "Enter") -> None:
+        """Reach a link or button with Tab, press ``key`` and expect the page it leads to to
+        answer ``status`` (after any redirect)."""
+        with self.page.expect_navigation() as navigation:
+            self.press_on(target, key)
+        response = navigation.value
+        answered = response.status if response is not None else None
+        assert answered == status, f"{self.page.url} answered {answered}, expected {status}"
+
     def choose(self, select: Locator, option: str) -> None:
         """Reach a ``<select>`` with Tab and pick the option shown as ``option`` with the
         arrow keys."""
@@ -360,7 +369,7 @@ def walk(
     shots = base / f"{portal.store}-{_slug(request.node.originalname)}"
     shots.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport=VIEWPORT, locale="nl-NL", timezone_id="Europe/Amsterdam")
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)  # generous: a loaded CI machine, argon2 at sign-in
     w = Walk(portal, context, shots, request.node.name)
     yield w
     w.close(failed=request.node.stash.get(CALL_FAILED, False))

@@ -1,29 +1,12 @@
-"""Signing in and out in a real browser, every role, with the keyboard alone; the error and
-"geen toegang" pages. Every page reached passes axe (``Walk.check``)."""
+"""Signing in and out in a real browser (each role's walk signs in with the keyboard alone, in
+test_<role>.py); a wrong password, an empty form, the way back after signing in, signing out,
+the 404 page. Every page reached passes axe (``Walk.check``)."""
 
 from __future__ import annotations
-
-import pytest
 
 from terugkeer.security.roles import Role
 from tests.browser.conftest import HOME, SIGN_IN, SQLITE_ONLY, Walk
 from tests.browser.seed import Account
-
-# the roles whose main walk (test_<role>.py, which signs in with the keyboard) is not there yet
-# (a feed is a system: it has API tokens, no pages)
-PEOPLE = [Role.CASEWORKER, Role.ANALYST]
-
-
-@SQLITE_ONLY
-@pytest.mark.parametrize("role", PEOPLE, ids=[r.value for r in PEOPLE])
-def test_each_role_signs_in_with_the_keyboard_and_sees_its_home(walk: Walk, role: Role) -> None:
-    account = walk.portal.account(role)
-    walk.sign_in(account, keyboard=True)
-    page = walk.page
-    assert page.url == walk.url(HOME)
-    heading = page.get_by_role("heading", level=1)
-    assert account.name in heading.inner_text()
-    assert page.locator("html").get_attribute("lang") == "nl"
 
 
 @SQLITE_ONLY
@@ -45,8 +28,7 @@ def test_a_wrong_password_is_refused_with_one_message(walk: Walk) -> None:
 @SQLITE_ONLY
 def test_an_empty_form_says_what_is_missing(walk: Walk) -> None:
     walk.goto(SIGN_IN, "inloggen")
-    with walk.page.expect_navigation():
-        walk.press_on(walk.page.get_by_role("button", name="Inloggen"))
+    walk.follow(walk.page.get_by_role("button", name="Inloggen"))
     walk.check("inloggen leeg")
     body = walk.page.locator("main").inner_text()
     assert "Vul uw naam in." in body
@@ -76,8 +58,7 @@ def test_signing_out_ends_the_session(walk: Walk) -> None:
     with walk.page.expect_navigation():
         walk.page.keyboard.press("Enter")
     walk.check("start")
-    with walk.page.expect_navigation():
-        walk.press_on(walk.page.get_by_role("button", name="Uitloggen"))
+    walk.follow(walk.page.get_by_role("button", name="Uitloggen"))
     assert SIGN_IN in walk.page.url
     walk.check("uitgelogd")
     walk.goto(HOME, "start na uitloggen")
