@@ -28,26 +28,22 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print as JSON")]
 
 
 def parse_rate(value: str) -> float:
-    """A yearly rate as a fraction (``0.0225``) or a percentage (``2.25%``)."""
+    """A yearly rate as a fraction (``0.0225``) or a percentage (``2.25%``); a bad one is an
+    expected error (one line, exit 2)."""
     text = value.strip().replace(",", ".")
     percent = text.endswith("%")
     try:
         rate = float(text.rstrip("%").strip())
     except ValueError:
-        raise typer.BadParameter(f"[{value}]: a rate such as 0.0225 or 2.25%") from None
+        fail(f"--rate [{value}]: a rate such as 0.0225 or 2.25%")
     rate = rate / 100 if percent else rate
     if not -1 < rate < 1:
-        raise typer.BadParameter(
-            f"[{value}]: give the rate as a fraction (0.0225) or a percentage (2.25%)"
-        )
+        fail(f"--rate [{value}]: give the rate as a fraction (0.0225) or a percentage (2.25%)")
     return rate
 
 
 RateOpt = Annotated[
-    float,
-    typer.Option(
-        "--rate", parser=parse_rate, metavar="RATE", help="yearly discount rate: 0.0225 or 2.25%"
-    ),
+    str, typer.Option("--rate", metavar="RATE", help="yearly discount rate: 0.0225 or 2.25%")
 ]
 
 
@@ -70,13 +66,14 @@ def cashflows_command(
 
     if timing not in ("start", "middle", "end"):
         fail(f"--timing must be start, middle or end, not [{timing}]")
+    yearly = parse_rate(rate)
     flows = cashflows.read(file)
-    result = cashflows.evaluate(flows, rate, parse_timing(timing))
+    result = cashflows.evaluate(flows, yearly, parse_timing(timing))
     if as_json:
         out.print(json.dumps(result.as_json()), soft_wrap=True)
         return
     ratio = "absent (no costs)" if result.bc_ratio is None else number(result.bc_ratio, 3)
-    out.print(f"periods: {len(flows.periods)}; rate {_pct(rate)} a period; timing: {timing}")
+    out.print(f"periods: {len(flows.periods)}; rate {_pct(yearly)} a period; timing: {timing}")
     out.print(f"present value of benefits: {number(result.pv_benefits, 2)}")
     out.print(f"present value of costs: {number(result.pv_costs, 2)}")
     out.print(f"net present value: {number(result.npv, 2)}")
