@@ -11,7 +11,6 @@ result.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,7 +22,7 @@ from terugkeer.mkba import discount, effect, params
 from terugkeer.mkba.discount import F64
 from terugkeer.mkba.errors import MkbaError
 from terugkeer.mkba.estimate import RegisteredCosts, StoreEstimates
-from terugkeer.mkba.model import PERSPECTIVES, SOCIETY, Outcome, Setup, simulate
+from terugkeer.mkba.model import CATEGORIES, PERSPECTIVES, SOCIETY, Outcome, Setup, simulate
 from terugkeer.mkba.params import Param, ParameterSet
 from terugkeer.mkba.scenario import Scenario
 
@@ -96,10 +95,7 @@ def prepare(
                 )
                 prep.registered = reg
                 _use_registered(prep, reg)
-    shares = sum(
-        chosen[f"share_{c}"].value
-        for c in ("zeden", "zwaar_geweld", "overig_geweld", "vermogen", "opiumwet", "overig")
-    )
+    shares = sum(chosen[f"share_{c}"].value for c in CATEGORIES)
     if abs(shares - 1) > 1e-6:
         raise MkbaError(f"the offence shares add up to {shares:.4f}, not 1")
     return prep
@@ -426,6 +422,3 @@ def grid(prep: Prepared, x_name: str, y_name: str, *, points: int = GRID_POINTS)
     changes = [{x_name: float(a), y_name: float(b)} for b in ys for a in xs]
     npv = simulate(_rows(prep, changes), prep.setup).net[:, SOCIETY].reshape(points, points)
     return Grid(x_name, y_name, xs.tolist(), ys.tolist(), npv.tolist())
-
-
-Progress = Callable[[str], None]

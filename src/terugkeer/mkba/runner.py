@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from terugkeer.mkba import analysis, effect
 from terugkeer.mkba.analysis import BreakEven, Deterministic, Grid, MonteCarlo, Prepared, TornadoBar
-from terugkeer.mkba.model import ITEM_LABELS, ITEMS, PERSPECTIVE_LABELS, PERSPECTIVES
+from terugkeer.mkba.model import ITEM_LABELS, ITEMS, PERSPECTIVE_LABELS
 from terugkeer.mkba.params import ParameterSet
 from terugkeer.mkba.scenario import Scenario
 
@@ -201,6 +201,3 @@ def as_json(r: RunResult) -> dict[str, Any]:
         "caveats": r.caveats,
         "seconds": round(r.seconds, 3),
     }
-
-
-__all__ = ["PERSPECTIVES", "RunResult", "as_json", "run"]
