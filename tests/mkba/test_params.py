@@ -133,3 +133,26 @@ def test_scenarios_ship_and_bad_ones_are_refused() -> None:
     ]:
         with pytest.raises(MkbaError, match=message):
             scenario.parse(bad)
+
+
+def test_overrides_are_indexed_and_checked() -> None:
+    from terugkeer.mkba import analysis
+
+    base = {
+        "name": "x",
+        "title": "X",
+        "effect": {"measure": "hazard_ratio", "value": 0.9, "source": "s"},
+        "costs": {"value": 10.0, "unit": "EUR/p", "price_year": 2024, "source": "s"},
+    }
+    day = {"value": 300.0, "unit": "EUR/dag", "price_year": 2016, "source": "elsewhere"}
+    prep = analysis.prepare(scenario.parse({**base, "parameters": {"prison_day_adult": day}}))
+    pset = params.load()
+    assert prep.params["prison_day_adult"].value == pytest.approx(
+        300.0 * params.cpi_factor(pset.cpi, 2016, 2024)
+    )
+    assert prep.params["prison_day_adult"].source == "elsewhere"
+    share = {"value": 0.5, "unit": "aandeel", "kind": "share", "source": "s"}
+    with pytest.raises(MkbaError, match="add up to"):
+        analysis.prepare(scenario.parse({**base, "parameters": {"share_zeden": share}}))
+    with pytest.raises(MkbaError, match="not in the parameter file"):
+        analysis.prepare(scenario.parse({**base, "parameters": {"moon_phase": share}}))
