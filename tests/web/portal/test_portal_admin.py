@@ -143,10 +143,3 @@ def test_api_tokens_are_shown_once_and_revoked(engine: Engine, portal: Portal) -
         ("create", "api_token", "zaaksysteem"),
         ("revoke", "api_token", "zaaksysteem"),
     ]
-
-
-def test_only_the_administrator(engine: Engine, portal: Portal) -> None:
-    for role in (Role.AUDITOR, Role.OPERATOR):
-        client = portal(role)
-        for path in ("/portaal/accounts", "/portaal/api-sleutels", "/portaal/accounts/nieuw"):
-            assert client.get(path).status_code == 403

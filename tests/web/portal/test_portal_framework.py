@@ -43,6 +43,40 @@ def test_each_role_has_its_own_menu_and_home(engine: Engine, portal: Portal) -> 
         assert '<h1 class="utrecht-heading-1">Welkom' in home.text
 
 
+MINE = {  # the pages of this module's roles, and who may open them
+    "/portaal/meldingen": {Role.MAYOR_OFFICE, Role.IDV_OFFICER, Role.CASEWORKER},
+    "/portaal/slachtoffers": {Role.IDV_OFFICER},
+    "/portaal/auditlog": {Role.AUDITOR},
+    "/portaal/auditlog/verificatie": {Role.AUDITOR},
+    "/portaal/accounts": {Role.ADMINISTRATOR},
+    "/portaal/accounts/nieuw": {Role.ADMINISTRATOR},
+    "/portaal/api-sleutels": {Role.ADMINISTRATOR},
+}
+
+
+def test_every_page_opens_for_its_roles_and_is_refused_to_the_others(
+    engine: Engine, portal: Portal
+) -> None:
+    anonymous = portal()
+    for path in MINE:
+        away = anonymous.get(path, follow_redirects=False)
+        assert away.status_code == 303
+        assert away.headers["location"].startswith("/portaal/inloggen?volgende=")
+    for role in Role:
+        if role is Role.FEED:
+            continue
+        client = portal(role)
+        assert client.get("/portaal/").status_code == 200
+        for path, allowed in MINE.items():
+            response = client.get(path)
+            if role in allowed:
+                assert response.status_code == 200, (role, path)
+            else:
+                assert response.status_code == 403, (role, path)
+                assert "Geen toegang" in response.text
+                assert response.headers["content-type"].startswith("text/html")
+
+
 def test_the_root_and_a_page_when_not_signed_in(engine: Engine) -> None:
     client = TestClient(create_app(engine))
     root = client.get("/", follow_redirects=False)

@@ -146,13 +146,3 @@ def test_the_newest_and_most_urgent_come_first(engine: Engine, portal: Portal) -
         refs[1],
         refs[0],
     ]  # the acknowledged one goes after the one still waiting
-
-
-def test_other_roles_are_refused(engine: Engine, portal: Portal) -> None:
-    for role in (Role.ANALYST, Role.AUDITOR):
-        page = portal(role).get("/portaal/meldingen")
-        assert page.status_code == 403
-        assert "Geen toegang" in page.text
-    anonymous = portal().get("/portaal/meldingen", follow_redirects=False)
-    assert anonymous.status_code == 303
-    assert anonymous.headers["location"].startswith("/portaal/inloggen?volgende=")
