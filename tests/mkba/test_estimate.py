@@ -40,6 +40,8 @@ def test_registered_costs(engine: Engine) -> None:
         reg = estimate.registered_costs(conn, "auto", "auto")
         with pytest.raises(MkbaError, match="no programme activities"):
             estimate.registered_costs(conn, "GM0014", "auto")
+        with pytest.raises(MkbaError, match="small-cell rule"):
+            estimate.registered_costs(conn, GM, "Aanpak die er niet is")
     assert (reg.municipality, reg.programme) == (GM, PROGRAMME)
     assert reg.cases == truth.programme_cases
     assert reg.cost_per_case == pytest.approx(truth.programme_cost / truth.programme_cases)

@@ -19,7 +19,8 @@ on SQLite and PostgreSQL.
 
 A probability estimated from ``n`` people gets a beta distribution with the binomial standard
 error; ``MIN_RELEASES`` protects against estimates from a handful of people (the file's value
-stays, and the result says why).
+stays, and the result says why). A programme's costs and the length of new stays rest on at
+least the monitor's minimum cell of people (``min_cases``), so no figure describes a few.
 """
 
 from __future__ import annotations
@@ -40,7 +41,16 @@ from terugkeer.mkba.params import Param
 from terugkeer.reintegration.tables import activities, condition_facts, reintegration_cases
 
 MIN_RELEASES = 30
-MIN_CASES = 5
+MIN_CASES = 5  # at least; the monitor's minimum cell (TERUGKEER_MONITOR_MIN_CELL) if larger
+
+
+def min_cases() -> int:
+    """The fewest people an aggregate may rest on: as the monitor's small-cell rule."""
+    from terugkeer.config import get_settings
+
+    return max(MIN_CASES, get_settings().monitor_min_cell)
+
+
 INSTITUTION = {"adult": InstitutionType.PI, "jji": InstitutionType.JJI}
 DAYS_2Y = 730
 
@@ -176,7 +186,7 @@ def population(conn: Connection, population: str, file_params: dict[str, Param])
         "detention_2y", file_params["detention_2y"], int(back["period"].nunique()), n, source
     )
     stays = back.dropna(subset=["next_out"])
-    if len(stays) >= MIN_CASES:
+    if len(stays) >= min_cases():
         months = (stays["next_out"] - stays["next_in"]).dt.total_seconds() / 86400 / (365.25 / 12)
         mean = float(months.mean())
         sd = float(months.std(ddof=1)) / math.sqrt(len(months)) if len(months) > 1 else 0.1
@@ -253,9 +263,10 @@ def registered_costs(conn: Connection, municipality: str, programme: str) -> Reg
         programme = str(mine.groupby("programme")["case_id"].nunique().idxmax())
     chosen = mine[mine["programme"] == programme]
     cases = int(chosen["case_id"].nunique())
-    if cases < MIN_CASES:
+    if cases < min_cases():
         raise MkbaError(
-            f"programme [{programme[:60]}] of {municipality} has {cases} cases: too few (< {MIN_CASES})"
+            f"programme [{programme[:60]}] of {municipality} has {cases} cases: too few "
+            f"(< {min_cases()}, the small-cell rule)"
         )
     total = float(chosen["cost_cents"].sum()) / 100
     central = float(chosen.loc[chosen["funder"] == "central_government", "cost_cents"].sum()) / 100
