@@ -144,6 +144,7 @@ def url_with(request: Request, **changes: Any) -> str:
         else:
             params[key] = str(value)
     params.pop("lang", None)
+    params.pop("bericht", None)  # a confirmation is shown once
     query = urlencode(params)
     return request.url.path + (f"?{query}" if query else "")
 
