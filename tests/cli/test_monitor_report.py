@@ -50,9 +50,9 @@ def test_report_writes_its_files(cli_db: Engine, tmp_path: Path) -> None:
     # one release: every count is under 10, so nothing but suppressed cells
     recid = (out / "recidive.csv").read_text(encoding="utf-8").splitlines()
     assert all(",1," not in line for line in recid[1:])
-    bad = runner.invoke(app, ["monitor", "report", "--out", str(out), "--cohort", "1999"])
+    bad = runner.invoke(app, ["monitor", "report", "--out", str(out), "--cohort", "2024-K1"])
     assert bad.exit_code == 2
-    assert "1999" in bad.stderr
+    assert "release year" in bad.stderr
     assert "Traceback" not in bad.output
 
 

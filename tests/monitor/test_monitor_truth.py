@@ -33,7 +33,7 @@ from terugkeer.security.tables import audit_log
 from terugkeer.synth import generate
 from tests.conftest import empty_all
 
-RELEASES = 600
+RELEASES = 400
 CUTOFF = date(2029, 6, 30)  # the year is 2024: 2 years + lag after every release, all registered
 
 
@@ -113,6 +113,8 @@ def test_a_cut_off_inside_the_follow_up_makes_it_estimated(store: tuple[Engine, 
 def test_report_and_extract(store: tuple[Engine, Path], tmp_path: Path) -> None:
     engine, _ = store
     figures = compute(engine, cutoff=CUTOFF, k=10)
+    with pytest.raises(ValueError, match="a release year in the data"):
+        write_report(figures, tmp_path / "none", "1999")
     files = {p.name for p in write_report(figures, tmp_path / "report", "2024")}
     assert {"index.html", "monitor.xlsx", "recidive.csv", "km_year.svg", "km_year.png"} <= files
     html = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")

@@ -30,6 +30,8 @@ def report(
     from terugkeer.db.engine import make_engine
     from terugkeer.monitor.report import compute, write_report
 
+    if cohort is not None and not (len(cohort) == 4 and cohort.isdigit()):
+        raise typer.BadParameter(f"[{cohort}]: a release year, e.g. 2024", param_hint="--cohort")
     started = time.perf_counter()
     figures = compute(make_engine(), cutoff=cutoff)
     files = write_report(figures, out_dir, cohort)
