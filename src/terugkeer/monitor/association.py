@@ -120,7 +120,7 @@ def corrected(data: MonitorData, columns: pd.DataFrame, k: int, lag: int) -> pd.
     outcome, known = horizon_outcome(fu["time"].to_numpy(float), fu["event"].to_numpy(bool), 730)
     idx = fu.index[known]
     if not len(idx):
-        return pd.DataFrame(columns=["jaar", "personen", "recidivisten", "waargenomen"])
+        return pd.DataFrame(columns=["jaar", "personen", "recidivisten", "geobserveerd"])
     cols = columns.loc[idx]
     rel = data.released.loc[idx]
     frame = pd.DataFrame(
@@ -154,7 +154,7 @@ def corrected(data: MonitorData, columns: pd.DataFrame, k: int, lag: int) -> pd.
                 "jaar": year,
                 "personen": int(full[i, 2]) if not hidden[i, 2] else None,
                 "recidivisten": int(full[i, 0]) if not hidden[i, 0] else None,
-                "waargenomen": r.observed if ok and r else None,
+                "geobserveerd": r.observed if ok and r else None,
                 "verwacht": r.expected if ok and r else None,
                 "gecorrigeerd": r.corrected if ok and r else None,
                 "referentiejaar": years[0],

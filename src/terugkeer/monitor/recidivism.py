@@ -51,7 +51,7 @@ CRITERION = {c.code: c for c in CRITERIA}
 
 # horizons in days: an offence on day 730 after the release day is within two years
 HORIZONS: dict[str, int] = {"1 jaar": 365, "2 jaar": 730, "5 jaar": 1826}
-OBSERVED = "waargenomen"
+OBSERVED = "geobserveerd"
 ESTIMATED = "geschat"
 
 
