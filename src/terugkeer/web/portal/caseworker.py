@@ -10,7 +10,6 @@ caseworker (404). Every read and change goes through ``reintegration.queries`` a
 
 from __future__ import annotations
 
-import tempfile
 from datetime import date
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -18,17 +17,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from terugkeer.reintegration import codes, queries, service
 from terugkeer.reintegration.audit import PURPOSE
 from terugkeer.reintegration.codes import CONDITIONS, MOMENTS
 from terugkeer.reintegration.errors import NotFound, ReintegrationError
-from terugkeer.reintegration.importing.activities import import_activities
-from terugkeer.reintegration.importing.cases import import_cases
-from terugkeer.reintegration.importing.report import ImportReport
 from terugkeer.reintegration.scope import today
 from terugkeer.security.actor import Actor
 from terugkeer.security.roles import Permission, Principal
+from terugkeer.web.api.imports import MAX_FILE, run_import
 from terugkeer.web.params import FIRST_DAY, LAST_DAY, MAX_ID
 from terugkeer.web.portal import i18n
 from terugkeer.web.portal.pages import messages, nav, page, pager, render, see_other
@@ -39,7 +37,6 @@ Reader = Annotated[Principal, Depends(page(Permission.CASES_READ))]
 Writer = Annotated[Principal, Depends(page(Permission.CASES_WRITE))]
 CaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Pagina = Annotated[int, Query(ge=1, le=100_000)]
-MAX_UPLOAD = 20 * 1024 * 1024  # an import file from the portal (the command line takes more)
 SHOWN_ERRORS = 500  # rows of an import's error report on the page
 
 nav(
@@ -200,7 +197,7 @@ async def upload(
     soort: Annotated[str, Form(max_length=20)] = "cases",
     proef: Annotated[str | None, Form(max_length=5)] = None,
 ) -> HTMLResponse:
-    gemeente = _municipality(principal)
+    _municipality(principal)  # a caseworker without a municipality: no access
     errors: dict[str, str] = {}
     if soort not in IMPORT_KINDS:
         errors["soort"] = "Kies wat het bestand bevat."
@@ -211,14 +208,22 @@ async def upload(
         errors["bestand"] = "Het bestand moet een CSV- of XLSX-bestand zijn."
     content = b""
     if not errors and bestand is not None:
-        content = await bestand.read(MAX_UPLOAD + 1)
-        if len(content) > MAX_UPLOAD:
+        content = await bestand.read(MAX_FILE + 1)
+        if len(content) > MAX_FILE:
             errors["bestand"] = "Het bestand is groter dan 20 MB. Gebruik de opdrachtregel."
         elif not content:
             errors["bestand"] = "Het bestand is leeg."
     report = None
-    if not errors:
-        report = _import(request, principal, gemeente, soort, suffix, content, bool(proef))
+    if not errors and bestand is not None:
+        report = await run_in_threadpool(
+            run_import,
+            _engine(request),
+            principal,
+            soort,
+            bestand.filename or "",
+            content,
+            dry_run=bool(proef),
+        )
     return _render(
         request,
         "import",
@@ -231,31 +236,6 @@ async def upload(
         shown=SHOWN_ERRORS,
         status_code=400 if errors or (report is not None and report.bad) else 200,
     )
-
-
-def _import(
-    request: Request,
-    principal: Principal,
-    gemeente: str,
-    kind: str,
-    suffix: str,
-    content: bytes,
-    dry_run: bool,
-) -> ImportReport:
-    """The import of the uploaded file (written to a private temporary file for the reader),
-    all or nothing, without an error file beside it: the report is the page."""
-    run = import_cases if kind == "cases" else import_activities
-    with tempfile.TemporaryDirectory(prefix="terugkeer-import-") as folder:
-        path = FilePath(folder) / f"upload{suffix}"
-        path.write_bytes(content)
-        return run(
-            _engine(request),
-            path,
-            municipality=gemeente,
-            actor=principal.name,
-            dry_run=dry_run,
-            write_report=False,
-        )
 
 
 # --- a case ---------------------------------------------------------------------------------------
