@@ -110,6 +110,9 @@ def OWN_CASE(c: Caller) -> bool:
     return c.label == "caseworker"  # the case is in GM0363
 
 
+UPLOAD = {"bestand": ("dossiers.csv", b"dossiernummer;detentiekenmerk\n", "text/csv")}
+
+
 def NOBODY(c: Caller) -> bool:
     return False  # the record is not there: 404 for whoever may act on it
 
@@ -235,6 +238,8 @@ ROUTES: dict[
     ("GET", "/api/v1/beheer/controle/tekorten"): (NONE, None, None),
     ("GET", "/api/v1/beheer/aanvulling"): (NONE, None, None),
     ("POST", "/api/v1/beheer/aanvulling"): (NONE, {"sinds": "2025-01-01"}, None),
+    # a municipality's import file (web/api/imports.py): a file with a header and no rows
+    ("POST", "/api/v1/nazorgdossiers/importen"): (NONE, {"files": UPLOAD}, None),
     # the analysts' steering figures (web/api/steering.py)
     ("GET", "/api/v1/stuurinformatie/gemeenten/volledigheid"): (NONE, None, None),
     ("GET", "/api/v1/stuurinformatie/gemeenten/bij-ontslag"): (NONE, None, None),
@@ -274,8 +279,12 @@ def test_every_route_and_role(world: World) -> None:
         assert permissions
         url = path.format(**params(world))
         for caller in CALLERS:
+            upload = isinstance(body, dict) and "files" in body  # a multipart request
             response = world.client.request(
-                method, url, headers=world.headers[caller.label], json=body
+                method,
+                url,
+                headers=world.headers[caller.label],
+                **({"files": body["files"]} if upload else {"json": body}),  # type: ignore[index,call-overload]
             )
             allowed = expected(permissions, owner, caller)
             if response.status_code not in allowed:

@@ -33,7 +33,12 @@ API_VERSION = "1.0.0"
 BASE = "/api/v1"
 # request bodies under these paths may be as large as TERUGKEER_MAX_IMPORT_BODY_BYTES: the
 # feed's batches of detention events (up to TERUGKEER_FEED_API_MAX_MESSAGES messages)
-IMPORT_PREFIXES = (f"{BASE}/detentiegebeurtenissen",)
+IMPORT_PREFIXES = (
+    f"{BASE}/detentiegebeurtenissen",
+    # a municipality's import file (CSV, XLSX), by the API and by the portal's upload page
+    f"{BASE}/nazorgdossiers/importen",
+    "/portaal/casussen/importeren",
+)
 # feed messages: a NUL in one message quarantines that message (invalid_value), not the batch
 NUL_IN_BODY_ALLOWED = (f"{BASE}/detentiegebeurtenissen",)
 # a refused or not-found request names the record its first path parameter names
@@ -219,6 +224,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         accounts,
         auditlog,
         feed,
+        imports,
         mkba,
         monitor,
         notices,
@@ -241,6 +247,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         mkba,
         operations,
         steering,
+        imports,
     ):
         app.include_router(module.router, prefix=BASE)
     portal.install(app)  # the pages, their static files and their HTML error pages

@@ -190,6 +190,17 @@ def test_an_import_file_with_errors_shows_each_bad_row(engine: Engine, portal: P
     assert "P404" in report
     with engine.connect() as conn:  # all or nothing: the good row was not written either
         assert conn.execute(select(condition_facts.c.id)).first() is None
+    api = worker.post(  # the same import through the API, in the same session
+        "/api/v1/nazorgdossiers/importen",
+        params={"soort": "cases"},
+        headers={"X-CSRF-Token": token},
+        files={"bestand": ("dossiers.csv", bad.encode("utf-8"), "text/csv")},
+    )
+    assert api.status_code == 200, api.text
+    answer = api.json()
+    assert answer["ok"] is False
+    assert sorted({e["row"] for e in answer["rows_with_errors"]}) == [3, 4]
+    assert answer["applied"] == 0
 
     good = bad.split("\n")[0] + "\n" + bad.split("\n")[1] + "\n"
     checked = worker.post(
