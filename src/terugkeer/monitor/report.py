@@ -155,6 +155,36 @@ def _plots(figures: Figures, out: Path, cohort: str) -> list[dict[str, str]]:
     return made
 
 
+def body_context(
+    figures: Figures, cohort: str | None = None, plots: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """What ``monitor_body.html`` needs, for a page that includes it (the report here, the
+    analyst's portal page): ``{% include "monitor_body.html" %}`` with ``TEMPLATES`` on the
+    loader's path. ``plots``: the Kaplan-Meier images (file stem and text), if any."""
+    year = cohort or TOTAL
+    rec = figures.recidivism
+    national = rec[
+        (rec["jaar"] == year) & (rec["dimensie"] == "quarter") & (rec["waarde"] == TOTAL)
+    ]
+    labels = {c.code: c.label for c in CRITERIA}
+    return {
+        "cutoff": figures.cutoff.isoformat(),
+        "followup_end": figures.followup_end.isoformat(),
+        "lag": figures.lag,
+        "k": figures.k,
+        "lead": lead_table(figures.indicators, year),
+        "recidivism": [
+            {**r, "criterium": labels[r["criterium"]]} for r in national.to_dict("records")
+        ],
+        "km_plots": plots or [],
+        "link": figures.link.to_dict("records"),
+        "corrected": figures.corrected.to_dict("records"),
+        "ratio": _ratio,
+        "pct": _pct,
+        "num": _num,
+    }
+
+
 def write_report(figures: Figures, out: Path, cohort: str | None = None) -> list[Path]:
     """Write the report into ``out``; returns the files written. ``cohort``: a release year."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -175,9 +205,6 @@ def write_report(figures: Figures, out: Path, cohort: str | None = None) -> list
     lead.to_csv(out / "basisvoorwaarden.csv")
     figures.link.to_csv(out / "samenhang.csv", index=False)
     figures.corrected.to_csv(out / "gecorrigeerd.csv", index=False)
-    national = rec[
-        (rec["jaar"] == year) & (rec["dimensie"] == "quarter") & (rec["waarde"] == TOTAL)
-    ]
     with pd.ExcelWriter(out / "monitor.xlsx", engine="openpyxl") as xl:
         lead.to_excel(xl, sheet_name="basisvoorwaarden")
         at_release = ind[(ind["jaar"] == year) & (ind["moment"] == "release")]
@@ -186,24 +213,9 @@ def write_report(figures: Figures, out: Path, cohort: str | None = None) -> list
         figures.link.to_excel(xl, sheet_name="samenhang", index=False)
         figures.corrected.to_excel(xl, sheet_name="gecorrigeerd", index=False)
     plots = _plots(figures, out, year)
-    labels = {c.code: c.label for c in CRITERIA}
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     html = env.get_template("monitor_report.html").render(
-        cohort=cohort,
-        cutoff=figures.cutoff.isoformat(),
-        followup_end=figures.followup_end.isoformat(),
-        lag=figures.lag,
-        k=figures.k,
-        lead=lead,
-        recidivism=[
-            {**r, "criterium": labels[r["criterium"]]} for r in national.to_dict("records")
-        ],
-        km_plots=plots,
-        link=figures.link.to_dict("records"),
-        corrected=figures.corrected.to_dict("records"),
-        ratio=_ratio,
-        pct=_pct,
-        num=_num,
+        cohort=cohort, **body_context(figures, cohort, plots)
     )
     (out / "index.html").write_text(html, encoding="utf-8")
     return sorted(p for p in out.iterdir() if p.is_file())
