@@ -12,8 +12,10 @@ A few examples per operation and role keep the run within seconds per store."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, settings
@@ -23,15 +25,15 @@ from sqlalchemy import Engine
 
 from terugkeer.notify.delivery.dispatch import dispatch_once
 from terugkeer.reintegration.cases import open_cases
-from terugkeer.security.accounts import add_user, create_token
+from terugkeer.security.accounts import create_token
 from terugkeer.security.roles import ROLE_PERMISSIONS, Role
 from terugkeer.web.app import create_app
 from terugkeer.web.auth import PUBLIC, api_routes, route_permissions
 from tests.feedutil import intake, msg
 from tests.notify.delivery.test_dispatch import channels, clock, feed
+from tests.web.portal.conftest import quick_user
 from tools.openapi import COMMITTED
 
-PASSWORD = "een heel lang wachtwoord"
 EXAMPLES = 6  # per operation and role
 CONTRACT = [
     checks.not_a_server_error,
@@ -53,9 +55,8 @@ def _store(engine: Engine) -> dict[str, dict[str, str]]:
     open_cases(engine, None)
     dispatch_once(engine, clock(), channels=channels())
     headers: dict[str, dict[str, str]] = {"anonymous": {}}
-    for role in Role:
-        municipality = "GM0363" if role in (Role.MAYOR_OFFICE, Role.CASEWORKER) else None
-        add_user(engine, role.value, role.value, PASSWORD, municipality)
+    for role in Role:  # the users as add_user writes them, one password hash for all
+        quick_user(engine, role, role.value)
         token = create_token(
             engine, f"{role.value}-t", role.value, contact_details=role is Role.IDV_OFFICER
         )
@@ -83,7 +84,10 @@ def _callers(app: FastAPI, headers: dict[str, dict[str, str]]) -> dict[tuple[str
     return callers
 
 
-def test_every_operation_keeps_the_contract_for_every_role(engine: Engine) -> None:
+def test_every_operation_keeps_the_contract_for_every_role(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="httpx")  # the test client's line per request
     headers = _store(engine)
     app = create_app(engine)
     schema = schemathesis.openapi.from_path(COMMITTED)  # the committed contract
