@@ -35,6 +35,7 @@ def test_steering_pages_for_the_analyst(engine: Engine, portal: Portal) -> None:
         register(engine, case_id, GM, BAD if n < 2 else GOOD)
     register(engine, case_ids(engine, OTHER)[0], OTHER, BAD)
     analyst = portal(Role.ANALYST)
+    assert 'href="/portaal/sturing"' in analyst.get("/portaal/").text  # on the start page
     for url in PAGES:
         page = analyst.get(url)
         assert page.status_code == 200, (url, page.text)

@@ -41,6 +41,7 @@ def test_pages_show_the_municipalitys_cases_and_refuse_others(
     register(engine, mine[0], GM, BAD)
     elsewhere = case_ids(engine, OTHER)[0]
     worker = portal(Role.CASEWORKER, name="nazorg-ams")
+    assert 'href="/portaal/casussen"' in worker.get("/portaal/").text  # on the start page
     upcoming = worker.get("/portaal/casussen", params={"weken": 52})
     assert upcoming.status_code == 200  # the planned release in 2025 lies in the past: empty
     assert "niemand terug" in upcoming.text

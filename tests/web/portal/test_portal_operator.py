@@ -80,6 +80,7 @@ def test_every_page_renders_for_the_operator_and_is_refused_to_others(
     text = lines(intake("e1", fields={"residence_municipality": None}))
     assert ingest_text(engine, text, hooks=HOOK).quarantined == 0
     operator = portal(Role.OPERATOR)
+    assert 'href="/portaal/beheer"' in operator.get("/portaal/").text  # on the start page
     for url in PAGES:
         page = operator.get(url)
         assert page.status_code == 200, (url, page.text)
