@@ -22,7 +22,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, case, func, select
 
 from terugkeer.detention.tables import (
     detention_periods,
@@ -190,41 +190,43 @@ def _reconvictions(conn: Connection, cutoff: date) -> pd.DataFrame:
     return df.drop(columns=["offence_date"])
 
 
-def _in_order_codes() -> dict[tuple[str, str], str]:
-    return {(c.value, s.code): s.in_order.value for c in CONDITIONS for s in STATUSES[c]}
+def _pairs(value: InOrder) -> list[str]:
+    return [f"{c.value}:{s.code}" for c in CONDITIONS for s in STATUSES[c] if s.in_order is value]
 
 
 def _conditions(conn: Connection) -> pd.DataFrame:
     """Wide: index (period_id, moment), a column per condition with yes/no/unknown; only the
-    (period, moment) pairs where something was recorded."""
+    (period, moment) pairs where something was recorded. The newest fact per case, condition
+    and moment, its in-order value and the pivot to one row per (period, moment) are done by
+    the database, so few rows come back."""
     f, c = condition_facts, reintegration_cases
     newest = (
         select(func.max(f.c.id).label("id"))
         .group_by(f.c.case_id, f.c.condition, f.c.moment)
         .subquery()
     )
+    pair = f.c.condition + ":" + f.c.status
+    code = case((pair.in_(_pairs(InOrder.YES)), 2), (pair.in_(_pairs(InOrder.NO)), 1), else_=0)
+    columns = [
+        func.max(case((f.c.condition == cond.value, code), else_=0)).label(cond.value)
+        for cond in CONDITIONS
+    ]
     stmt = (
-        select(c.c.period_id, f.c.moment, f.c.condition, f.c.status)
+        select(c.c.period_id, f.c.moment, *columns)
         .select_from(f.join(newest, newest.c.id == f.c.id).join(c, c.c.id == f.c.case_id))
-        .where(f.c.condition.in_([x.value for x in CONDITIONS]))
+        .where(f.c.moment.in_([m.value for m in MOMENTS]))
+        .group_by(c.c.period_id, f.c.moment)
     )
-    df = _read(conn, stmt)
-    codes = _in_order_codes()
-    keys = list(zip(df["condition"], df["status"], strict=True))
-    df["in_order"] = [codes.get(k, InOrder.UNKNOWN.value) for k in keys]
-    wide = df.pivot_table(
-        index=["period_id", "moment"],
-        columns="condition",
-        values="in_order",
-        aggfunc="first",
+    df = _read(conn, stmt).set_index(["period_id", "moment"])
+    names = np.array([InOrder.UNKNOWN.value, InOrder.NO.value, InOrder.YES.value], dtype=object)
+    wide = pd.DataFrame(
+        {
+            cond.value: names[df[cond.value].fillna(0).to_numpy(dtype=np.int64)]
+            for cond in CONDITIONS
+        },
+        index=df.index,
     )
-    for cond in CONDITIONS:
-        if cond.value not in wide.columns:
-            wide[cond.value] = np.nan
-    wide = wide[[x.value for x in CONDITIONS]].fillna(InOrder.UNKNOWN.value)
-    wide.columns.name = None
-    known = [m.value for m in MOMENTS]
-    return wide[wide.index.get_level_values("moment").isin(known)]
+    return wide.sort_index()
 
 
 def default_cutoff(conn: Connection, today: date | None = None) -> date:
