@@ -29,7 +29,16 @@ router = APIRouter(include_in_schema=False)
 log = structlog.get_logger(__name__)
 
 # the modules of pages, each with a ``router``; a module not (yet) written is left out
-PAGE_MODULES = ("mayor", "victims", "auditor", "admin", "operator", "caseworker", "analyst")
+PAGE_MODULES = (
+    "mayor",
+    "victims",
+    "auditor",
+    "admin",
+    "operator",
+    "caseworker",
+    "analyst",
+    "analysis",
+)
 
 
 def _page_modules() -> list[Any]:
