@@ -240,10 +240,10 @@ class Walk:
         self.check(name, readme=readme)
         return self.page
 
-    def check(self, name: str, *, readme: str = "") -> None:
+    def check(self, name: str, *, readme: str = "", readme_at: Locator | None = None) -> None:
         """axe on the page as it is now (zero violations), a screenshot, no console errors so
         far. ``readme`` names the picture ``python -m tools.screenshots`` keeps in
-        docs/screenshots (from the SQLite walk)."""
+        docs/screenshots (from the SQLite walk), scrolled to ``readme_at`` when given."""
         page = self.page
         page.wait_for_load_state("load")
         self.count += 1
@@ -251,6 +251,8 @@ class Walk:
         page.screenshot(path=str(self.shots / f"{stem}.jpeg"), full_page=True, quality=70)
         if readme and README_SHOTS and self.portal.store == "sqlite":
             Path(README_SHOTS).mkdir(parents=True, exist_ok=True)
+            if readme_at is not None:
+                readme_at.evaluate("el => el.scrollIntoView({block: 'start'})")
             page.screenshot(path=str(Path(README_SHOTS) / f"{readme}.png"))
         violations = axe_violations(page)
         self.checked.add(page.url)

@@ -35,7 +35,7 @@ def test_the_caseworker_registers_a_release_moment_and_imports_a_file_with_error
     page = walk.page
 
     walk.follow(page.get_by_role("link", name="Nazorgdossiers", exact=True).first)
-    walk.check("verwachte terugkeer", readme="verwachte-terugkeer-nazorg")
+    walk.check("verwachte terugkeer")
     assert page.get_by_role("link", name=f"dossier {soon}", exact=True).count() == 1
 
     walk.follow(page.get_by_role("link", name="Alle dossiers").first)
@@ -58,7 +58,11 @@ def test_the_caseworker_registers_a_release_moment_and_imports_a_file_with_error
         walk.choose(select, first)
         chosen[condition.value] = first
     walk.follow(page.get_by_role("button", name="Registratie vastleggen"))
-    walk.check("registratie vastgelegd", readme="dossier-nazorg")
+    walk.check(
+        "registratie vastgelegd",
+        readme="dossier-nazorg",
+        readme_at=page.get_by_role("heading", name="De basisvoorwaarden per meetmoment"),
+    )
     main = page.inner_text("main")
     assert "De registratie is vastgelegd." in main
     release_row = page.locator("tr", has=page.get_by_role("link", name="Registreren: bij ontslag"))
@@ -71,7 +75,11 @@ def test_the_caseworker_registers_a_release_moment_and_imports_a_file_with_error
     upload.write_text(BAD_FILE + "\n", encoding="utf-8")
     page.get_by_label("Bestand", exact=True).set_input_files(upload)
     walk.follow(page.get_by_role("button", name="Importeren"), status=400)
-    walk.check("importverslag met fouten", readme="import-nazorg")
+    walk.check(
+        "importverslag met fouten",
+        readme="import-nazorg",
+        readme_at=page.get_by_role("heading", name="Uitkomst: dossiers.csv"),
+    )
     main = page.inner_text("main")
     assert "Het bestand is niet geïmporteerd. Er is niets vastgelegd." in main
     rows = page.locator("table tbody tr")

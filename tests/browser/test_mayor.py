@@ -15,9 +15,7 @@ INBOX = "/portaal/meldingen"
 def test_the_mayors_office_acknowledges_a_notice_with_the_keyboard(walk: Walk) -> None:
     world = walk.portal.world
     notice = world.home_notices[0]
-    walk.sign_in(
-        walk.portal.account(Role.MAYOR_OFFICE), keyboard=True, readme=True, landing="start"
-    )
+    walk.sign_in(walk.portal.account(Role.MAYOR_OFFICE), keyboard=True, readme=True)
     page = walk.page
 
     walk.follow(page.get_by_role("link", name="Meldingen", exact=True).first)
