@@ -220,6 +220,7 @@ def monitor_page(
         cutoff=i18n.format_date(figures.cutoff, lang),
         followup_end=i18n.format_date(figures.followup_end, lang),
         plot_base=f"{MONITOR}/grafiek/{jaar}/",
+        table_class="utrecht-table utrecht-table--html-table",
     )
     return render(
         request,
