@@ -293,6 +293,10 @@ def mkba_page(request: Request, _: Runner) -> HTMLResponse:
     )
 
 
+def _nowrap(text: str) -> str:
+    return text.replace("€ ", "€\u00a0").replace(" %", "\u00a0%")
+
+
 def _tornado_svg(result: Any) -> str:
     import matplotlib.pyplot as plt
 
@@ -351,19 +355,25 @@ def mkba_run(
             "name": b.name,
             "low": report.value(b.low),
             "high": report.value(b.high),
-            "npv_low": report.euro(b.npv_low),
-            "npv_high": report.euro(b.npv_high),
+            "npv_low": _nowrap(report.euro(b.npv_low)),
+            "npv_high": _nowrap(report.euro(b.npv_high)),
         }
         for b in result.tornado[:12]
     ]
     summary = result.mc.summary()["society"]
+    texts = report.context(result)
+    texts["perspectives"] = [  # an amount is not broken over two lines
+        {k: v if k == "label" else _nowrap(v) for k, v in p.items()} for p in texts["perspectives"]
+    ]
     return render(
         request,
         "analysis/mkba_run.html",
         title="Doorrekening",
-        r=report.context(result),
+        r=texts,
         society_percentiles=[
-            (key[1:], report.euro(v)) for key, v in summary.items() if re.fullmatch(r"p\d+", key)
+            (key[1:], _nowrap(report.euro(v)))
+            for key, v in summary.items()
+            if re.fullmatch(r"p\d+", key)
         ],
         society_mean=report.euro(summary["mean"]),
         tornado=tornado,
