@@ -6,7 +6,7 @@ release (in order vs not in order; unknown left out) and by the number of condit
 (:func:`terugkeer.monitor.cox.fit_cox`, lifelines): *crude* (the condition alone) and
 *adjusted* (also age at release, sex, the number of earlier detention periods and the main
 offence), each with its 95 % interval, its p-value and a test of proportional hazards; time
-in whole weeks, and on a fixed random sample of 40,000 releases when there are more. It is
+in whole weeks, and on a fixed random sample of 20,000 releases when there are more. It is
 an association, not an effect: people whose conditions are in order differ in many ways the
 models cannot see.
 
@@ -36,7 +36,8 @@ from terugkeer.monitor.suppress import count_cube, suppress_cube
 from terugkeer.reintegration.codes import CONDITIONS, InOrder
 
 ASSOCIATION = "samenhang, geen effect"
-MAX_MODEL_ROWS = 40_000
+MAX_MODEL_ROWS = 20_000
+BIN_DAYS = 7.0  # the time unit of the models
 SAMPLE_SEED = 15
 IN_ORDER_COUNT = "aantal op orde"
 LINK_COLUMNS = [
@@ -79,7 +80,7 @@ def link(data: MonitorData, k: int, lag: int) -> pd.DataFrame:
     cov = _covariates(data, fu.index)
     # time in whole weeks (ties handled by Efron's method): the same model, far fewer
     # distinct times to sum over
-    weeks = np.ceil(fu["time"].to_numpy(float) / 7.0)
+    weeks = np.ceil(fu["time"].to_numpy(float) / BIN_DAYS) * (BIN_DAYS / 7.0)
     base = pd.DataFrame(
         {"years": weeks * 7.0 / 365.25, "event": fu["event"].astype(float)}, index=fu.index
     ).join(cov)
