@@ -138,6 +138,7 @@ def openapi_document(app: FastAPI, base: str) -> Json:
         document["paths"][path.removeprefix(base)] = item
     components = document["components"]
     schemas = components.setdefault("schemas", {})
+    _name_bodies(document["paths"], schemas)
     for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422, never answered
         schemas.pop(name, None)
     schemas[PROBLEM] = PROBLEM_SCHEMA
@@ -202,6 +203,22 @@ def _declare(operation: Json, public: bool) -> None:
         headers = response.setdefault("headers", {})
         headers[HEADER] = _ref("headers", HEADER)
     operation["responses"] = dict(sorted(responses.items()))
+
+
+def _name_bodies(paths: Json, schemas: Json) -> None:
+    """FastAPI names a form's or file upload's body schema after its long operation id
+    (``Body_post_import_api_v1_…``); the rules ask UpperCamelCase schema names: the body of
+    ``postImport`` is ``PostImportBody``."""
+    for item in paths.values():
+        for _method, operation in _operations(item):
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                old = ref.rsplit("/", 1)[-1]
+                if old.startswith("Body_") and old in schemas:
+                    oid = operation["operationId"]
+                    new = oid[:1].upper() + _camel(oid)[1:] + "Body"
+                    schemas[new] = {**schemas.pop(old), "title": new}
+                    media["schema"]["$ref"] = f"#/components/schemas/{new}"
 
 
 def _fastapis_422(response: Json | None) -> bool:
