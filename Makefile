@@ -9,7 +9,8 @@ BENCH ?=
 BENCH_ARGS ?=
 DRILL_ARGS ?=
 # the API Design Rules' linter (Logius), used as it is from the shared reference (docs/api.md)
-ADR_RULESET ?= ../shared/reference/adr-linter.yaml
+# The Logius ruleset is used from where the reference material lies (not copied: its README)
+ADR_RULESET ?= $(firstword $(wildcard ../shared/reference/adr-linter.yaml /work/shared/reference/adr-linter.yaml) ../shared/reference/adr-linter.yaml)
 
 .PHONY: demo test test-postgres bench drill serve lint lock clean browser
 
