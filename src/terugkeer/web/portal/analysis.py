@@ -39,12 +39,9 @@ from terugkeer.web.portal import i18n
 from terugkeer.web.portal.pages import nav, page, render, templates
 
 # the monitor's report templates, for ``{% include "monitor/monitor_body.html" %}``
-templates.loader = (
-    ChoiceLoader(
-        [templates.loader, PrefixLoader({"monitor": FileSystemLoader(monitor_report.TEMPLATES)})]
-    )
-    if templates.loader is not None
-    else None
+_portal_loaders = [templates.loader] if templates.loader is not None else []
+templates.loader = ChoiceLoader(
+    [*_portal_loaders, PrefixLoader({"monitor": FileSystemLoader(monitor_report.TEMPLATES)})]
 )
 
 router = APIRouter(include_in_schema=False)  # pages, not API operations
