@@ -13,7 +13,8 @@
 * **Kaplan-Meier** cumulative recidivism per group (``survival.km_many``, lifelines' figures)
   with a 95 % confidence interval (the exponential Greenwood interval) and the numbers at risk; the 1, 2 and 5-year prevalence is
   *observed* when every member's follow-up reaches the horizon (or ends in recidivism before it)
-  — then it is the plain share, events over persons — and *estimated* (Kaplan-Meier) otherwise.
+  — then it is the plain share, events over persons — and *estimated* (Kaplan-Meier) otherwise;
+  not given at all when nobody in the group was followed that long.
 
 Figures here are not suppressed; :mod:`terugkeer.monitor.suppress` does that before anything is
 published.
@@ -152,6 +153,7 @@ def prevalence(
     rows = []
     for name, h in horizons.items():
         p = prevalence_at(result, h)
+        reach = p.observed | (p.at_risk > 0)  # else nobody was followed that long
         rows.append(
             pd.DataFrame(
                 {
@@ -160,9 +162,9 @@ def prevalence(
                     "days": h,
                     "persons": p.n,
                     "events": p.events,
-                    "share": p.cumulative_incidence,
-                    "lower": p.lower,
-                    "upper": p.upper,
+                    "share": np.where(reach, p.cumulative_incidence, np.nan),
+                    "lower": np.where(reach, p.lower, np.nan),
+                    "upper": np.where(reach, p.upper, np.nan),
                     "label": np.where(p.observed, OBSERVED, ESTIMATED),
                 }
             )
@@ -209,7 +211,11 @@ def _km_cells(time: np.ndarray, event: np.ndarray, cell: np.ndarray, size: int) 
     for name, h in HORIZONS.items():
         p = prevalence_at(result, h)
         share, lower, upper, observed = out[name]
-        share[where], lower[where], upper[where] = p.cumulative_incidence, p.lower, p.upper
+        # nobody followed that long and not observed: no estimate (the curve stops earlier)
+        reach = p.observed | (p.at_risk > 0)
+        share[where] = np.where(reach, p.cumulative_incidence, np.nan)
+        lower[where] = np.where(reach, p.lower, np.nan)
+        upper[where] = np.where(reach, p.upper, np.nan)
         observed[where] = p.observed
     return out
 
