@@ -47,6 +47,7 @@ class Figures:
     link: pd.DataFrame
     corrected: pd.DataFrame
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+    at_risk: dict[str, pd.DataFrame] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -73,7 +74,7 @@ def compute(
     corr = corrected(data, cols, k, lag)
     t4 = time.perf_counter()
     figures = Figures(data.cutoff, lag, k, ind, rec, assoc, corr)
-    figures.curves = _curves(data, cols, k, lag)
+    figures.curves, figures.at_risk = _curves(data, cols, k, lag)
     figures.seconds = {
         "read": t1 - t0,
         "indicators": t2 - t1,
@@ -84,16 +85,32 @@ def compute(
     return figures
 
 
-def _curves(data: MonitorData, cols: pd.DataFrame, k: int, lag: int) -> dict[str, pd.DataFrame]:
+AT_RISK_POINTS = {"0": 0, "½ jaar": 182, "1 jaar": 365, "2 jaar": 730, "3 jaar": 1095}
+
+
+def _curves(
+    data: MonitorData, cols: pd.DataFrame, k: int, lag: int
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
     """Kaplan-Meier curves of general recidivism by release year and by conditions at release,
-    drawn only while at least ``k`` are at risk, for groups of at least ``k``."""
+    drawn only while at least ``k`` are at risk, for groups of at least ``k``; and the numbers
+    at risk at a few points, rounded to tens (shown only where at least ``k``)."""
     fu = followup(data, CRITERION["general"], lag)
-    out = {}
+    out, risk = {}, {}
     for dim in ("year", "conditions_release", "in_order_release"):
-        curves = curve_table(fu, cols.loc[fu.index, dim])
+        groups = cols.loc[fu.index, dim]
+        curves = curve_table(fu, groups)
         sizes = curves.groupby("group")["at_risk"].transform("max")
         out[dim] = curves[(curves["at_risk"] >= k) & (sizes >= k)]
-    return out
+        time = fu["time"].to_numpy(float)
+        table = {}
+        for group in sorted(set(out[dim]["group"])):
+            t = time[(groups == group).to_numpy()]
+            n = [int((t >= day).sum()) for day in AT_RISK_POINTS.values()]
+            table[group] = [int(round(x, -1)) if x >= k else None for x in n]
+        risk[dim] = pd.DataFrame.from_dict(
+            table, orient="index", columns=list(AT_RISK_POINTS), dtype=object
+        )
+    return out, risk
 
 
 def _pct(value: Any) -> str:
@@ -114,7 +131,7 @@ def _num(value: Any) -> str:
     return f"{int(value):,}".replace(",", ".")
 
 
-def _plots(figures: Figures, out: Path, cohort: str) -> list[dict[str, str]]:
+def _plots(figures: Figures, out: Path, cohort: str) -> list[dict[str, Any]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,7 +156,16 @@ def _plots(figures: Figures, out: Path, cohort: str) -> list[dict[str, str]]:
         for ext in ("png", "svg"):
             fig.savefig(out / f"km_{dim}.{ext}", dpi=100)
         plt.close(fig)
-        made.append({"file": f"km_{dim}", "alt": f"Kaplan-Meier: {titles[dim]}"})
+        risk = figures.at_risk.get(dim)
+        rows = [] if risk is None else [(g, list(r)) for g, r in risk.iterrows()]
+        made.append(
+            {
+                "file": f"km_{dim}",
+                "alt": f"Kaplan-Meier: {titles[dim]}",
+                "points": list(AT_RISK_POINTS),
+                "at_risk": rows,
+            }
+        )
     lead = lead_table(figures.indicators, cohort)
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.25
@@ -156,7 +182,7 @@ def _plots(figures: Figures, out: Path, cohort: str) -> list[dict[str, str]]:
 
 
 def body_context(
-    figures: Figures, cohort: str | None = None, plots: list[dict[str, str]] | None = None
+    figures: Figures, cohort: str | None = None, plots: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """What ``monitor_body.html`` needs, for a page that includes it (the report here, the
     analyst's portal page): ``{% include "monitor_body.html" %}`` with ``TEMPLATES`` on the
@@ -205,6 +231,9 @@ def write_report(figures: Figures, out: Path, cohort: str | None = None) -> list
     lead.to_csv(out / "basisvoorwaarden.csv")
     figures.link.to_csv(out / "samenhang.csv", index=False)
     figures.corrected.to_csv(out / "gecorrigeerd.csv", index=False)
+    curves = [c.assign(indeling=dim) for dim, c in figures.curves.items()]
+    if curves:
+        pd.concat(curves).to_csv(out / "km_curves.csv", index=False)
     with pd.ExcelWriter(out / "monitor.xlsx", engine="openpyxl") as xl:
         lead.to_excel(xl, sheet_name="basisvoorwaarden")
         at_release = ind[(ind["jaar"] == year) & (ind["moment"] == "release")]
