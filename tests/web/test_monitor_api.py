@@ -40,7 +40,9 @@ def world(
         add_user(engine, f"u-{role.value}", role.value, "een heel lang wachtwoord", municipality)
         token = create_token(engine, f"t-{role.value}", f"u-{role.value}")
         headers[role.value] = {"Authorization": f"Bearer {token}"}
-    yield TestClient(create_app(engine)), headers
+    app = create_app(engine)
+    app.state.monitor_max_age = 0  # figures of an earlier test's store are never reused
+    yield TestClient(app), headers
     empty_all(engine)
 
 

@@ -5,12 +5,13 @@ cubes, so asking for one year and for all years, or one municipality and all of 
 nothing to subtract.
 
 The figures are computed once and kept while the store does not change (new feed events,
-condition facts or cases make them be computed again)."""
+condition facts or cases), or for at most ten minutes when it does."""
 
 from __future__ import annotations
 
 import math
 import threading
+import time
 from typing import Annotated, Any, Literal
 
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
@@ -26,7 +27,8 @@ from terugkeer.web.auth import requires
 router = APIRouter(tags=["monitor"])
 READ = Depends(requires(Permission.MONITOR_READ))
 _lock = threading.Lock()
-_cache: dict[str, tuple[tuple[Any, ...], Figures]] = {}
+_cache: dict[str, tuple[tuple[Any, ...], Figures, float]] = {}
+MAX_AGE = 600.0
 
 # the code lists as types (a test holds them to cohorts.DIMENSIONS, codes.MOMENTS,
 # recidivism.CRITERIA and recidivism.HORIZONS)
@@ -66,15 +68,19 @@ def _state(engine: Engine) -> tuple[Any, ...]:
 
 
 def figures(request: Request) -> Figures:
+    """The figures, computed again when the store changed and the kept ones are older than
+    ``app.state.monitor_max_age`` seconds (default 600: a live feed changes the store all the
+    time, and the monitor is not a minute-by-minute figure)."""
     engine: Engine = request.app.state.engine
+    max_age = float(getattr(request.app.state, "monitor_max_age", MAX_AGE))
     key = engine.url.render_as_string(hide_password=True)
     state = _state(engine)
     with _lock:
         hit = _cache.get(key)
-        if hit is not None and hit[0] == state:
+        if hit is not None and (hit[0] == state or time.monotonic() - hit[2] < max_age):
             return hit[1]
         found = compute(engine)
-        _cache[key] = (state, found)
+        _cache[key] = (state, found, time.monotonic())
         return found
 
 
