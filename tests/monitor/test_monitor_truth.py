@@ -17,9 +17,10 @@ from sqlalchemy import Engine, select
 from terugkeer.demo.registration import demo_step
 from terugkeer.detention.tables import persons
 from terugkeer.intake import ingest_files
-from terugkeer.monitor.cohorts import cohort_columns
+from terugkeer.monitor.cohorts import cohort_columns, dimension_values
 from terugkeer.monitor.extract import write_extract
 from terugkeer.monitor.frame import load
+from terugkeer.monitor.indicators import STATUS_AXIS, statuses
 from terugkeer.monitor.recidivism import (
     CRITERION,
     OBSERVED,
@@ -28,10 +29,12 @@ from terugkeer.monitor.recidivism import (
     recidivism_table,
 )
 from terugkeer.monitor.report import compute, write_report
+from terugkeer.monitor.suppress import codes, count_codes, suppress_cube
 from terugkeer.security.actor import Actor
 from terugkeer.security.tables import audit_log
 from terugkeer.synth import generate
 from tests.conftest import empty_all
+from tests.monitor.test_suppress import linear_attack
 
 RELEASES = 400
 CUTOFF = date(2029, 6, 30)  # the year is 2024: 2 years + lag after every release, all registered
@@ -155,3 +158,24 @@ def test_report_and_extract(store: tuple[Engine, Path], tmp_path: Path) -> None:
     )
     assert again.key_id == "k2"
     assert set(pd.read_csv(tmp_path / "y.csv")["person"]).isdisjoint(extract["person"])
+
+
+def test_the_attack_pins_no_cell_of_the_synthetic_tables(store: tuple[Engine, Path]) -> None:
+    """The linear-programming attack of test_suppress on real tables of the synthetic year:
+    ID at release by each dimension (by municipality: many small cells)."""
+    engine, _ = store
+    data = load(engine, CUTOFF)
+    cols = cohort_columns(data)
+    rel = data.released
+    index = rel.index[rel["has_case"].to_numpy()]
+    status = statuses(data, index)[("id", "release")]
+    attacked = 0
+    for dim in ("population", "age_band", "stay", "offence", "municipality"):
+        values = dimension_values(dim, cols.loc[index])
+        full = count_codes(
+            [codes(cols.loc[index, dim], values), codes(status, STATUS_AXIS)], (len(values), 3)
+        )
+        hidden = suppress_cube(full, 10)
+        linear_attack(full, hidden)
+        attacked += int(hidden.sum())
+    assert attacked > 20

@@ -34,7 +34,12 @@ def feasible_range(full: np.ndarray, hidden: np.ndarray) -> list[tuple[float, fl
     a_h = eq[:, hid]
     b = -eq[:, ~hid] @ flat[~hid]
     out = []
+    # only the cells holding persons are asked about (a suppressed 0 may be found to be 0)
+    persons = flat[hid] > 0
     for i in range(a_h.shape[1]):
+        if not persons[i]:
+            out.append((0.0, np.inf))
+            continue
         c = np.zeros(a_h.shape[1])
         c[i] = 1
         lo = linprog(c, A_eq=a_h, b_eq=b, bounds=(0, None), method="highs")
