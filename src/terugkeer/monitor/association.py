@@ -6,7 +6,7 @@ release (in order vs not in order; unknown left out) and by the number of condit
 (:func:`terugkeer.monitor.cox.fit_cox`, lifelines): *crude* (the condition alone) and
 *adjusted* (also age at release, sex, the number of earlier detention periods and the main
 offence), each with its 95 % interval, its p-value and a test of proportional hazards; time
-in whole weeks, and on a fixed random sample of 20,000 releases when there are more. It is
+in whole weeks, and on a fixed random sample of 10,000 releases when there are more. It is
 an association, not an effect: people whose conditions are in order differ in many ways the
 models cannot see.
 
@@ -36,7 +36,7 @@ from terugkeer.monitor.suppress import count_cube, suppress_cube
 from terugkeer.reintegration.codes import CONDITIONS, InOrder
 
 ASSOCIATION = "samenhang, geen effect"
-MAX_MODEL_ROWS = 20_000
+MAX_MODEL_ROWS = 10_000
 BIN_DAYS = 7.0  # the time unit of the models
 SAMPLE_SEED = 15
 IN_ORDER_COUNT = "aantal op orde"

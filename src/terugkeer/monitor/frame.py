@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-from sqlalchemy import Connection, Engine, and_, case, func, select
+from sqlalchemy import Connection, Engine, String, and_, case, func, select, type_coerce
 
 from terugkeer.detention.tables import (
     detention_periods,
@@ -81,6 +82,13 @@ def days(values: pd.Series) -> np.ndarray:
     return result
 
 
+def _raw(column: Any) -> Any:
+    """A date or timestamp column as the driver returns it (text on SQLite, date and datetime
+    objects on PostgreSQL), without SQLAlchemy's conversion of each value in Python: pandas
+    converts the whole column at once."""
+    return type_coerce(column, String).label(column.name)
+
+
 def _read(conn: Connection, stmt: object) -> pd.DataFrame:
     return pd.read_sql(stmt, conn)
 
@@ -101,13 +109,13 @@ def _periods(conn: Connection) -> pd.DataFrame:
             p.c.title,
             p.c.residence_municipality,
             p.c.return_municipality,
-            p.c.intake_at,
+            _raw(p.c.intake_at),
             p.c.status,
             p.c.release_kind,
-            p.c.ended_at,
-            pe.c.birth_date,
+            _raw(p.c.ended_at),
+            _raw(pe.c.birth_date),
             pe.c.sex,
-            pe.c.died_at,
+            _raw(pe.c.died_at),
             off.c.category.label("offence"),
             off.c.statutory_max_years.label("offence_max"),
         )
@@ -177,7 +185,7 @@ def _reconvictions(conn: Connection, cutoff: date) -> pd.DataFrame:
     until = pd.Timestamp(cutoff, tz="UTC") + pd.Timedelta(days=1)
     stmt = select(
         r.c.person_id,
-        r.c.offence_date,
+        _raw(r.c.offence_date),
         r.c.statutory_max_years,
         r.c.custodial,
     ).where(
