@@ -231,7 +231,9 @@ def write_report(figures: Figures, out: Path, cohort: str | None = None) -> list
     lead.to_csv(out / "basisvoorwaarden.csv")
     figures.link.to_csv(out / "samenhang.csv", index=False)
     figures.corrected.to_csv(out / "gecorrigeerd.csv", index=False)
-    curves = [c.assign(indeling=dim) for dim, c in figures.curves.items()]
+    # the curves without their exact counts (the numbers at risk are published rounded)
+    keep = ["group", "days", "cumulative", "lower", "upper"]
+    curves = [c[keep].assign(indeling=dim) for dim, c in figures.curves.items()]
     if curves:
         pd.concat(curves).to_csv(out / "km_curves.csv", index=False)
     with pd.ExcelWriter(out / "monitor.xlsx", engine="openpyxl") as xl:
