@@ -248,7 +248,7 @@ class Walk:
         page.wait_for_load_state("load")
         self.count += 1
         stem = f"{self.count:02d}-{_slug(name)}"
-        page.screenshot(path=str(self.shots / f"{stem}.jpeg"), full_page=True, quality=70)
+        page.screenshot(path=str(self.shots / f"{stem}.jpeg"), quality=70)  # the viewport
         if readme and README_SHOTS and self.portal.store == "sqlite":
             Path(README_SHOTS).mkdir(parents=True, exist_ok=True)
             if readme_at is not None:
@@ -256,6 +256,8 @@ class Walk:
             page.screenshot(path=str(Path(README_SHOTS) / f"{readme}.png"))
         violations = axe_violations(page)
         self.checked.add(page.url)
+        if violations or self.problems:  # the whole page, to see what failed
+            page.screenshot(path=str(self.shots / f"{stem}-full.jpeg"), full_page=True, quality=70)
         assert not violations, (
             f"axe: {len(violations)} WCAG 2.1 A/AA violation(s) on {name} ({page.url}):\n"
             + describe(violations)
@@ -276,7 +278,11 @@ class Walk:
             self.page.keyboard.press(key)
             if element.evaluate("el => el === document.activeElement"):
                 return
-        raise AssertionError(f"{target} never got the focus in {limit} presses of {key}")
+        focused = self.page.evaluate("document.activeElement && document.activeElement.outerHTML")
+        raise AssertionError(
+            f"{target} never got the focus in {limit} presses of {key} on {self.page.url}; "
+            f"the focus is on {str(focused)[:200]}"
+        )
 
     def press_on(self, target: Locator, key: str = "Enter") -> None:
         """Reach ``target`` with the keyboard and press ``key`` (Enter, or Space)."""

@@ -92,7 +92,8 @@ def _known_feed(directory: Path) -> Path:
         ]
     soon = (datetime.now(AMS).date() + timedelta(days=20)).isoformat()
     messages.append(intake("w-i4", period="W4", bsn=BSN3, fields={"planned_release_date": soon}))
-    burst = {"planned_release_date": None, "title": "pre_trial"}
+    # residents of Utrecht: the walks in Amsterdam keep short lists
+    burst = {"planned_release_date": None, "title": "pre_trial", "residence_municipality": "GM0344"}
     for i in range(25):
         ref, number = f"WB{i}", f"WD{i}"
         messages.append(
