@@ -7,9 +7,10 @@ by uvicorn on a loopback port, on a seeded store (SQLite and PostgreSQL).
   AA rules and zero violations, no script error or CSP violation in the console, no failed
   stylesheet or script, and a screenshot under ``TERUGKEER_SCREENSHOTS`` (default: the test's
   temporary folder). A test that reaches a page without checking it fails at teardown.
-- axe is evaluated from ``node_modules/axe-core/axe.min.js`` through the DevTools protocol, not
-  added as a ``<script>`` (the portal's CSP forbids inline scripts, rightly): the page's CSP stays
-  in force, so a template that breaks it fails here.
+- axe (``node_modules/axe-core/axe.min.js``) is put in every document of a walk through the
+  DevTools protocol (a script evaluated on each new document), not added as a ``<script>`` (the
+  portal's CSP forbids inline scripts, rightly): the page's CSP stays in force, so a template
+  that breaks it fails here.
 - No Chromium at ``TERUGKEER_CHROMIUM`` (default ``/usr/bin/chromium``): the tests are skipped,
   or fail when ``TERUGKEER_REQUIRE_BROWSER=1`` (CI). Nothing is ever downloaded.
 """
@@ -171,7 +172,7 @@ def _slug(text: str) -> str:
 
 def axe_violations(page: Page) -> list[dict[str, Any]]:
     """axe-core's WCAG 2.1 A/AA violations on the page as it is now."""
-    if not page.evaluate("typeof window.axe === 'object'"):
+    if not page.evaluate("typeof window.axe === 'object'"):  # a page of no walk's context
         page.evaluate(AXE.read_text(encoding="utf-8"))  # DevTools protocol: not subject to CSP
     result: list[dict[str, Any]] = page.evaluate(
         """async (tags) => {
@@ -384,6 +385,9 @@ def walk(
     shots = base / f"{portal.store}-{_slug(request.node.originalname)}"
     shots.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport=VIEWPORT, locale="nl-NL", timezone_id="Europe/Amsterdam")
+    # axe-core in every document of the walk from its start (the DevTools protocol's
+    # script-on-new-document: sent once, not subject to the page's CSP)
+    context.add_init_script(path=str(AXE))
     context.set_default_timeout(30_000)  # generous: a loaded CI machine, argon2 at sign-in
     w = Walk(portal, context, shots, request.node.name)
     yield w
