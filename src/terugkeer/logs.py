@@ -47,13 +47,24 @@ def _tee() -> TextIO | None:
 
 class MaskBsns(logging.Filter):
     """Masks every BSN in a record's message: what the code logs never holds one, but a
-    library's line may (a web server's access log of a URL with a BSN typed into it)."""
+    library's line may (a web server's access log of a URL with a BSN typed into it). The
+    record keeps its shape (a format and its arguments), which formatters such as uvicorn's
+    access formatter take apart."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = mask_bsns(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_bsns(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {
+                k: mask_bsns(v) if isinstance(v, str) else v for k, v in record.args.items()
+            }
+        # what still prints a BSN (a number as an argument): the message formatted, masked
         message = record.getMessage()
         masked = mask_bsns(message)
         if masked != message:
-            record.msg, record.args = masked, None
+            record.msg, record.args = masked, ()
         return True
 
 
