@@ -31,11 +31,15 @@ Portal = Callable[..., TestClient]
 REFUSED = "Inloggen is niet gelukt. Controleer uw naam, wachtwoord en code."
 
 
-def submit(client: TestClient, name: str, password: str, volgende: str = "") -> object:
+def submit(
+    client: TestClient, name: str, password: str, volgende: str = "", code: str = ""
+) -> object:
     page = client.get("/portaal/inloggen")
     data = {"naam": name, "wachtwoord": password, "form_token": form_token(page.text)}
     if volgende:
         data["volgende"] = volgende
+    if code:
+        data["code"] = code
     return client.post("/portaal/inloggen", data=data, follow_redirects=False)
 
 
@@ -94,43 +98,40 @@ def test_the_sign_in_form_needs_its_token(engine: Engine) -> None:
     assert client.cookies.get("terugkeer_session") is None
 
 
-def test_the_second_factor_on_its_own_page(engine: Engine) -> None:
+def test_the_second_factor_is_checked_with_the_password(engine: Engine) -> None:
     quick_user(engine, Role.IDV_OFFICER, "idv-inlog")
     client = TestClient(create_app(engine))
-    first = submit(client, "idv-inlog", PASSWORD)
-    assert first.status_code == 303  # type: ignore[attr-defined]
-    assert first.headers["location"].startswith("/portaal/tweede-factor")  # type: ignore[attr-defined]
-    assert client.cookies.get("terugkeer_session") is None
-    page = client.get("/portaal/tweede-factor")
-    assert 'autocomplete="one-time-code"' in page.text
-    wrong = client.post(
-        "/portaal/tweede-factor",
-        data={"code": "000000", "form_token": form_token(page.text)},
-        follow_redirects=False,
-    )
-    if wrong.status_code == 303:  # 000000 was, by chance, the code: sign out and go on
-        raise AssertionError("a one-in-a-million code")
-    assert REFUSED in wrong.text
-    assert client.cookies.get("terugkeer_session") is None
-    # the pending sign-in is gone: the code page sends you back to the start
-    assert "Het inloggen duurde te lang" in client.get("/portaal/tweede-factor").text
-
+    assert 'autocomplete="one-time-code"' in client.get("/portaal/inloggen").text
+    right = code_for(engine, "idv-inlog")
+    wrong = "000000" if right != "000000" else "111111"
+    for password, code in ((PASSWORD, ""), (PASSWORD, wrong), ("fout-wachtwoord-123", right)):
+        refused = submit(client, "idv-inlog", password, code=code)
+        assert refused.status_code == 200  # type: ignore[attr-defined]
+        assert REFUSED in refused.text  # type: ignore[attr-defined]
+        assert client.cookies.get("terugkeer_session") is None
     sign_in(client, engine, "idv-inlog", Role.IDV_OFFICER, step_offset=1)
     assert client.get("/portaal/slachtoffers").status_code == 200
     with engine.connect() as conn:
         assert conn.execute(select(sessions.c.second_factor)).scalars().all() == [True]
 
 
-def test_a_code_without_the_password_step_is_refused(engine: Engine) -> None:
+def test_the_answer_does_not_tell_who_has_an_account_or_a_second_factor(engine: Engine) -> None:
+    """Issue 13, finding 7, for the portal: a first step that went on to a code page for
+    accounts with a second factor only would name them (and confirm their passwords)."""
     quick_user(engine, Role.OPERATOR, "operator-inlog")
+    quick_user(engine, Role.ANALYST, "analist-inlog2")
     client = TestClient(create_app(engine))
-    page = client.get("/portaal/inloggen")
-    response = client.post(
-        "/portaal/tweede-factor",
-        data={"code": code_for(engine, "operator-inlog"), "form_token": form_token(page.text)},
-    )
-    assert "Het inloggen duurde te lang" in response.text
-    assert client.cookies.get("terugkeer_session") is None
+    answers = set()
+    for name, password in (
+        ("operator-inlog", PASSWORD),  # right password, no code
+        ("operator-inlog", "fout-wachtwoord-123"),
+        ("analist-inlog2", "fout-wachtwoord-123"),
+        ("niemand-hier", PASSWORD),
+    ):
+        answer = submit(client, name, password)
+        answers.add((answer.status_code, REFUSED in answer.text, answer.headers.get("location")))  # type: ignore[attr-defined]
+    assert answers == {(200, True, None)}
+    assert client.get("/portaal/tweede-factor", follow_redirects=False).status_code == 404
 
 
 def test_a_locked_address_is_told_to_wait(engine: Engine) -> None:
@@ -178,12 +179,6 @@ def test_the_demo_accounts_sign_in_with_what_the_demo_wrote(engine: Engine, tmp_
     assert (made[0].password, made[0].totp_secret) == (password, secret)
     assert password in console.file.getvalue()  # type: ignore[attr-defined]
     client = TestClient(create_app(engine))
-    first = submit(client, "demo-idv_officer", password)
-    page = client.get(first.headers["location"])  # type: ignore[attr-defined]
-    done = client.post(
-        "/portaal/tweede-factor",
-        data={"code": pyotp.TOTP(secret).now(), "form_token": form_token(page.text)},
-        follow_redirects=False,
-    )
-    assert done.status_code == 303
+    done = submit(client, "demo-idv_officer", password, code=pyotp.TOTP(secret).now())
+    assert done.status_code == 303  # type: ignore[attr-defined]
     assert client.get("/portaal/slachtoffers").status_code == 200

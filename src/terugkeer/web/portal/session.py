@@ -1,34 +1,27 @@
 """Sign in and out of the portal, on the API's sessions (``security/accounts.py``: the same
 throttling, audit rows and session cookie, so a signed-in browser may also call the API).
 
-1. ``/portaal/inloggen``: name and password. For an account without a second factor this is
-   the sign-in. For an account with one (operator, IDV officer, administrator) the portal
-   asks the one-time code on a second page first; the password is checked together with the
-   code, so that a wrong password and a wrong code get the same answer. In between, the name
-   and password wait for at most five minutes, encrypted, in a cookie of that page only.
-2. ``/portaal/tweede-factor``: the one-time code (TOTP).
+``/portaal/inloggen`` is one form: name, password and, for an account with a second factor
+(operator, IDV officer, administrator), the one-time code. All three are checked together, as
+the API checks them, so the answer never says which was wrong, whether the name exists, or
+whether it has a second factor (a first step that went on to a code page only for accounts
+with one would say both). An account's delay after failures is awaited, holding no thread.
 
-Both forms carry a sign-in CSRF token (a random value in a cookie and in the form, compared).
+The form carries a sign-in CSRF token (a random value in a cookie and in the form, compared).
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import secrets
-import time
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from terugkeer.config import get_settings
-from terugkeer.security.accounts import SESSION_HOURS, SignInError, sign_in, sign_out
-from terugkeer.security.crypto import DecryptError, field_cipher
+from terugkeer.security.accounts import SESSION_HOURS, SignInError, sign_in_awaiting, sign_out
 from terugkeer.security.roles import Principal
-from terugkeer.security.tables import users
 from terugkeer.web.auth import SESSION_COOKIE, set_session_cookie
 from terugkeer.web.portal import i18n
 from terugkeer.web.portal.pages import (
@@ -42,12 +35,8 @@ from terugkeer.web.portal.pages import (
 )
 
 router = APIRouter()
-SECOND_FACTOR = f"{PREFIX}/tweede-factor"
 SIGN_OUT = f"{PREFIX}/uitloggen"
-PENDING_COOKIE = "terugkeer_signin_pending"
 FORM_COOKIE = "terugkeer_signin_form"
-PENDING_SECONDS = 300
-PENDING_CONTEXT = "portal:sign-in-pending"
 
 Visitor = Annotated[Principal | None, Depends(public())]
 SignedIn = Annotated[Principal, Depends(page_any())]
@@ -60,15 +49,16 @@ i18n.register(
         REFUSED: "Sign-in failed. Check your name, password and code.",
         EXPIRED: "Signing in took too long. Start again.",
         "Inloggen bij terugkeer": "Sign in to terugkeer",
-        "Tweede stap: code": "Second step: code",
-        "Vul de code in uit de app op uw telefoon (6 cijfers).": (
-            "Enter the code from the app on your phone (6 digits)."
+        "Code": "Code",
+        "Alleen als uw account een tweede stap heeft (beheer, IDV, applicatiebeheer): de code "
+        "uit de app op uw telefoon (6 cijfers).": (
+            "Only when your account has a second step (operations, IDV, administration): the "
+            "code from the app on your phone (6 digits)."
         ),
         "Uw gebruikersnaam": "Your user name",
         "Doorgaan": "Continue",
         "Vul uw naam in.": "Enter your name.",
         "Vul uw wachtwoord in.": "Enter your password.",
-        "Vul de code in.": "Enter the code.",
     }
 )
 
@@ -110,7 +100,6 @@ def _next(volgende: str | None) -> str:
 
 def _form(
     request: Request,
-    template: str,
     *,
     volgende: str = "",
     error: str | None = None,
@@ -121,9 +110,9 @@ def _form(
     token = _form_token(request)
     response = render(
         request,
-        template,
+        "signin.html",
         status_code=status_code,
-        title="Inloggen bij terugkeer" if template == "signin.html" else "Tweede stap: code",
+        title="Inloggen bij terugkeer",
         form_token=token,
         volgende=_next(volgende) if volgende else "",
         error=error,
@@ -137,124 +126,57 @@ def _form(
 def sign_in_page(request: Request, visitor: Visitor, volgende: str = "") -> Response:
     if visitor is not None:
         return RedirectResponse(_next(volgende), status_code=303)
-    return _form(request, "signin.html", volgende=volgende)
-
-
-def _needs_second_factor(request: Request, name: str) -> bool:
-    with request.app.state.engine.connect() as conn:
-        secret = conn.execute(
-            select(users.c.totp_secret).where(users.c.name == name, users.c.active)
-        ).first()
-    return secret is not None and secret.totp_secret is not None
+    return _form(request, volgende=volgende)
 
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _signed_in(
+async def _signed_in(
     request: Request, name: str, password: str, code: str | None, volgende: str
 ) -> Response:
-    """Sign in through the API's ``sign_in``; the session cookie, or the form again."""
+    """Sign in through the API's ``sign_in_awaiting``; the session cookie, or the form again
+    with one answer for every cause."""
     try:
-        session = sign_in(request.app.state.engine, name, password, _address(request), code)
+        session = await sign_in_awaiting(
+            request.app.state.engine, name, password, _address(request), code
+        )
     except SignInError as e:
         throttled = e.reason == "throttled"
-        response = _form(
+        return _form(
             request,
-            "signin.html",
             volgende=volgende,
             error=THROTTLED if throttled else REFUSED,
             name=name,
             status_code=429 if throttled else 200,
         )
-        response.delete_cookie(PENDING_COOKIE, path=SECOND_FACTOR)
-        return response
     response = RedirectResponse(_next(volgende), status_code=303)
     set_session_cookie(response, session.token, SESSION_HOURS * 3600)
-    response.delete_cookie(PENDING_COOKIE, path=SECOND_FACTOR)
     return response
 
 
 def _missing(**fields: str) -> dict[str, str]:
-    texts = {
-        "naam": "Vul uw naam in.",
-        "wachtwoord": "Vul uw wachtwoord in.",
-        "code": "Vul de code in.",
-    }
+    texts = {"naam": "Vul uw naam in.", "wachtwoord": "Vul uw wachtwoord in."}
     return {field: texts[field] for field, value in fields.items() if not value.strip()}
 
 
 @router.post(SIGN_IN, response_class=HTMLResponse)
-def sign_in_submit(
+async def sign_in_submit(
     request: Request,
     _visitor: Visitor,
     naam: Annotated[str, Form(max_length=100)] = "",
     wachtwoord: Annotated[str, Form(max_length=1000)] = "",
-    form_token: Annotated[str | None, Form(max_length=100)] = None,
-    volgende: Annotated[str, Form(max_length=500)] = "",
-) -> Response:
-    if not _form_ok(request, form_token):
-        return _form(request, "signin.html", volgende=volgende, error=EXPIRED, name=naam)
-    errors = _missing(naam=naam, wachtwoord=wachtwoord)
-    if errors:
-        return _form(request, "signin.html", volgende=volgende, errors=errors, name=naam)
-    if not naam.isprintable() or not _needs_second_factor(request, naam):
-        return _signed_in(request, naam, wachtwoord, None, volgende)
-    pending = json.dumps({"naam": naam, "wachtwoord": wachtwoord, "at": time.time()})
-    response = see_other(f"{SECOND_FACTOR}?{urlencode({'volgende': _next(volgende)})}")
-    response.set_cookie(
-        PENDING_COOKIE,
-        field_cipher().encrypt(pending, PENDING_CONTEXT),
-        max_age=PENDING_SECONDS,
-        httponly=True,
-        secure=_secure(),
-        samesite="strict",
-        path=SECOND_FACTOR,
-    )
-    return response
-
-
-def _pending(request: Request) -> tuple[str, str] | None:
-    stored = request.cookies.get(PENDING_COOKIE)
-    if not stored:
-        return None
-    try:
-        found = json.loads(field_cipher().decrypt(stored, PENDING_CONTEXT))
-    except (DecryptError, ValueError):
-        return None
-    if time.time() - float(found["at"]) > PENDING_SECONDS:
-        return None
-    return str(found["naam"]), str(found["wachtwoord"])
-
-
-@router.get(SECOND_FACTOR, response_class=HTMLResponse)
-def second_factor_page(request: Request, _visitor: Visitor, volgende: str = "") -> Response:
-    if _pending(request) is None:
-        return _form(request, "signin.html", volgende=volgende, error=EXPIRED)
-    return _form(request, "second_factor.html", volgende=volgende)
-
-
-@router.post(SECOND_FACTOR, response_class=HTMLResponse)
-def second_factor_submit(
-    request: Request,
-    _visitor: Visitor,
     code: Annotated[str, Form(max_length=10)] = "",
     form_token: Annotated[str | None, Form(max_length=100)] = None,
     volgende: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    pending = _pending(request)
-    if pending is None or not _form_ok(request, form_token):
-        return _form(request, "signin.html", volgende=volgende, error=EXPIRED)
-    errors = _missing(code=code)
-    if errors or not code.strip().isdigit():
-        return _form(
-            request,
-            "second_factor.html",
-            volgende=volgende,
-            errors=errors or {"code": "Vul de code in."},
-        )
-    return _signed_in(request, pending[0], pending[1], code.strip(), volgende)
+    if not _form_ok(request, form_token):
+        return _form(request, volgende=volgende, error=EXPIRED, name=naam)
+    errors = _missing(naam=naam, wachtwoord=wachtwoord)
+    if errors:
+        return _form(request, volgende=volgende, errors=errors, name=naam)
+    return await _signed_in(request, naam, wachtwoord, code.strip() or None, volgende)
 
 
 @router.post(SIGN_OUT, response_class=HTMLResponse)
