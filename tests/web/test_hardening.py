@@ -317,3 +317,29 @@ def test_a_bsn_echoed_by_an_error_answer_is_masked(engine: Engine) -> None:
     # a number that is not a BSN is shown as it is: the message still names what was asked
     answer = client.delete("/api/v1/tokens/123456789", headers=admin)
     assert "123456789" in answer.json()["detail"]
+
+
+def test_raw_quarantined_lines_need_the_second_factor(engine: Engine) -> None:
+    """A quarantined line may hold a BSN or a victim's contact details: an operator's API token
+    (no second factor) reads reason, field and message; a session with the second factor the
+    raw line as well."""
+    bsn = "999993653"
+    broken = '{"event_id": "q1", "person": {"bsn": "' + bsn + '"}, "kind": '
+    assert ingest_text(engine, broken + "\n").quarantined == 1
+    client = TestClient(create_app(engine))
+    url = "/api/v1/beheer/quarantaine"
+    token = bearer(engine, "ops", "operator")
+    (entry,) = client.get(url, headers=token).json()["berichten"]
+    assert entry["reason"] == "invalid_json"
+    assert entry["raw"] is None
+    assert bsn not in client.get(url, headers=token).text
+    secret = totp_secret(engine, "ops")
+    assert secret is not None
+    session = TestClient(client.app)
+    signed = session.post(
+        "/api/v1/sessies",
+        json={"naam": "ops", "wachtwoord": PASSWORD, "code": pyotp.TOTP(secret).now()},
+    )
+    assert signed.status_code == 201, signed.text
+    (entry,) = session.get(url).json()["berichten"]
+    assert bsn in entry["raw"]

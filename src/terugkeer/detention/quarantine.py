@@ -40,7 +40,7 @@ class QuarantineEntry:
     waits_for: str | None
     status: str
     attempts: int
-    raw: str
+    raw: str | None  # None when the reader may not see personal data (``with_raw=False``)
 
     def as_json(self) -> dict[str, Any]:
         return render.as_json(self)
@@ -67,10 +67,12 @@ def list_quarantine(
     reason: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    with_raw: bool = True,
 ) -> Page[QuarantineEntry]:
-    """Quarantined messages (with their raw lines: personal data) from ``offset``, at most
-    ``limit`` (None: all), with how many there are in all; each one shown is a ``read`` row
-    of record type ``quarantine`` by ``actor``, committed before the page is returned."""
+    """Quarantined messages (with their raw lines and refused values, personal data, unless
+    ``with_raw`` is False) from ``offset``, at most ``limit`` (None: all), with how many there
+    are in all; each one shown is a ``read`` row of record type ``quarantine`` by ``actor``,
+    committed before the page is returned."""
     check_page(limit, offset)
     cipher = field_cipher()
     with engine.begin() as conn:
@@ -84,16 +86,16 @@ def list_quarantine(
                 event_id=r.event_id,
                 reason=r.reason,
                 field=r.field,
-                value=open_value(r.value, cipher),
+                value=open_value(r.value, cipher) if with_raw else None,
                 message=r.message,
                 waits_for=r.waits_for,
                 status=r.status,
                 attempts=r.attempts,
-                raw=open_raw(r.raw, cipher),
+                raw=open_raw(r.raw, cipher) if with_raw else None,
             )
             for r in rows
         ]
-        actor.record(conn, "read", "quarantine", (e.id for e in entries))
+        actor.record(conn, "read", "quarantine", (e.id for e in entries), {"raw": with_raw})
     return Page(entries, total, limit, offset)
 
 

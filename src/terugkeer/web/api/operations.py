@@ -169,6 +169,9 @@ def get_quarantine(
         reason=reden,
         limit=limit,
         offset=offset,
+        # a raw line may hold a BSN or a victim's contact details: a session with the second
+        # factor shows them; an API token (no second factor) gets reason, field and message
+        with_raw=principal.second_factor,
     )
     return _page(page, "berichten", [e.as_json() for e in page.items])
 

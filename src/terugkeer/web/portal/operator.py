@@ -206,6 +206,7 @@ def quarantine(
         reason=reden or None,
         limit=p.limit,
         offset=p.offset,
+        with_raw=principal.second_factor,  # raw lines: personal data (as the API)
     )
     reasons = [("", "alle redenen")] + [(r, r) for r in sorted(count_by_reason(engine, "all"))]
     return _render(
