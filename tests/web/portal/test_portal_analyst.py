@@ -65,6 +65,9 @@ def test_steering_pages_for_the_analyst(engine: Engine, portal: Portal) -> None:
     by_value = analyst.get("/portaal/sturing/kosten", params={"sorteer": "waarde"}).text
     assert by_value.index(">Amsterdam</th>") < by_value.index(">Rotterdam</th>")
     assert analyst.get("/portaal/sturing", params={"peildatum": "2025-13-01"}).status_code == 400
+    # the filter form sent with its date field left empty: no date, not an error
+    assert analyst.get("/portaal/sturing", params={"peildatum": ""}).status_code == 200
+    assert analyst.get("/portaal/sturing/kosten", params={"van": "", "tot": ""}).status_code == 200
 
     for role in (Role.CASEWORKER, Role.OPERATOR, Role.AUDITOR):
         other = portal(role)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
+from pydantic import BeforeValidator
 from sqlalchemy import Engine
 
 from terugkeer.reintegration import steering
@@ -30,7 +31,8 @@ router = APIRouter(include_in_schema=False)  # pages, not API operations
 BASE = "/portaal/sturing"
 Analyst = Annotated[Principal, Depends(page(Permission.MONITOR_READ))]
 Pagina = Annotated[int, Query(ge=1, le=100_000)]
-OptionalDay = Annotated[Day | None, Query()]
+# a form's empty date field sends "": no date
+OptionalDay = Annotated[Day | None, BeforeValidator(lambda v: v or None), Query()]
 SORTS = ("naam", "waarde")
 
 nav(
