@@ -31,6 +31,7 @@ from terugkeer.monitor.recidivism import (
     recidivism_table,
 )
 from terugkeer.monitor.suppress import TOTAL, min_cell
+from terugkeer.reintegration.safety import inert
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -181,6 +182,21 @@ def _plots(figures: Figures, out: Path, cohort: str) -> list[dict[str, Any]]:
     return made
 
 
+def sheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell (and index label) a spreadsheet would read as a formula
+    made inert, as every CSV and XLSX the system writes (``reintegration.safety``)."""
+
+    def cell(value: Any) -> Any:
+        return inert(value) if isinstance(value, str) else value
+
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(cell)
+    out.index = out.index.map(cell)
+    return out
+
+
 def body_context(
     figures: Figures, cohort: str | None = None, plots: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -225,24 +241,24 @@ def write_report(figures: Figures, out: Path, cohort: str | None = None) -> list
     rec = figures.recidivism
     ind_out = ind[ind["jaar"] == year] if cohort else ind
     rec_out = rec[rec["jaar"] == year] if cohort else rec
-    ind_out.to_csv(out / "indicatoren.csv", index=False)
-    rec_out.to_csv(out / "recidive.csv", index=False)
+    sheet_safe(ind_out).to_csv(out / "indicatoren.csv", index=False)
+    sheet_safe(rec_out).to_csv(out / "recidive.csv", index=False)
     lead = lead_table(figures.indicators, year)
-    lead.to_csv(out / "basisvoorwaarden.csv")
-    figures.link.to_csv(out / "samenhang.csv", index=False)
-    figures.corrected.to_csv(out / "gecorrigeerd.csv", index=False)
+    sheet_safe(lead).to_csv(out / "basisvoorwaarden.csv")
+    sheet_safe(figures.link).to_csv(out / "samenhang.csv", index=False)
+    sheet_safe(figures.corrected).to_csv(out / "gecorrigeerd.csv", index=False)
     # the curves without their exact counts (the numbers at risk are published rounded)
     keep = ["group", "days", "cumulative", "lower", "upper"]
     curves = [c[keep].assign(indeling=dim) for dim, c in figures.curves.items()]
     if curves:
-        pd.concat(curves).to_csv(out / "km_curves.csv", index=False)
+        sheet_safe(pd.concat(curves)).to_csv(out / "km_curves.csv", index=False)
     with pd.ExcelWriter(out / "monitor.xlsx", engine="openpyxl") as xl:
-        lead.to_excel(xl, sheet_name="basisvoorwaarden")
+        sheet_safe(lead).to_excel(xl, sheet_name="basisvoorwaarden")
         at_release = ind[(ind["jaar"] == year) & (ind["moment"] == "release")]
-        at_release.to_excel(xl, sheet_name="bij ontslag", index=False)
-        rec[rec["jaar"] == year].to_excel(xl, sheet_name="recidive", index=False)
-        figures.link.to_excel(xl, sheet_name="samenhang", index=False)
-        figures.corrected.to_excel(xl, sheet_name="gecorrigeerd", index=False)
+        sheet_safe(at_release).to_excel(xl, sheet_name="bij ontslag", index=False)
+        sheet_safe(rec[rec["jaar"] == year]).to_excel(xl, sheet_name="recidive", index=False)
+        sheet_safe(figures.link).to_excel(xl, sheet_name="samenhang", index=False)
+        sheet_safe(figures.corrected).to_excel(xl, sheet_name="gecorrigeerd", index=False)
     plots = _plots(figures, out, year)
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     html = env.get_template("monitor_report.html").render(
