@@ -161,7 +161,8 @@ def test_quarantine_list_and_replay_leave_a_row_per_message(
         ("cli:j.jansen", "cli", "read", "quarantine", i, "feed quarantine handling") for i in ids
     ]
     assert json.loads(rows_since(cli_db, since)[0].details) == {
-        "command": "terugkeer quarantine list"
+        "command": "terugkeer quarantine list",
+        "raw": True,  # the raw lines were shown
     }
 
     since = mark(cli_db)

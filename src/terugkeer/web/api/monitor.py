@@ -123,11 +123,16 @@ def indicatoren(
     and the share in order of the known; ``null`` where suppressed."""
     t = data.indicators.table
     t = t[(t["dimensie"] == dimensie) & (t["moment"] == moment)]
+    return {**_meta(data), "rijen": _records(_slice(t, jaar, waarde))}
+
+
+def _slice(t: Any, jaar: str | None, waarde: str | None) -> Any:
+    """The rows of one release year and one value of the dimension, where asked."""
     if jaar is not None:
         t = t[t["jaar"] == jaar]
     if waarde is not None:
         t = t[t["waarde"] == waarde]
-    return {**_meta(data), "rijen": _records(t)}
+    return t
 
 
 @router.get(
@@ -147,11 +152,7 @@ def recidive(
     estimated, Kaplan-Meier) with its 95 % interval; ``null`` where suppressed."""
     t = data.recidivism
     t = t[(t["criterium"] == criterium) & (t["termijn"] == termijn) & (t["dimensie"] == dimensie)]
-    if jaar is not None:
-        t = t[t["jaar"] == jaar]
-    if waarde is not None:
-        t = t[t["waarde"] == waarde]
-    return {**_meta(data), "rijen": _records(t)}
+    return {**_meta(data), "rijen": _records(_slice(t, jaar, waarde))}
 
 
 @router.get(
