@@ -16,11 +16,13 @@ monitor_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
+    from terugkeer.cli import monitor_report  # report and extract (issue 15)
+
+    monitor_report.register_commands(monitor_app)
     app.add_typer(monitor_app, name="monitor")
 
 
 # --- the estimators on any CSV: km, cox (docs/monitor.md, "For researchers") -----------------
-# This block is owned by the estimators; report and extract live in their own block.
 
 FileArg = Annotated[Path, typer.Argument(help="a CSV file with a header line", show_default=False)]
 TimeOpt = Annotated[str, typer.Option("--time", help="column with the follow-up time")]
@@ -160,9 +162,3 @@ def cox_command(
     for note in result.notes:
         out.print(f"note: {note}")
     out.print(ASSOCIATION)
-
-
-# --- the monitor's report and research extract (issue 15): cli/monitor_report.py -------------
-from terugkeer.cli import monitor_report as _monitor_report  # noqa: E402
-
-_monitor_report.register_commands(monitor_app)
