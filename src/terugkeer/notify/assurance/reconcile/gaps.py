@@ -145,6 +145,40 @@ def basis_at(row: Row) -> datetime | None:
     return max(times) if times else None
 
 
+# what a gap of a stored obligation names (``_stored_gap``)
+_GAP_COLUMNS = (
+    obligations.c.id,
+    obligations.c.key,
+    obligations.c.rule_id,
+    obligations.c.period_ref,
+    obligations.c.occurrence,
+    obligations.c.recipient_kind,
+    obligations.c.recipient_ref,
+    obligations.c.due_at,
+    obligations.c.status,
+    obligations.c.cause_event_id,
+)
+
+
+def _stored_gap(kind: str, r: Any, note: str = "", *, late: bool | None = None) -> Gap:
+    """A finding about a stored obligation, from a row of ``_GAP_COLUMNS``."""
+    return Gap(
+        kind,
+        r.key,
+        r.rule_id,
+        r.period_ref,
+        r.occurrence,
+        r.recipient_kind,
+        r.recipient_ref,
+        r.due_at,
+        r.status,
+        r.id,
+        r.cause_event_id,
+        note=note,
+        late=late,
+    )
+
+
 def unproven_deliveries(conn: Connection, report: ReconcileReport) -> None:
     """Obligations marked ``delivered`` or ``acknowledged`` without the evidence that their
     current version reached the recipient: a delivery of its notice or change for that
@@ -164,42 +198,17 @@ def unproven_deliveries(conn: Connection, report: ReconcileReport) -> None:
         ),
     )
     for r in conn.execute(
-        select(
-            o.id,
-            o.key,
-            o.rule_id,
-            o.period_ref,
-            o.occurrence,
-            o.recipient_kind,
-            o.recipient_ref,
-            o.due_at,
-            o.status,
-            o.cause_event_id,
-            o.version,
-            o.delivered_at,
-            o.late,
-        )
+        select(*_GAP_COLUMNS, o.version, o.delivered_at, o.late)
         # no ORDER BY: it would walk the status index in due order (a random read per row)
         .where(o.status.in_(PROVEN), not_(proof))
     ):
         report.unproven.append(
-            Gap(
+            _stored_gap(
                 "unproven_delivery",
-                r.key,
-                r.rule_id,
-                r.period_ref,
-                r.occurrence,
-                r.recipient_kind,
-                r.recipient_ref,
-                r.due_at,
-                r.status,
-                r.id,
-                r.cause_event_id,
+                r,
+                f"{r.status} {iso(r.delivered_at)}, but no delivered notice of version "
+                f"{r.version} with a successful attempt or an inbox item",
                 late=r.late,
-                note=(
-                    f"{r.status} {iso(r.delivered_at)}, but no delivered notice of version "
-                    f"{r.version} with a successful attempt or an inbox item"
-                ),
             )
         )
     report.unproven.sort(key=lambda g: (g.due_at, g.key))
@@ -207,39 +216,13 @@ def unproven_deliveries(conn: Connection, report: ReconcileReport) -> None:
 
 def delivery_gaps(conn: Connection, rules: RuleSet, now: datetime, report: ReconcileReport) -> None:
     o = obligations.c
-    columns = (
-        o.id,
-        o.key,
-        o.rule_id,
-        o.period_ref,
-        o.occurrence,
-        o.recipient_kind,
-        o.recipient_ref,
-        o.due_at,
-        o.status,
-        o.cause_event_id,
-    )
-
-    def gap(kind: str, r: Any, note: str = "") -> Gap:
-        return Gap(
-            kind,
-            r.key,
-            r.rule_id,
-            r.period_ref,
-            r.occurrence,
-            r.recipient_kind,
-            r.recipient_ref,
-            r.due_at,
-            r.status,
-            r.id,
-            r.cause_event_id,
-            note=note,
-        )
 
     for r in conn.execute(
-        select(*columns).where(o.status.in_(UNDELIVERED), o.due_at < now).order_by(o.due_at, o.key)
+        select(*_GAP_COLUMNS)
+        .where(o.status.in_(UNDELIVERED), o.due_at < now)
+        .order_by(o.due_at, o.key)
     ):
-        report.overdue.append(gap("overdue", r, f"status {r.status}"))
+        report.overdue.append(_stored_gap("overdue", r, f"status {r.status}"))
     # each rule's window as a cut-off time: delivered before it and not acknowledged
     windows: dict[str, datetime] = {
         rule.id: now - timedelta(hours=rule.ack_window_hours) for rule in rules.rules
@@ -252,7 +235,7 @@ def delivery_gaps(conn: Connection, rules: RuleSet, now: datetime, report: Recon
         else_=literal(now - DEFAULT_ACK_WINDOW, o.delivered_at.type),
     )
     for r in conn.execute(
-        select(*columns, o.delivered_at)
+        select(*_GAP_COLUMNS, o.delivered_at)
         .where(
             o.status == "delivered",
             o.acknowledged_at.is_(None),
@@ -261,15 +244,17 @@ def delivery_gaps(conn: Connection, rules: RuleSet, now: datetime, report: Recon
         )
         .order_by(o.delivered_at, o.key)
     ):
-        report.unacknowledged.append(gap("unacknowledged", r, f"delivered {iso(r.delivered_at)}"))
+        report.unacknowledged.append(
+            _stored_gap("unacknowledged", r, f"delivered {iso(r.delivered_at)}")
+        )
     # status unresolved (through the status index); and, should a writer ever leave one in
     # another status without a recipient, those too (through the recipient index)
-    unresolved = select(*columns).where(o.status == "unresolved")
-    unnamed = select(*columns).where(
+    unresolved = select(*_GAP_COLUMNS).where(o.status == "unresolved")
+    unnamed = select(*_GAP_COLUMNS).where(
         o.recipient_kind.in_(sorted({r.recipient for r in rules.rules} | _KINDS)),
         o.recipient_ref.is_(None),
         o.status.not_in(("unresolved", VOIDED)),
     )
     found = union_all(unresolved, unnamed).subquery()
     for r in conn.execute(select(found).order_by(found.c.due_at, found.c.key)):
-        report.unresolved.append(gap("unresolved", r, "no known recipient"))
+        report.unresolved.append(_stored_gap("unresolved", r, "no known recipient"))
