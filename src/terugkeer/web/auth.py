@@ -47,7 +47,8 @@ CSP = (
 )
 
 
-def _engine(request: Request) -> Engine:
+def engine_of(request: Request) -> Engine:
+    """The application's database engine (``create_app`` keeps it on the app's state)."""
     engine: Engine = request.app.state.engine
     return engine
 
@@ -55,7 +56,7 @@ def _engine(request: Request) -> Engine:
 def authenticate(request: Request) -> Principal | None:
     """The caller, or None when anonymous. Raises 403 on a missing CSRF token."""
     header = request.headers.get("Authorization", "")
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         if header.startswith("Bearer "):
             principal = principal_for_token(conn, header.removeprefix("Bearer ").strip())
             if principal is None:

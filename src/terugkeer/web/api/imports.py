@@ -21,7 +21,7 @@ from terugkeer.reintegration.importing.activities import import_activities
 from terugkeer.reintegration.importing.cases import import_cases
 from terugkeer.reintegration.importing.report import ImportReport
 from terugkeer.security.roles import Permission, Principal
-from terugkeer.web.auth import requires
+from terugkeer.web.auth import engine_of, requires
 
 router = APIRouter(tags=["nazorg"])
 PATH = "/nazorgdossiers/importen"
@@ -37,11 +37,6 @@ ERRORS: dict[int | str, dict[str, object]] = {
     413: {"description": "the file is too large", **PROBLEM},
 }
 Writer = Annotated[Principal, Depends(requires(Permission.CASES_WRITE))]
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
 
 
 def municipality_of(principal: Principal) -> str:
@@ -111,7 +106,7 @@ async def post_import(
     content = await bestand.read(MAX_FILE + 1)
     report = await run_in_threadpool(
         run_import,
-        _engine(request),
+        engine_of(request),
         principal,
         soort,
         bestand.filename or "",

@@ -13,13 +13,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Engine, false, or_
+from sqlalchemy import ColumnElement, false, or_
 
 from terugkeer.notify.delivery import inbox
 from terugkeer.notify.delivery.inbox import NoticeList, NoticeRead
 from terugkeer.security.actor import Actor
 from terugkeer.security.roles import Permission, Principal, Role
-from terugkeer.web.auth import requires
+from terugkeer.web.auth import engine_of, requires
 from terugkeer.web.params import MAX_ID, Limit, Offset
 
 router = APIRouter(tags=["meldingen"])
@@ -65,11 +65,6 @@ def scope(principal: Principal) -> ColumnElement[bool]:
     return or_(*filters) if filters else false()
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
 def _fail(error: inbox.InboxError) -> HTTPException:
     if isinstance(error, inbox.NoticeNotFound):
         return HTTPException(404, str(error))
@@ -112,7 +107,7 @@ def list_notices(
     if (ontvanger_soort or kind, ontvanger or ref) not in own:
         raise HTTPException(403, "this is not your organisation's inbox")
     try:
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             result = inbox.list_notices(
                 conn,
                 ontvanger_soort or kind,
@@ -136,7 +131,7 @@ def list_notices(
 )
 def get_notice(request: Request, melding_id: NoticeId, principal: Reader) -> NoticeRead:
     try:
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             return inbox.get_notice(
                 conn, melding_id, scope(principal), actor=Actor.web(principal, PURPOSE)
             )
@@ -153,7 +148,7 @@ def get_notice(request: Request, melding_id: NoticeId, principal: Reader) -> Not
 def read_notice(request: Request, melding_id: NoticeId, principal: Reader) -> NoticeRead:
     try:
         notice = inbox.mark_read(
-            _engine(request),
+            engine_of(request),
             melding_id,
             scope=scope(principal),
             actor=Actor.web(principal, PURPOSE),
@@ -178,7 +173,7 @@ def acknowledge_notice(
 ) -> NoticeRead:
     try:
         notice = inbox.acknowledge(
-            _engine(request),
+            engine_of(request),
             melding_id,
             principal.name,
             body.note if body is not None else None,

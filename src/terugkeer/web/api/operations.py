@@ -26,7 +26,7 @@ from terugkeer.notify.assurance.watch import BurstDecision, BurstError, decide_b
 from terugkeer.notify.delivery.dispatch import RetryError, retry_dead
 from terugkeer.security.actor import Actor
 from terugkeer.security.roles import Permission, Principal
-from terugkeer.web.auth import requires
+from terugkeer.web.auth import engine_of, requires
 from terugkeer.web.params import MAX_ID, Day, Limit, Offset
 
 router = APIRouter(prefix="/beheer", tags=["beheer"])
@@ -44,11 +44,6 @@ PURPOSE = "operator oversight"
 Reader = Annotated[Principal, Depends(requires(Permission.OPERATIONS_READ))]
 Operator = Annotated[Principal, Depends(requires(Permission.OPERATIONS_ACT))]
 Id = Annotated[int, Path(ge=1, le=MAX_ID, description="the id")]
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
 
 
 def actor(principal: Principal, purpose: str = PURPOSE) -> Actor:
@@ -123,14 +118,14 @@ def since_day(day: date) -> datetime:
 
 @router.get("/bronnen", responses=ERRORS, summary="Feed health per place of detention")
 def get_feeds(request: Request, _: Reader) -> dict[str, Any]:
-    with _engine(request).connect() as conn:
+    with engine_of(request).connect() as conn:
         rows = overview.feed_health(conn)
     return {"bronnen": [render.as_json(r) for r in rows]}
 
 
 @router.get("/pieken", responses=ERRORS, summary="Bursts of releases held for a decision")
 def get_bursts(request: Request, _: Reader) -> dict[str, Any]:
-    with _engine(request).connect() as conn:
+    with engine_of(request).connect() as conn:
         rows = overview.open_bursts(conn)
     return {"pieken": [render.as_json(r) for r in rows]}
 
@@ -141,7 +136,7 @@ def get_bursts(request: Request, _: Reader) -> dict[str, Any]:
     summary="The releases are real: send the held notices",
 )
 def confirm_burst(request: Request, piek: Id, principal: Operator) -> dict[str, Any]:
-    return render.as_json(decide(_engine(request), piek, True, principal))
+    return render.as_json(decide(engine_of(request), piek, True, principal))
 
 
 @router.post(
@@ -150,7 +145,7 @@ def confirm_burst(request: Request, piek: Id, principal: Operator) -> dict[str, 
     summary="The releases are false: void the held notices (corrections where told)",
 )
 def void_burst(request: Request, piek: Id, principal: Operator) -> dict[str, Any]:
-    return render.as_json(decide(_engine(request), piek, False, principal))
+    return render.as_json(decide(engine_of(request), piek, False, principal))
 
 
 @router.get("/quarantaine", responses=ERRORS, summary="Quarantined messages with their reason")
@@ -163,7 +158,7 @@ def get_quarantine(
     offset: Offset = 0,
 ) -> dict[str, Any]:
     page = list_quarantine(
-        _engine(request),
+        engine_of(request),
         actor=actor(principal, "feed quarantine handling"),
         status=status,
         reason=reden,
@@ -182,7 +177,7 @@ def get_quarantine(
     summary="Apply a quarantined message again, after a fix",
 )
 def replay_message(request: Request, bericht: Id, principal: Operator) -> dict[str, Any]:
-    return replay_one(_engine(request), bericht, principal)
+    return replay_one(engine_of(request), bericht, principal)
 
 
 # --- obligations, recipients, dead letters --------------------------------------------------------
@@ -198,7 +193,7 @@ def get_due(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         page = overview.due_obligations(
             conn,
             actor=actor(principal),
@@ -217,7 +212,7 @@ def get_due(
 def get_unresolved(
     request: Request, principal: Reader, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         page = overview.unresolved_recipients(
             conn, actor=actor(principal), limit=limit, offset=offset
         )
@@ -236,7 +231,7 @@ class Naming(BaseModel):
 def post_naming(
     request: Request, verplichting: Id, body: Naming, principal: Operator
 ) -> dict[str, Any]:
-    done = name_municipality(_engine(request), verplichting, body.gemeente, principal)
+    done = name_municipality(engine_of(request), verplichting, body.gemeente, principal)
     return {"origin": done.origin, "event_id": done.outcomes[0].event_id, **done.result.as_json()}
 
 
@@ -248,7 +243,7 @@ def get_dead(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         page = overview.dead_letters(
             conn, actor=actor(principal), channel=kanaal, limit=limit, offset=offset
         )
@@ -261,7 +256,7 @@ def get_dead(
     summary="Send a dead letter again, after its cause is fixed",
 )
 def post_retry(request: Request, bezorging: Id, principal: Operator) -> dict[str, Any]:
-    return {"queued": retry(_engine(request), bezorging, principal)}
+    return {"queued": retry(engine_of(request), bezorging, principal)}
 
 
 # --- reconciliation and backfill ------------------------------------------------------------------
@@ -269,7 +264,7 @@ def post_retry(request: Request, bezorging: Id, principal: Operator) -> dict[str
 
 @router.get("/controle", responses=ERRORS, summary="The reconciliation's open gaps and last run")
 def get_reconcile(request: Request, _: Reader) -> dict[str, Any]:
-    with _engine(request).connect() as conn:
+    with engine_of(request).connect() as conn:
         return render.as_json(overview.reconcile_status(conn))
 
 
@@ -282,7 +277,7 @@ def get_gaps(
     offset: Offset = 0,
 ) -> dict[str, Any]:
     try:
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             page = overview.gap_alerts(
                 conn, actor=actor(principal), kind=soort, limit=limit, offset=offset
             )
@@ -302,7 +297,7 @@ def get_gaps(
 
 @router.post("/controle", responses=ERRORS, summary="Run the reconciliation now")
 def post_reconcile(request: Request, principal: Operator) -> dict[str, Any]:
-    report = check(_engine(request), actor=actor(principal, "completeness check"), shown=50)
+    report = check(engine_of(request), actor=actor(principal, "completeness check"), shown=50)
     return {"ok": report.ok, "counts": report.counts, "required": report.required}
 
 
@@ -315,7 +310,7 @@ def get_backfill(
     sinds: Annotated[Day | None, Query(description="a day (none: every missing one)")] = None,
 ) -> dict[str, Any]:
     since = None if sinds is None else since_day(sinds)
-    with _engine(request).connect() as conn:
+    with engine_of(request).connect() as conn:
         preview = overview.backfill_preview(conn, since, datetime.now(UTC))
     return render.as_json(preview)
 
@@ -331,6 +326,6 @@ class BackfillCreate(BaseModel):
 )
 def post_backfill(request: Request, body: BackfillCreate, principal: Operator) -> dict[str, Any]:
     report = backfill(
-        _engine(request), since_day(body.sinds), actor=actor(principal, "completeness repair")
+        engine_of(request), since_day(body.sinds), actor=actor(principal, "completeness repair")
     )
     return report.as_json()

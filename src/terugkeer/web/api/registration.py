@@ -15,7 +15,6 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine
 
 from terugkeer.domain.refdata import refdata
 from terugkeer.reintegration import codes, queries, service
@@ -40,7 +39,7 @@ from terugkeer.reintegration.schemas import (
 from terugkeer.security.actor import Actor
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.app import problem
-from terugkeer.web.auth import authenticate, requires
+from terugkeer.web.auth import authenticate, engine_of, requires
 from terugkeer.web.params import (
     MAX_EUR,
     MAX_HOURS,
@@ -106,11 +105,6 @@ Gemeente = Annotated[str, Depends(_own_municipality)]
 OptionalGemeente = Annotated[str | None, Depends(_own_municipality)]
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
 def _run(fn: Callable[[], T]) -> T | JSONResponse:
     try:
         return fn()
@@ -139,7 +133,7 @@ def list_cases(
     offset: Offset = 0,
 ) -> Any:
     def go() -> list[CaseSummary]:
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             return queries.list_cases(
                 conn, gemeente, actor=actor, status=status, limit=limit, offset=offset
             )
@@ -155,7 +149,7 @@ def list_cases(
 )
 def get_case(request: Request, case_id: CaseId, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> CaseRead:
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             return queries.get_case(conn, case_id, gemeente, actor=actor)
 
     return _run(go)
@@ -169,7 +163,7 @@ def get_case(request: Request, case_id: CaseId, gemeente: Gemeente, actor: Calle
 )
 def get_consents(request: Request, case_id: CaseId, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> list[ConsentRead]:
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             return queries.consent_history(conn, case_id, gemeente, actor=actor)
 
     return _run(go)
@@ -193,7 +187,7 @@ def post_consent(
     def go() -> CaseRead:
         _in_range(date=body.date)
         consent = service.ConsentIn(body.status, body.date, tuple(body.scope))
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             service.record_consent(conn, case_id, consent, actor=actor, municipality=gemeente)
             return queries.get_case(conn, case_id, gemeente, actor=actor)
 
@@ -212,7 +206,7 @@ def post_consent(
 )
 def get_conditions(request: Request, case_id: CaseId, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> list[MomentRead]:
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             return queries.current_conditions(conn, case_id, gemeente, actor=actor)
 
     return _run(go)
@@ -229,7 +223,7 @@ def get_condition_history(
     request: Request, case_id: CaseId, gemeente: Gemeente, actor: Caller
 ) -> Any:
     def go() -> list[FactRead]:
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             return queries.condition_history(conn, case_id, gemeente, actor=actor)
 
     return _run(go)
@@ -252,7 +246,7 @@ def get_form(
     def go() -> RegistrationForm:
         if moment not in {m.value for m in codes.Moment}:
             raise Invalid(f"unknown moment [{moment}]", field="moment")
-        with _engine(request).begin() as conn:  # the form shows statuses: a read, audited
+        with engine_of(request).begin() as conn:  # the form shows statuses: a read, audited
             return queries.registration_form(conn, case_id, moment, gemeente, actor=actor)
 
     return _run(go)
@@ -276,7 +270,7 @@ def post_conditions(
     def go() -> list[MomentRead]:
         _in_range(as_of=body.as_of)
         c = service.ConditionsIn(body.moment, body.statuses, tuple(body.care_needs), body.as_of)
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             service.record_conditions(conn, case_id, c, actor=actor, municipality=gemeente)
             return queries.current_conditions(conn, case_id, gemeente, actor=actor)
 
@@ -321,7 +315,7 @@ def _activity_in(body: ActivityCreate) -> service.ActivityIn:
 def _one_activity(
     request: Request, case_id: CaseId, activity_id: int, gemeente: str, actor: Actor
 ) -> ActivityRead:
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         for a in queries.list_activities(conn, case_id, gemeente, actor=actor):
             if a.id == activity_id:
                 return a
@@ -337,7 +331,7 @@ def _one_activity(
 )
 def get_activities(request: Request, case_id: CaseId, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> list[ActivityRead]:
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             return queries.list_activities(conn, case_id, gemeente, actor=actor)
 
     return _run(go)
@@ -360,7 +354,7 @@ def post_activity(
 ) -> Any:
     def go() -> ActivityRead:
         new_id = service.add_activity(
-            _engine(request), case_id, _activity_in(body), actor=actor, municipality=gemeente
+            engine_of(request), case_id, _activity_in(body), actor=actor, municipality=gemeente
         )
         return _one_activity(request, case_id, new_id, gemeente, actor)
 
@@ -384,7 +378,7 @@ def put_activity(
 ) -> Any:
     def go() -> ActivityRead:
         service.update_activity(
-            _engine(request),
+            engine_of(request),
             case_id,
             activity_id,
             _activity_in(body),
@@ -414,7 +408,7 @@ def get_upcoming(
     peildatum: OptionalDay = None,
 ) -> Any:
     def go() -> list[UpcomingReturn]:
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             return queries.upcoming_returns(conn, gemeente, actor=actor, on=peildatum, days=dagen)
 
     return _run(go)
@@ -429,7 +423,7 @@ def get_upcoming(
 )
 def get_not_in_order(request: Request, gemeente: Gemeente, actor: Caller) -> Any:
     def go() -> list[NotInOrder]:
-        with _engine(request).begin() as conn:
+        with engine_of(request).begin() as conn:
             return queries.not_in_order_at_release(conn, gemeente, actor=actor)
 
     return _run(go)
@@ -449,7 +443,7 @@ def get_costs(
     tot: OptionalDay = None,
 ) -> Any:
     def go() -> list[CostLine]:
-        with _engine(request).connect() as conn:
+        with engine_of(request).connect() as conn:
             return queries.activity_costs(conn, gemeente, start=van, end=tot)
 
     return _run(go)
@@ -468,7 +462,7 @@ def get_completeness(
     peildatum: OptionalDay = None,
 ) -> Any:
     def go() -> list[Completeness]:
-        with _engine(request).connect() as conn:
+        with engine_of(request).connect() as conn:
             return queries.completeness(conn, gemeente, on=peildatum)
 
     return _run(go)

@@ -7,23 +7,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import Engine
 
 from terugkeer.config import get_settings
 from terugkeer.domain import render
 from terugkeer.reintegration import steering
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.api.operations import ERRORS
-from terugkeer.web.auth import requires
+from terugkeer.web.auth import engine_of, requires
 from terugkeer.web.params import OptionalDay
 
 router = APIRouter(prefix="/stuurinformatie/gemeenten", tags=["stuurinformatie"])
 Analyst = Annotated[Principal, Depends(requires(Permission.MONITOR_READ))]
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
 
 
 def min_cell() -> int:
@@ -41,7 +35,7 @@ def _suppressed() -> dict[str, Any]:
     summary="Per municipality and moment: the share of due registrations that are complete",
 )
 def get_completeness(request: Request, _: Analyst, peildatum: OptionalDay = None) -> Any:
-    with _engine(request).connect() as conn:
+    with engine_of(request).connect() as conn:
         rows = steering.completeness(conn, min_cell=min_cell(), on=peildatum)
     return {**_suppressed(), "gemeenten": [render.as_json(r) for r in rows]}
 
@@ -52,7 +46,7 @@ def get_completeness(request: Request, _: Analyst, peildatum: OptionalDay = None
     summary="Per municipality: returned residents by their conditions at release",
 )
 def get_at_release(request: Request, _: Analyst) -> Any:
-    with _engine(request).connect() as conn:
+    with engine_of(request).connect() as conn:
         rows = steering.at_release(conn, min_cell=min_cell())
     return {
         **_suppressed(),
@@ -70,7 +64,7 @@ def get_at_release(request: Request, _: Analyst) -> Any:
 def get_costs(
     request: Request, _: Analyst, van: OptionalDay = None, tot: OptionalDay = None
 ) -> Any:
-    with _engine(request).connect() as conn:
+    with engine_of(request).connect() as conn:
         rows = steering.costs(conn, min_cell=min_cell(), start=van, end=tot)
     return {
         **_suppressed(),

@@ -16,13 +16,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BeforeValidator
-from sqlalchemy import Engine
 
 from terugkeer.reintegration import steering
 from terugkeer.reintegration.codes import CONDITIONS, MOMENTS
 from terugkeer.reintegration.codes import label as code_label
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.api.steering import min_cell
+from terugkeer.web.auth import engine_of
 from terugkeer.web.params import Day
 from terugkeer.web.portal import i18n
 from terugkeer.web.portal.pages import nav, page, pager, render
@@ -74,11 +74,6 @@ class Bar:
     text: str
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
 def _joining(request: Request) -> list[tuple[str, str, bool]]:
     """The monitor's and the cost-benefit analysis's pages, and whether they exist yet."""
     paths = {getattr(r, "path", "") for r in request.app.routes}
@@ -120,7 +115,7 @@ def completeness(
     moments = [m.value for m in MOMENTS]
     if moment not in moments:
         moment = "release"
-    with _engine(request).connect() as conn:
+    with engine_of(request).connect() as conn:
         rows = steering.completeness(conn, min_cell=min_cell(), on=peildatum)
 
     def figure(r: steering.CompletenessRow) -> steering.MomentFigure:
@@ -151,7 +146,7 @@ def at_release(
     sorteer: Annotated[str, Query(pattern="^(naam|waarde)$")] = "naam",
     pagina: Pagina = 1,
 ) -> HTMLResponse:
-    with _engine(request).connect() as conn:
+    with engine_of(request).connect() as conn:
         rows = steering.at_release(conn, min_cell=min_cell())
     rows = _sorted(rows, lambda r: r.share_not_in_order, sorteer)
     p = pager(pagina).with_total(len(rows))
@@ -178,7 +173,7 @@ def costs(
     sorteer: Annotated[str, Query(pattern="^(naam|waarde)$")] = "naam",
     pagina: Pagina = 1,
 ) -> HTMLResponse:
-    with _engine(request).connect() as conn:
+    with engine_of(request).connect() as conn:
         rows = steering.costs(conn, min_cell=min_cell(), start=van, end=tot)
     rows = _sorted(rows, lambda r: r.per_case_eur, sorteer)
     p = pager(pagina).with_total(len(rows))

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from terugkeer.reintegration import codes, queries, service
@@ -27,6 +26,7 @@ from terugkeer.reintegration.scope import today
 from terugkeer.security.actor import Actor
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.api.imports import MAX_FILE, run_import
+from terugkeer.web.auth import engine_of
 from terugkeer.web.params import FIRST_DAY, LAST_DAY, MAX_ID
 from terugkeer.web.portal import i18n
 from terugkeer.web.portal.pages import messages, nav, page, pager, render, see_other
@@ -82,11 +82,6 @@ CASE_STATUSES = {"planned": "ontslag gepland", "returned": "teruggekeerd", "canc
 IMPORT_KINDS = {"cases": "dossiers (toestemming en basisvoorwaarden)", "activities": "activiteiten"}
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
 def _municipality(principal: Principal) -> str:
     if principal.municipality is None:
         raise HTTPException(403)
@@ -128,7 +123,7 @@ def upcoming(
     pagina: Pagina = 1,
 ) -> HTMLResponse:
     gemeente = _municipality(principal)
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         rows = queries.upcoming_returns(conn, gemeente, actor=_actor(principal), days=weken * 7)
     p = pager(pagina).with_total(len(rows))
     return _render(
@@ -150,7 +145,7 @@ def all_cases(
 ) -> HTMLResponse:
     gemeente = _municipality(principal)
     p = pager(pagina)
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         # one more than a page: whether there is a next one (the list has no total)
         rows = queries.list_cases(
             conn,
@@ -217,7 +212,7 @@ async def upload(
     if not errors and bestand is not None:
         report = await run_in_threadpool(
             run_import,
-            _engine(request),
+            engine_of(request),
             principal,
             soort,
             bestand.filename or "",
@@ -252,7 +247,7 @@ def _case_page(
 ) -> HTMLResponse:
     gemeente = _municipality(principal)
     actor = _actor(principal)
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         try:
             case = queries.get_case(conn, case_id, gemeente, actor=actor)
         except NotFound as e:
@@ -314,7 +309,7 @@ def consent(
     if not errors and day is not None:
         try:
             service.record_consent(
-                _engine(request),
+                engine_of(request),
                 case_id,
                 service.ConsentIn(status, day, chosen),
                 actor=_actor(principal),
@@ -346,7 +341,7 @@ def _form_page(
     gemeente = _municipality(principal)
     if moment not in {m.value for m in MOMENTS}:
         raise HTTPException(400)
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         try:
             case = queries.get_case(conn, case_id, gemeente, actor=_actor(principal))
             form = queries.registration_form(
@@ -419,7 +414,7 @@ def _record(
     if not errors:
         try:
             service.record_conditions(
-                _engine(request),
+                engine_of(request),
                 case_id,
                 service.ConditionsIn(moment, statuses, tuple(needs), as_of),
                 actor=_actor(principal),

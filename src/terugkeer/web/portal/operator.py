@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import Engine
 
 from terugkeer.detention.quarantine import count_by_reason, list_quarantine
 from terugkeer.notify.assurance import overview
@@ -22,6 +21,7 @@ from terugkeer.notify.assurance.backfill import backfill, check
 from terugkeer.notify.assurance.reconcile import ALERT_KINDS
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.api import operations as ops
+from terugkeer.web.auth import engine_of
 from terugkeer.web.params import FIRST_DAY, LAST_DAY, MAX_ID
 from terugkeer.web.portal import i18n
 from terugkeer.web.portal.pages import messages, nav, page, pager, render, see_other
@@ -114,11 +114,6 @@ i18n.register(
 )
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
 def _render(request: Request, name: str, title: str, **context: Any) -> HTMLResponse:
     return render(
         request,
@@ -138,7 +133,7 @@ def _render(request: Request, name: str, title: str, **context: Any) -> HTMLResp
 
 @router.get(BASE, response_class=HTMLResponse)
 def home(request: Request, _: Reader) -> HTMLResponse:
-    engine = _engine(request)
+    engine = engine_of(request)
     with engine.connect() as conn:
         counts = overview.summary(conn)
         feeds = overview.feed_health(conn)
@@ -157,7 +152,7 @@ def feeds(
     alleen: Annotated[str | None, Query(pattern="^(stil|alle)$")] = None,
     pagina: Pagina = 1,
 ) -> HTMLResponse:
-    with _engine(request).connect() as conn:
+    with engine_of(request).connect() as conn:
         rows = overview.feed_health(conn)
         bursts = overview.open_bursts(conn)
     if alleen == "stil":
@@ -176,13 +171,13 @@ def feeds(
 
 @router.post(f"{BASE}/pieken/{{piek}}/bevestigen", response_class=HTMLResponse)
 def confirm_burst(request: Request, piek: Id, principal: Operator) -> RedirectResponse:
-    ops.decide(_engine(request), piek, True, principal)
+    ops.decide(engine_of(request), piek, True, principal)
     return see_other(f"{BASE}/aanlevering", "piek-bevestigd")
 
 
 @router.post(f"{BASE}/pieken/{{piek}}/vervallen", response_class=HTMLResponse)
 def void_burst(request: Request, piek: Id, principal: Operator) -> RedirectResponse:
-    ops.decide(_engine(request), piek, False, principal)
+    ops.decide(engine_of(request), piek, False, principal)
     return see_other(f"{BASE}/aanlevering", "piek-vervallen")
 
 
@@ -198,7 +193,7 @@ def quarantine(
     pagina: Pagina = 1,
 ) -> HTMLResponse:
     p = pager(pagina)
-    engine = _engine(request)
+    engine = engine_of(request)
     found = list_quarantine(
         engine,
         actor=ops.actor(principal, "feed quarantine handling"),
@@ -223,7 +218,7 @@ def quarantine(
 
 @router.post(f"{BASE}/quarantaine/{{bericht}}/opnieuw", response_class=HTMLResponse)
 def replay(request: Request, bericht: Id, principal: Operator) -> RedirectResponse:
-    result = ops.replay_one(_engine(request), bericht, principal)
+    result = ops.replay_one(engine_of(request), bericht, principal)
     done = "bericht-blijft" if result["quarantined"] else "bericht-verwerkt"
     return see_other(f"{BASE}/quarantaine?status=all", done)
 
@@ -241,7 +236,7 @@ def due(
     pagina: Pagina = 1,
 ) -> HTMLResponse:
     p = pager(pagina)
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         found = overview.due_obligations(
             conn,
             actor=ops.actor(principal),
@@ -269,7 +264,7 @@ def due(
 @router.get(f"{BASE}/onbekende-ontvangers", response_class=HTMLResponse)
 def unresolved(request: Request, principal: Reader, pagina: Pagina = 1) -> HTMLResponse:
     p = pager(pagina)
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         found = overview.unresolved_recipients(
             conn, actor=ops.actor(principal), limit=p.limit, offset=p.offset
         )
@@ -290,7 +285,7 @@ def _naming_page(
     value: str = "",
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         row = overview.unresolved_recipient(conn, obligation_id, actor=ops.actor(principal))
     if row is None:
         raise HTTPException(404)
@@ -323,7 +318,7 @@ def naming(
         error = "Vul de code van de gemeente in, bijvoorbeeld GM0363."
     else:
         try:
-            ops.name_municipality(_engine(request), verplichting, code, principal)
+            ops.name_municipality(engine_of(request), verplichting, code, principal)
         except HTTPException as e:
             if e.status_code != 409:
                 raise
@@ -367,7 +362,7 @@ def dead(
     pagina: Pagina = 1,
 ) -> HTMLResponse:
     p = pager(pagina)
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         found = overview.dead_letters(
             conn, actor=ops.actor(principal), channel=kanaal or None, limit=p.limit, offset=p.offset
         )
@@ -383,7 +378,7 @@ def dead(
 
 @router.post(f"{BASE}/onbestelbaar/{{bezorging}}/opnieuw", response_class=HTMLResponse)
 def retry(request: Request, bezorging: Id, principal: Operator) -> RedirectResponse:
-    ops.retry(_engine(request), bezorging, principal)
+    ops.retry(engine_of(request), bezorging, principal)
     return see_other(f"{BASE}/onbestelbaar", "opnieuw-verzonden")
 
 
@@ -400,7 +395,7 @@ def reconcile(
     if soort and soort not in ALERT_KINDS:
         raise HTTPException(400)
     p = pager(pagina)
-    with _engine(request).begin() as conn:
+    with engine_of(request).begin() as conn:
         status = overview.reconcile_status(conn)
         gaps = overview.gap_alerts(
             conn, actor=ops.actor(principal), kind=soort or None, limit=p.limit, offset=p.offset
@@ -418,7 +413,7 @@ def reconcile(
 
 @router.post(f"{BASE}/controle", response_class=HTMLResponse)
 def run_reconcile(request: Request, principal: Operator) -> RedirectResponse:
-    check(_engine(request), actor=ops.actor(principal, "completeness check"), shown=50)
+    check(engine_of(request), actor=ops.actor(principal, "completeness check"), shown=50)
     return see_other(f"{BASE}/controle", "controle-klaar")
 
 
@@ -458,7 +453,7 @@ def backfill_form(
         )
     preview, items, p = None, [], pager(pagina)
     if day is not None:
-        with _engine(request).connect() as conn:
+        with engine_of(request).connect() as conn:
             preview = overview.backfill_preview(conn, ops.since_day(day), datetime.now(UTC))
         p = p.with_total(len(preview.items))
         items = list(preview.items[p.offset : p.offset + p.limit])
@@ -483,6 +478,6 @@ def run_backfill(
     if day is None:
         raise HTTPException(400)
     report = backfill(
-        _engine(request), ops.since_day(day), actor=ops.actor(principal, "completeness repair")
+        engine_of(request), ops.since_day(day), actor=ops.actor(principal, "completeness repair")
     )
     return _render(request, "backfill_done", "Alsnog verzenden", report=report, sinds=sinds)

@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from terugkeer.security.accounts import principal_for_session
 from terugkeer.security.roles import ROLE_PERMISSIONS, Permission, Principal
-from terugkeer.web.auth import CSRF_HEADER, SESSION_COOKIE, UNSAFE
+from terugkeer.web.auth import CSRF_HEADER, SESSION_COOKIE, UNSAFE, engine_of
 from terugkeer.web.portal import i18n
 
 PREFIX = "/portaal"
@@ -271,11 +271,6 @@ class SignInNeeded(HTTPException):
         super().__init__(401, "sign in")
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
 def _session(engine: Engine, token: str) -> tuple[Principal, str] | None:
     with engine.begin() as conn:
         return principal_for_session(conn, token)
@@ -286,7 +281,7 @@ async def signed_in(request: Request) -> tuple[Principal, str] | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    found = await run_in_threadpool(_session, _engine(request), token)
+    found = await run_in_threadpool(_session, engine_of(request), token)
     if found is not None:
         request.state.principal, request.state.csrf = found
     return found
