@@ -18,22 +18,58 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+KEPT_PREFIX = "terugkeer_bench_kept_"  # PostgreSQL stores kept between benchmark runs
+
+
+def _pg_url(database: str) -> str:
+    return make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
+
+
+def kept_url(name: str) -> str:
+    """The URL of the PostgreSQL store kept as ``name`` (`temporary_database(keep=name)`)."""
+    return _pg_url(KEPT_PREFIX + name)
+
+
+def kept_exists(name: str) -> bool:
+    admin = create_engine(PG_ADMIN_URL)
+    with admin.connect() as conn:
+        found = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": KEPT_PREFIX + name}
+        ).first()
+    admin.dispose()
+    return found is not None
+
+
 @contextmanager
-def temporary_database(store: str, folder: Path) -> Iterator[str]:
-    """The SQLAlchemy URL of a new, empty database on ``store``; dropped afterwards."""
+def temporary_database(
+    store: str, folder: Path, *, keep: str | None = None, template: str | None = None
+) -> Iterator[str]:
+    """The SQLAlchemy URL of a new database on ``store``; dropped afterwards. On PostgreSQL,
+    ``template`` starts it as a copy of the store kept as that name (a file copy: seconds for
+    ten years of history), and ``keep`` keeps it under that name instead of dropping it (a
+    store kept earlier under the name is replaced), for later runs to copy."""
     if store == "sqlite":
+        if keep or template:
+            raise ValueError("only PostgreSQL stores are kept")
         path = folder / f"{uuid.uuid4().hex[:8]}.db"
         yield f"sqlite:///{path}"
         return
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"terugkeer_bench_{uuid.uuid4().hex[:10]}"
+    source = f' TEMPLATE "{KEPT_PREFIX + template}"' if template else ""
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{source}'))
+    kept = False
     try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        yield _pg_url(name)
+        kept = keep is not None
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if kept:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{KEPT_PREFIX}{keep}" WITH (FORCE)'))
+                conn.execute(text(f'ALTER DATABASE "{name}" RENAME TO "{KEPT_PREFIX}{keep}"'))
+            else:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 

@@ -4,13 +4,15 @@ steady rate, into a store that holds years of synthetic national history; latenc
 request to its answer (events, obligations and outbox rows written), p50 and p99.
 
     python bench/feed_api.py [--years 1] [--releases 35000] [--rate 20] [--seconds 60]
-                             [--store postgresql]
+                             [--store postgresql] [--history NAME]
 
 1. A temporary database (PostgreSQL on 127.0.0.1:5432 by default, created and dropped here),
    every mayor reachable (the demo's endpoints, as `bench/ingest.py --hooks`).
 2. History: `--years` consecutive synthetic national years (`terugkeer.synth.generate_years`),
    ending last year, ingested one after the other as `terugkeer ingest` does (with the
-   notification and reintegration hooks); the time of each year is printed.
+   notification and reintegration hooks); the time of each year is printed. Or, with
+   ``--history NAME``, a copy of the PostgreSQL store `bench/growth.py --keep-database NAME`
+   kept (ten national years take long to ingest; a copy takes seconds).
 3. A feed account with an API token; `uvicorn --factory terugkeer.web.app:create_app` in a
    process of its own (one worker, as `terugkeer serve`).
 4. The load, open loop: request *i* is due at ``start + i / rate`` whether or not the ones
@@ -46,7 +48,7 @@ import httpx
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import postgres_available, temporary_database
+from common import kept_exists, postgres_available, temporary_database
 from terugkeer.db.engine import make_engine
 from terugkeer.demo import demo_endpoints
 from terugkeer.detention.tables import feed_events, persons
@@ -83,12 +85,19 @@ def load_history(url: str, folder: Path, years: int, releases: int, seed: int) -
             file=sys.stderr,
             flush=True,
         )
+    engine.dispose()
+    return {"years": per_year, **feed_account(url)}
+
+
+def feed_account(url: str) -> dict[str, Any]:
+    """The feed's account and API token in the store; how many events it holds."""
+    engine = make_engine(url)
     add_user(engine, "bench-feed", "feed", "een lang wachtwoord voor de bench")
     token = create_token(engine, "bench-feed-token", "bench-feed")
     with engine.connect() as conn:
         stored = int(conn.execute(select(func.count()).select_from(feed_events)).scalar_one())
     engine.dispose()
-    return {"years": per_year, "events": stored, "token": token}
+    return {"events": stored, "token": token}
 
 
 SOURCES = ("PI-VUG", "PI-ALM", "PI-ARN", "PI-ALP")
@@ -318,15 +327,28 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=20, help="requests before measuring")
     parser.add_argument("--store", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--history",
+        metavar="NAME",
+        help="start from a copy of the PostgreSQL store kept by bench/growth.py "
+        "--keep-database NAME (its years should end last year: --first-year) instead of "
+        "ingesting; give --years as it holds, for the record",
+    )
     args = parser.parse_args()
     if args.store == "postgresql" and not postgres_available():
         print("PostgreSQL not reachable on 127.0.0.1:5432", file=sys.stderr)
         return 1
+    if args.history and (args.store != "postgresql" or not kept_exists(args.history)):
+        print(f"no kept PostgreSQL store {args.history!r}: see bench/growth.py", file=sys.stderr)
+        return 2
     with (
         tempfile.TemporaryDirectory(prefix="terugkeer-bench-") as tmp,
-        temporary_database(args.store, Path(tmp)) as url,
+        temporary_database(args.store, Path(tmp), template=args.history) as url,
     ):
-        history = load_history(url, Path(tmp), args.years, args.releases, args.seed)
+        if args.history:
+            history = {"years": f"kept store {args.history}", **feed_account(url)}
+        else:
+            history = load_history(url, Path(tmp), args.years, args.releases, args.seed)
         n = int(args.rate * args.seconds)
         periods = population(url, Path(tmp), n + args.warmup)
         engine = make_engine(url)

@@ -2,6 +2,7 @@
 
     python bench/growth.py [--years K] [--releases R] [--stores sqlite,postgresql]
                            [--batch-size B] [--seed S] [--feed-events N | --feed-events 0]
+                           [--registrations] [--keep-database NAME]
 
 K consecutive synthetic years (`terugkeer synth --years`: distinct ids, people who come
 back) are ingested one after the other into one store, as `terugkeer ingest` runs it: with
@@ -20,6 +21,11 @@ growth ratio; ``stores`` holds every store's years and feed-layer figures.
 
 The defaults (3 years of 3,000 releases, 100,000 feed events) finish in about two minutes
 on both stores; the issue's size is ``--years 10 --releases 35000 --feed-events 1000000``.
+
+``--keep-database NAME`` keeps the PostgreSQL store of the years (with ``--registrations``,
+also each year's municipal registrations, imported after its timed ingest) for
+`bench/feed_api.py --history NAME` and `bench/monitor_report.py --database NAME`, which copy
+it instead of ingesting ten years again.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+from rich.console import Console
 from sqlalchemy import Engine, func, select
 
 from common import postgres_available, temporary_database
@@ -40,6 +47,7 @@ from ingest import bare_store, make_feed, ours
 from terugkeer import intake
 from terugkeer.db.engine import make_engine
 from terugkeer.demo import demo_endpoints
+from terugkeer.demo.registration import demo_step
 from terugkeer.detention.tables import detention_periods, feed_events, persons
 from terugkeer.migrations import upgrade
 from terugkeer.notify.tables import obligations
@@ -57,18 +65,35 @@ def _stored(engine: Engine) -> dict[str, int]:
 
 
 def ingest_years(
-    url: str, years: list[SynthSummary], batch_size: int, store: str
+    url: str,
+    years: list[SynthSummary],
+    batch_size: int,
+    store: str,
+    registrations: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Ingest the years one after the other into one store, with the hooks; per year its
-    events, seconds and what the store holds afterwards."""
+    events, seconds and what the store holds afterwards. With ``registrations`` (a work
+    folder), each year's synthetic municipal registrations are imported after its ingest, as
+    `make demo` does, outside the timing (so the store is what the monitor reads)."""
     engine = make_engine(url)
     upgrade(engine)
     demo_endpoints(engine)
     out: list[dict[str, Any]] = []
-    for s in years:
+    quiet = Console(file=None, quiet=True)
+    for i, s in enumerate(years):
         started = time.perf_counter()
         result = intake.ingest_files(engine, [s.files[n] for n in FEEDS], batch_size=batch_size)
         seconds = time.perf_counter() - started
+        if registrations is not None:
+            began = time.perf_counter()
+            year_dir = s.files["detention.jsonl"].parent
+            demo_step(engine, year_dir, registrations / str(i), quiet, seed=i + 1, messy=False)
+            print(
+                f"{store} {s.year}: registrations imported in {time.perf_counter() - began:.0f} s"
+                " (not timed)",
+                file=sys.stderr,
+                flush=True,
+            )
         counts = result.as_json()
         if counts["applied"] + counts["duplicates"] != s.events or counts["quarantined"]:
             print(f"{store} {s.year}: not everything applied: {counts}", file=sys.stderr)
@@ -126,6 +151,17 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--feed-events", type=int, default=100_000)
     parser.add_argument("--keep", type=Path, help="write the years here and keep them")
+    parser.add_argument(
+        "--keep-database",
+        metavar="NAME",
+        help="keep the PostgreSQL store after the run under NAME, for bench/feed_api.py "
+        "--history NAME and bench/monitor_report.py --database NAME to copy",
+    )
+    parser.add_argument(
+        "--registrations",
+        action="store_true",
+        help="import each year's synthetic registrations after its ingest (not timed)",
+    )
     args = parser.parse_args()
     if args.years < 2:
         parser.error("--years must be at least 2 (the first year is the baseline)")
@@ -154,8 +190,10 @@ def main() -> int:
         )
         feed = make_feed(folder, args.feed_events, args.seed) if args.feed_events else None
         for store in stores:
-            with temporary_database(store, folder) as url:
-                per_year = ingest_years(url, years, args.batch_size, store)
+            keep = args.keep_database if store == "postgresql" else None
+            with temporary_database(store, folder, keep=keep) as url:
+                work = folder / f"registrations-{store}" if args.registrations else None
+                per_year = ingest_years(url, years, args.batch_size, store, work)
             first, last = per_year[0], per_year[-1]
             ratio = first["us_per_event"] / last["us_per_event"]
             figures[store] = {

@@ -2,13 +2,17 @@
 
     python bench/monitor_report.py [--years K] [--releases R] [--seed S]
                                    [--store-dir DIR] [--no-registrations]
+                                   [--store postgresql [--database NAME]]
 
 K consecutive synthetic years (`terugkeer synth --years`) are ingested into one SQLite store
 (with the hooks, so reintegration cases are opened) and each year's synthetic municipal
 registrations are imported (as `make demo` does); then the monitor's report is computed and
 written (`terugkeer monitor report`: read, indicators, recidivism, link, corrected rates,
 curves, HTML/CSV/XLSX/PNG/SVG). ``--store-dir`` keeps the store there and reuses it on the
-next run (building ten years takes long; the report is what is timed).
+next run (building ten years takes long; the report is what is timed). ``--store postgresql``
+builds the store in a temporary PostgreSQL database, or, with ``--database NAME``, copies the
+store `bench/growth.py --registrations --keep-database NAME` kept (the same years, ingested
+with the hooks, registrations imported).
 
 The baseline, measured in the same run, is the columnar read alone (`monitor.frame.load`: the
 least any report must do, reading the store into pandas); the ratio is the baseline's time over
@@ -24,6 +28,7 @@ import json
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 
@@ -31,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rich.console import Console
 from sqlalchemy import func, select
 
+from common import kept_exists, temporary_database
 from terugkeer.db.engine import make_engine
 from terugkeer.demo.registration import demo_step
 from terugkeer.detention.tables import detention_periods
@@ -43,15 +49,24 @@ from terugkeer.synth import generate_years
 FEEDS = ("detention.jsonl", "victims.jsonl", "reconvictions.jsonl")
 
 
-def build(folder: Path, years: int, releases: int, seed: int, registrations: bool) -> Path:
+def build(folder: Path, years: int, releases: int, seed: int, registrations: bool) -> str:
+    """A SQLite store of the years in ``folder``, reused when it holds them already."""
     db = folder / "store.db"
     done = folder / "built.json"
     wanted = {"years": years, "releases": releases, "seed": seed, "reg": registrations}
     if db.is_file() and done.is_file() and json.loads(done.read_text()) == wanted:
         print(f"reusing {db}", file=sys.stderr)
-        return db
+        return f"sqlite:///{db}"
     db.unlink(missing_ok=True)
-    engine = make_engine(f"sqlite:///{db}")
+    populate(f"sqlite:///{db}", folder, years, releases, seed, registrations)
+    done.write_text(json.dumps(wanted))
+    return f"sqlite:///{db}"
+
+
+def populate(
+    url: str, folder: Path, years: int, releases: int, seed: int, registrations: bool
+) -> None:
+    engine = make_engine(url)
     upgrade(engine)
     started = time.perf_counter()
     summaries = generate_years(folder / "feeds", years=years, releases=releases, seed=seed)
@@ -67,8 +82,6 @@ def build(folder: Path, years: int, releases: int, seed: int, registrations: boo
             flush=True,
         )
     engine.dispose()
-    done.write_text(json.dumps(wanted))
-    return db
 
 
 def main() -> int:
@@ -78,12 +91,30 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--store-dir", type=Path, default=None)
     parser.add_argument("--no-registrations", action="store_true")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--database",
+        metavar="NAME",
+        help="PostgreSQL: copy the store bench/growth.py --keep-database NAME kept",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.database and (args.store != "postgresql" or not kept_exists(args.database)):
+        print(f"no kept PostgreSQL store {args.database!r}: see bench/growth.py", file=sys.stderr)
+        return 2
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         folder = args.store_dir or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        db = build(folder, args.years, args.releases, args.seed, not args.no_registrations)
-        engine = make_engine(f"sqlite:///{db}")
+        registrations = not args.no_registrations
+        if args.store == "sqlite":
+            url = build(folder, args.years, args.releases, args.seed, registrations)
+        else:
+            url = stack.enter_context(
+                temporary_database("postgresql", folder, template=args.database)
+            )
+            if not args.database:
+                populate(url, folder, args.years, args.releases, args.seed, registrations)
+        engine = make_engine(url)
         with engine.connect() as conn:
             periods = conn.execute(select(func.count()).select_from(detention_periods)).scalar()
             # the synthetic years lie partly in the future: cut off where their data end, so
@@ -109,7 +140,8 @@ def main() -> int:
                 "ratio": round(baseline / seconds, 3),
                 "n": periods,
                 "years": args.years,
-                "store": "sqlite",
+                "store": args.store,
+                "kept_store": args.database,
                 "cutoff": cutoff.isoformat(),
                 "target": "under 60 s for 10 years of 35,000 releases",
             }

@@ -6,7 +6,6 @@ Logius/Geonovum)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
@@ -22,12 +21,11 @@ from terugkeer import __version__
 from terugkeer.config import check_environment, get_settings
 from terugkeer.db.engine import make_engine
 from terugkeer.domain.bsn import mask_bsns
-from terugkeer.security.actor import Actor
 from terugkeer.security.crypto import check_production_settings
-from terugkeer.security.refusals import record_refusal
-from terugkeer.security.roles import Permission, Principal
+from terugkeer.security.roles import Permission
 from terugkeer.web import openapi
 from terugkeer.web.auth import check_routes, requires, security_headers
+from terugkeer.web.frame import ResponseFrame
 
 API_VERSION = "1.0.0"
 BASE = "/api/v1"
@@ -41,15 +39,6 @@ IMPORT_PREFIXES = (
 )
 # feed messages: a NUL in one message quarantines that message (invalid_value), not the batch
 NUL_IN_BODY_ALLOWED = (f"{BASE}/detentiegebeurtenissen",)
-# a refused or not-found request names the record its first path parameter names
-PATH_RECORDS = (
-    ("case_id", "reintegration_case"),
-    ("melding_id", "notice"),
-    ("slachtoffer", "victim_contact"),
-    ("activity_id", "activity"),
-    ("naam", "user"),
-    ("token", "api_token"),
-)
 
 
 def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -144,12 +133,12 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-def _refused_record(request: Request) -> tuple[str, str]:
-    params: dict[str, Any] = request.scope.get("path_params") or {}
-    for name, record_type in PATH_RECORDS:
-        if name in params:
-            return record_type, str(params[name])[:100]
-    return "route", request.url.path[:100]
+def _server_error(request: Request) -> Response:
+    """The answer to an unexpected error: the portal's 500 page, or problem+json."""
+    from terugkeer.web import portal
+
+    page = portal.server_error_page(request)
+    return page or problem(500, "an unexpected error; it has been logged")
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
@@ -169,26 +158,6 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         limit=settings.max_body_bytes,
         import_limit=settings.max_import_body_bytes,
     )
-
-    @app.middleware("http")
-    async def audit_refusals(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """A signed-in caller refused a record (403) or asking for one that is not there
-        (404, e.g. a guessed id) leaves a row: who tried, which record, when."""
-        response = await call_next(request)
-        principal: Principal | None = getattr(request.state, "principal", None)
-        if response.status_code in (403, 404) and principal is not None:
-            record_type, record_id = _refused_record(request)
-            record_refusal(
-                app.state.engine,
-                Actor.web(principal, "refused request"),
-                record_type,
-                record_id,
-                status=response.status_code,
-                request=f"{request.method} {request.url.path}"[:200],
-            )
-        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_problem(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -251,16 +220,12 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     ):
         app.include_router(module.router, prefix=BASE)
     portal.install(app)  # the pages, their static files and their HTML error pages
-    security_headers(app)
-
-    @app.middleware("http")  # added last, the outermost: also on security_headers' 500
-    async def api_version_header(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        response.headers["API-Version"] = API_VERSION
-        return response
-
+    # the outermost layer: headers, the 500, the refusals' audit rows (web/frame.py)
+    app.add_middleware(
+        ResponseFrame,
+        headers=[*security_headers(), ("API-Version", API_VERSION)],
+        server_error=_server_error,
+    )
     check_routes(app)  # default deny: every route declares the permission it needs
     openapi.install(app, BASE)  # the contract says what the app does (web/openapi.py)
     return app

@@ -16,12 +16,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 
@@ -33,7 +31,6 @@ SESSION_COOKIE = "terugkeer_session"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PUBLIC = Permission.HEALTH_READ
-log = structlog.get_logger(__name__)
 
 NEEDS_SECOND_FACTOR_MESSAGE = (
     "victims' contact details need a session signed in with the second factor "
@@ -136,41 +133,19 @@ def check_routes(app: FastAPI) -> None:
         raise RuntimeError(f"API routes without a declared permission: {missing}")
 
 
-def security_headers(app: FastAPI) -> None:
-    """The security headers on every response, errors included: added last, this middleware
-    is the outermost, and it turns an unexpected error into a problem+json 500 itself (which
-    says nothing about the error; the log names its type and the route, never values)."""
-    production = get_settings().environment != "development"
-
-    @app.middleware("http")
-    async def headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        try:
-            response = await call_next(request)
-        except Exception as e:  # anything unexpected: a 500 that still carries the headers
-            route = getattr(request.scope.get("route"), "path", "?")
-            log.error(
-                "unexpected error", error=type(e).__name__, method=request.method, route=route
-            )
-            response = JSONResponse(
-                {
-                    "type": "about:blank",
-                    "title": "Internal Server Error",
-                    "status": 500,
-                    "detail": "an unexpected error; it has been logged",
-                },
-                status_code=500,
-                media_type="application/problem+json",
-            )
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Cache-Control"] = "no-store"
-        if production:
-            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-        return response
+def security_headers() -> list[tuple[str, str]]:
+    """The security headers every response carries, errors included (``web/frame.py`` sets
+    them); HSTS outside development."""
+    headers = [
+        ("Content-Security-Policy", CSP),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cache-Control", "no-store"),
+    ]
+    if get_settings().environment != "development":
+        headers.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+    return headers
 
 
 def set_session_cookie(response: Response, token: str, max_age: int) -> None:

@@ -114,12 +114,22 @@ def organisation_filter(kind: str, ref: str) -> ColumnElement[bool]:
     return own
 
 
-def _delivered(unread: bool = False) -> ColumnElement[bool]:
+def _delivered_exists(unread: bool) -> ColumnElement[bool]:
     d = deliveries.alias("delivered")
     conditions = [d.c.obligation_id == obligations.c.id, d.c.status == "delivered"]
     if unread:
         conditions.append(d.c.read_at.is_(None))
     return exists().where(*conditions).correlate(obligations)
+
+
+# built once: every inbox request uses them, and building the construct cost more than
+# running it
+_DELIVERED = {unread: _delivered_exists(unread) for unread in (False, True)}
+
+
+def _delivered(unread: bool = False) -> ColumnElement[bool]:
+    """A delivery of the notice is delivered (and, with ``unread``, not read yet)."""
+    return _DELIVERED[unread]
 
 
 def list_notices(
@@ -148,10 +158,18 @@ def list_notices(
         where.append(obligations.c.status == "delivered")
     if kinds is not None:
         where.append(obligations.c.recipient_kind.in_(list(kinds)))
+    segments = _segments(where, urgent_first)  # each read in index order
+    counts = conn.execute(  # all counted in one statement
+        select(
+            *(
+                select(func.count()).select_from(obligations).where(*conditions).scalar_subquery()
+                for conditions, _ in segments
+            )
+        )
+    ).one()
     total, rows = 0, list[Any]()
-    for conditions, order in _segments(where, urgent_first):  # each read in index order
-        found = select(func.count()).select_from(obligations).where(*conditions)
-        count = int(conn.execute(found).scalar_one())
+    for (conditions, order), found in zip(segments, counts, strict=True):
+        count = int(found)
         skip = max(0, offset - total)
         if count > skip and len(rows) < limit:
             rows += conn.execute(

@@ -15,7 +15,6 @@ from importlib import import_module
 from importlib.util import find_spec
 from typing import Any
 
-import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -26,7 +25,6 @@ from terugkeer.web.auth import route_permissions
 from terugkeer.web.portal import pages, session
 
 router = APIRouter(include_in_schema=False)
-log = structlog.get_logger(__name__)
 
 # the modules of pages, each with a ``router``; a module not (yet) written is left out
 PAGE_MODULES = (
@@ -94,8 +92,8 @@ async def _call(handler: Handler, request: Request, exc: Exception) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    """Add the portal to the app (before ``security_headers``, so that its error pages carry
-    the security headers too)."""
+    """Add the portal to the app: its pages, static files and HTML error pages (the frame,
+    ``web/frame.py``, puts the security headers on them too)."""
     app.include_router(router, include_in_schema=False)
     app.mount(f"{pages.PREFIX}/static", StaticFiles(directory=pages.STATIC), name="portal-static")
     api_http: Handler = app.exception_handlers[StarletteHTTPException]
@@ -120,19 +118,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
 
-    @app.middleware("http")
-    async def portal_server_error(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """An unexpected error on a portal page: the 500 page, without any detail (the log
-        names the error's type and the route, never values)."""
-        try:
-            return await call_next(request)
-        except Exception as e:
-            if not _portal(request):
-                raise
-            route = getattr(request.scope.get("route"), "path", "?")
-            log.error(
-                "unexpected error", error=type(e).__name__, method=request.method, route=route
-            )
-            return pages.error_page(request, 500)
+
+def server_error_page(request: Request) -> Response | None:
+    """The 500 page for an unexpected error on a portal page, without any detail; None
+    elsewhere (the API answers problem+json)."""
+    return pages.error_page(request, 500) if _portal(request) else None
