@@ -7,7 +7,8 @@ no statement may read a growing table whole. On PostgreSQL each statement is EXP
 sequential scans switched off (``enable_seqscan = off``), so a ``Seq Scan`` that remains
 means there is no index it could use; a scan of an index without a condition (a full index
 scan) fails too, unless a ``Limit`` above it stops it at once. On SQLite, ``EXPLAIN QUERY
-PLAN`` of each statement must SEARCH a growing table, never SCAN it.
+PLAN`` of each statement must SEARCH a growing table by something more selective than a code
+(``kind``, ``status``: a search by one of those alone reads a growing share), never SCAN it.
 """
 
 from __future__ import annotations
@@ -189,6 +190,22 @@ def test_no_statement_of_the_ingest_reads_a_growing_table_whole_postgresql(
     assert not problems, "\n".join(f"{found}: {sql}" for sql, found in problems.items())
 
 
+# Columns with a handful of values (codes): an index search on one of them alone reads a
+# share of the table that grows with it. SQLite has no statistics to tell that from a search
+# by key (it took the events of eight kinds, every one stored, for a batch's periods' events).
+CODE_COLUMNS = ("kind", "status", "recipient_kind", "channel", "notice", "source")
+
+
+def _walks_a_growing_table(detail: str) -> bool:
+    """Whether an EXPLAIN QUERY PLAN line reads a growing table whole (SCAN) or by a code
+    column alone (SEARCH … (kind=?))."""
+    scan = re.match(r"SCAN (\w+)", detail)
+    if scan:
+        return scan.group(1) in GROWING
+    search = re.match(r"SEARCH (\w+) USING (?:COVERING )?INDEX \w+ \((\w+)=\?\)$", detail)
+    return bool(search and search.group(1) in GROWING and search.group(2) in CODE_COLUMNS)
+
+
 def test_no_statement_of_the_ingest_scans_a_growing_table_sqlite(tmp_path: Path) -> None:
     from terugkeer.db.engine import make_engine
     from terugkeer.migrations import upgrade
@@ -230,6 +247,8 @@ def test_no_statement_of_the_ingest_scans_a_growing_table_sqlite(tmp_path: Path)
                 continue  # reserve_ids takes the write lock with a statement that reads nothing
             if re.search(r"ORDER BY \w+\.id DESC\s+LIMIT 1\b", sql):
                 continue  # the newest row by its key (the audit chain's head): one row read
+            if re.search(r"\bLIMIT\b", sql) and "ORDER BY" not in sql:
+                continue  # whether any row is there: the first found ends the search
             shape = re.sub(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b", "?", sql)
             shape = re.sub(r"\?(?:, \?)+", "?", shape)
             if shape in shapes:
@@ -239,8 +258,7 @@ def test_no_statement_of_the_ingest_scans_a_growing_table_sqlite(tmp_path: Path)
             found = [
                 row[3]
                 for row in cursor.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall()
-                if re.match(r"SCAN (\w+)", row[3])
-                and re.match(r"SCAN (\w+)", row[3]).group(1) in GROWING  # type: ignore[union-attr]
+                if _walks_a_growing_table(row[3])
             ]
             if found:
                 problems[" ".join(shape.split())[:300]] = found

@@ -14,6 +14,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 # Table and column names in the SQL below come from db/tables.py, never from input; values
 # always travel as parameters. Hence the S608 exemptions.
@@ -179,6 +182,33 @@ def among(
     if conn.dialect.name == "postgresql":
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+class unindexed(FunctionElement[Any]):
+    """``column`` as a filter that no index may serve, for a code column (``kind``,
+    ``status``) beside a lookup by key: on SQLite ``+column``, the documented way to keep a
+    term from choosing an index; elsewhere the column as it is. SQLite keeps no statistics,
+    and its planner took a search by the code alone, which reads every row with that code,
+    over the key's index: a batch's periods' events were read among every stored event of
+    eight kinds, a cost that grew with each year of history (docs/benchmarks.md, *growth*).
+    PostgreSQL plans by its statistics."""
+
+    inherit_cache = True
+    name = "unindexed"
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.clauses, **kw)
 
 
 def select_in(conn: Connection, sql: str, column: str, values: Sequence[Any]) -> list[Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from terugkeer.db.bulk import among, chunks
+from terugkeer.db.bulk import among, chunks, unindexed
 from terugkeer.detention.items import Item
 from terugkeer.detention.parse import storable
 from terugkeer.detention.tables import quarantine
@@ -41,7 +41,10 @@ def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
                 quarantine.c.raw,
                 quarantine.c.format,
             )
-            .where(quarantine.c.status == "open", among(conn, quarantine.c.waits_for, chunk))
+            .where(
+                unindexed(quarantine.c.status) == "open",  # by waits_for's index
+                among(conn, quarantine.c.waits_for, chunk),
+            )
             .order_by(quarantine.c.id)
         ):
             raw = open_raw(row.raw, cipher)

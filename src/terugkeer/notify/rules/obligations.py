@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from terugkeer.db.bulk import among, chunks, insert_rows, reserve_ids, update_rows
+from terugkeer.db.bulk import among, chunks, insert_rows, reserve_ids, unindexed, update_rows
 from terugkeer.notify.alerts import resolve_alert
 from terugkeer.notify.rules.evaluate import (
     Evaluation,
@@ -329,7 +329,7 @@ def _void_unsent(conn: Connection, obligation_ids: Sequence[int]) -> None:
             update(deliveries)
             .where(
                 among(conn, deliveries.c.obligation_id, chunk),
-                deliveries.c.status.in_(("pending", "held")),
+                unindexed(deliveries.c.status).in_(("pending", "held")),  # by obligation
             )
             .values(status="voided")
         )
