@@ -31,6 +31,7 @@ from terugkeer.security.accounts import principal_for_session
 from terugkeer.security.roles import ROLE_PERMISSIONS, Permission, Principal
 from terugkeer.web.auth import CSRF_HEADER, SESSION_COOKIE, UNSAFE, engine_of
 from terugkeer.web.portal import i18n
+from terugkeer.web.portal.reasons import dutch_reason
 
 PREFIX = "/portaal"
 SIGN_IN = f"{PREFIX}/inloggen"
@@ -128,6 +129,7 @@ def _environment() -> Environment:
         datumtijd=pass_context(lambda c, v: i18n.format_datetime(v, c["lang"])),
         getal=pass_context(lambda c, v, decimals=0: i18n.format_number(v, decimals, c["lang"])),
         bedrag=pass_context(lambda c, v: i18n.format_money(v, c["lang"])),
+        reden=pass_context(lambda c, v: dutch_reason(v) if c["lang"] == "nl" else v),
     )
     return env
 
