@@ -185,25 +185,28 @@ def among(
 
 
 class unindexed(FunctionElement[Any]):
-    """``column`` as a filter that no index may serve, for a code column (``kind``,
-    ``status``) beside a lookup by key: on SQLite ``+column``, the documented way to keep a
-    term from choosing an index; elsewhere the column as it is. SQLite keeps no statistics,
-    and its planner took a search by the code alone, which reads every row with that code,
-    over the key's index: a batch's periods' events were read among every stored event of
+    """A text ``column`` as a filter that no index may serve, for a code column (``kind``,
+    ``status``) beside a lookup by key: ``+column`` on SQLite (its documented way to keep a
+    term from choosing an index), ``(column || '')`` on PostgreSQL.
+
+    SQLite keeps no statistics, and PostgreSQL's lag behind a bulk ingest (autovacuum
+    analyses a table once a share of it has changed). With either, the planner took the index
+    of the code for a search by the code alone, or ANDed it with the key's index, and read
+    every stored row with that code: a batch's periods' events among every stored event of
     eight kinds, a cost that grew with each year of history (docs/benchmarks.md, *growth*).
-    PostgreSQL plans by its statistics."""
+    The key's index finds a batch's few rows; the code only filters them."""
 
     inherit_cache = True
     name = "unindexed"
 
-    def __init__(self, column: ColumnElement[Any]) -> None:
+    def __init__(self, column: ColumnElement[str]) -> None:
         super().__init__(column)
         self.type = column.type
 
 
 @compiles(unindexed)
 def _unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element.clauses, **kw)
+    return f"({compiler.process(element.clauses, **kw)} || '')"
 
 
 @compiles(unindexed, "sqlite")

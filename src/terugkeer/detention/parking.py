@@ -25,7 +25,7 @@ from terugkeer.security.crypto import (
 
 
 def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
-    """Open quarantine rows parked on one of ``keys``."""
+    """Open quarantine rows parked on one of ``keys``, in the order they were parked."""
     items: list[Item] = []
     keys = list(keys)
     if not keys or not _any_parked(conn):
@@ -45,12 +45,12 @@ def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
                 unindexed(quarantine.c.status) == "open",  # by waits_for's index
                 among(conn, quarantine.c.waits_for, chunk),
             )
-            .order_by(quarantine.c.id)
-        ):
+        ):  # ordered here: ORDER BY id made PostgreSQL walk the whole key index
             raw = open_raw(row.raw, cipher)
             items.append(
                 Item(row.line_no, row.origin, raw, row.format, quarantine_id=row.id, woken=True)
             )
+    items.sort(key=lambda item: item.quarantine_id or 0)
     return items
 
 
