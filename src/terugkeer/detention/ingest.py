@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from terugkeer.db.bulk import select_in
+from terugkeer.db.engine import CHECK_EVERY_S, refresh_statistics
 from terugkeer.detention.batch import MAX_GROUP_SEARCH, Batch, event_key
 from terugkeer.detention.batch_write import (
     EVENT_COLUMNS,
@@ -366,6 +367,8 @@ def ingest_items(
     batch: list[Item] = []
 
     def run() -> None:
+        # planner statistics kept up to date as the store grows (PostgreSQL; db.engine)
+        refresh_statistics(engine, every=CHECK_EVERY_S)
         total.add(_apply_or_bisect(engine, list(batch), rd, hooks, keep_outcomes))
         if progress:
             progress(len(batch))

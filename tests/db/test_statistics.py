@@ -1,0 +1,48 @@
+"""Planner statistics kept by terugkeer itself (db.engine.refresh_statistics): a table with
+none, or changed by more than a tenth since its last ANALYZE, is analysed; on SQLite nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, insert, text
+
+from terugkeer.db.engine import refresh_statistics
+from terugkeer.migrations import upgrade
+from terugkeer.security.tables import login_throttle as throttle
+
+
+def _rows(n: int, start: int = 0) -> list[dict[str, object]]:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return [{"key": f"k{i}", "failures": 0, "window_start": at} for i in range(start, start + n)]
+
+
+def _insert(engine: Engine, rows: list[dict[str, object]]) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(throttle), rows)
+        conn.execute(text("SELECT pg_stat_force_next_flush()"))  # counted for others at once
+
+
+def test_stale_tables_are_analysed_and_fresh_ones_left(engine: Engine) -> None:
+    upgrade(engine)
+    if engine.dialect.name != "postgresql":
+        assert refresh_statistics(engine) == []
+        return
+    first = refresh_statistics(engine)  # a new store: no table has statistics yet
+    assert "feed_events" in first
+    assert "login_throttle" in first
+    assert refresh_statistics(engine) == []  # nothing changed since
+    _insert(engine, _rows(1000))
+    assert refresh_statistics(engine) == ["login_throttle"]
+    with engine.connect() as conn:
+        tuples = conn.execute(
+            text("SELECT reltuples FROM pg_class WHERE relname = 'login_throttle'")
+        ).scalar_one()
+    assert tuples == 1000  # the planner now knows the table's size
+    _insert(engine, _rows(50, 1000))  # 5 % more: below the share that calls for another look
+    assert refresh_statistics(engine) == []
+    _insert(engine, _rows(100, 1050))
+    assert refresh_statistics(engine) == ["login_throttle"]
+    _insert(engine, _rows(1000, 2000))
+    assert refresh_statistics(engine, every=3600) == []  # looked less than an hour ago
+    assert refresh_statistics(engine) == ["login_throttle"]
