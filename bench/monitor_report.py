@@ -139,7 +139,7 @@ def main() -> int:
                 "baseline_value": round(baseline, 2),
                 "ratio": round(baseline / seconds, 3),
                 "n": periods,
-                "years": args.years,
+                "years": None if args.database else args.years,  # a kept store: as built
                 "store": args.store,
                 "kept_store": args.database,
                 "cutoff": cutoff.isoformat(),
