@@ -40,8 +40,7 @@ def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
                 quarantine.c.line_no,
                 quarantine.c.raw,
                 quarantine.c.format,
-            )
-            .where(
+            ).where(
                 unindexed(quarantine.c.status) == "open",  # by waits_for's index
                 among(conn, quarantine.c.waits_for, chunk),
             )
