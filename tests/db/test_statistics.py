@@ -1,5 +1,7 @@
 """Planner statistics kept by terugkeer itself (db.engine.refresh_statistics): a table with
-none, or changed by more than a tenth since its last ANALYZE, is analysed; on SQLite nothing."""
+none, or changed by more than a tenth since its last ANALYZE, is analysed; on SQLite nothing.
+Only the table the test writes is asserted on: the server's counters of the others may carry
+what earlier tests on the same database did."""
 
 from __future__ import annotations
 
@@ -31,18 +33,18 @@ def test_stale_tables_are_analysed_and_fresh_ones_left(engine: Engine) -> None:
     first = refresh_statistics(engine)  # a new store: no table has statistics yet
     assert "feed_events" in first
     assert "login_throttle" in first
-    assert refresh_statistics(engine) == []  # nothing changed since
+    assert "login_throttle" not in refresh_statistics(engine)  # not changed since
     _insert(engine, _rows(1000))
-    assert refresh_statistics(engine) == ["login_throttle"]
+    assert "login_throttle" in refresh_statistics(engine)
     with engine.connect() as conn:
         tuples = conn.execute(
             text("SELECT reltuples FROM pg_class WHERE relname = 'login_throttle'")
         ).scalar_one()
     assert tuples == 1000  # the planner now knows the table's size
     _insert(engine, _rows(50, 1000))  # 5 % more: below the share that calls for another look
-    assert refresh_statistics(engine) == []
+    assert "login_throttle" not in refresh_statistics(engine)
     _insert(engine, _rows(100, 1050))
-    assert refresh_statistics(engine) == ["login_throttle"]
+    assert "login_throttle" in refresh_statistics(engine)
     _insert(engine, _rows(1000, 2000))
     assert refresh_statistics(engine, every=3600) == []  # looked less than an hour ago
-    assert refresh_statistics(engine) == ["login_throttle"]
+    assert "login_throttle" in refresh_statistics(engine)
