@@ -25,11 +25,6 @@ def _pg_url(database: str) -> str:
     return make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
 
 
-def kept_url(name: str) -> str:
-    """The URL of the PostgreSQL store kept as ``name`` (`temporary_database(keep=name)`)."""
-    return _pg_url(KEPT_PREFIX + name)
-
-
 def kept_exists(name: str) -> bool:
     admin = create_engine(PG_ADMIN_URL)
     with admin.connect() as conn:

@@ -48,6 +48,11 @@ GROWING = {
     "condition_facts",
 }
 
+# Columns with a handful of values (codes): an index search on one of them alone reads a
+# share of the table that grows with it. SQLite has no statistics to tell that from a search
+# by key (it took the events of eight kinds, every one stored, for a batch's periods' events).
+CODE_COLUMNS = ("kind", "status", "recipient_kind", "channel", "notice", "source")
+
 
 class _Recorder:
     """Statements sent through psycopg cursors (SQLAlchemy's and the driver-level bulk
@@ -201,12 +206,6 @@ def test_no_statement_of_the_ingest_reads_a_growing_table_whole_postgresql(
         engine.dispose()
     assert explained > 20
     assert not problems, "\n".join(f"{found}: {sql}" for sql, found in problems.items())
-
-
-# Columns with a handful of values (codes): an index search on one of them alone reads a
-# share of the table that grows with it. SQLite has no statistics to tell that from a search
-# by key (it took the events of eight kinds, every one stored, for a batch's periods' events).
-CODE_COLUMNS = ("kind", "status", "recipient_kind", "channel", "notice", "source")
 
 
 def _walks_a_growing_table(detail: str) -> bool:

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, text
+from sqlalchemy import ColumnElement, Connection, Engine, func, select, text
 
 from terugkeer.config import get_settings
 from terugkeer.db.bulk import insert_rows
@@ -112,8 +112,21 @@ def record_many(
     at: datetime | None = None,
 ) -> None:
     """Append several entries (record id, details) at once, chained in order."""
-    if not entries:
-        return
+    if entries:
+        _append(conn, actor, role, action, record_type, purpose, entries, at)
+
+
+def _append(
+    conn: Connection,
+    actor: str,
+    role: str,
+    action: str,
+    record_type: str,
+    purpose: str,
+    entries: Sequence[tuple[str, dict[str, Any]]],
+    at: datetime | None,
+) -> str:
+    """Chain ``entries`` (at least one) after the head and write them; the newest's hash."""
     at = (at or datetime.now(UTC)).astimezone(UTC)
     cipher = field_cipher()
     prev = _lock_and_head(conn)
@@ -129,6 +142,7 @@ def record_many(
     # the bulk writer (COPY on PostgreSQL): a page of 25 notices writes 25 rows on every
     # request, and one statement per row cost more than the page's queries
     insert_rows(conn, audit_log, _COLUMNS, rows)
+    return prev
 
 
 _COLUMNS = (
@@ -174,27 +188,9 @@ def record(
     at: datetime | None = None,
 ) -> str:
     """Append one entry inside the caller's transaction; returns its hash."""
-    at = (at or datetime.now(UTC)).astimezone(UTC)
     actor, role = (who.name, who.role.value) if isinstance(who, Principal) else (who, role_of(who))
-    body = json.dumps(details or {}, sort_keys=True, ensure_ascii=False, default=str)
-    prev = _lock_and_head(conn)
-    digest = entry_hash(prev, at, actor, role, action, record_type, str(record_id), purpose, body)
-    conn.execute(
-        insert(audit_log).values(
-            at=at,
-            actor=actor,
-            role=role,
-            action=action,
-            record_type=record_type,
-            record_id=str(record_id),
-            purpose=purpose,
-            details=body,
-            prev_hash=prev,
-            hash=digest,
-            mac=field_cipher().mac(digest, MAC_LABEL),
-        )
-    )
-    return digest
+    entry = (str(record_id), details or {})
+    return _append(conn, actor, role, action, record_type, purpose, [entry], at)
 
 
 @dataclass(frozen=True)
