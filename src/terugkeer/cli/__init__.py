@@ -150,18 +150,12 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes (uvicorn's)")] = 1,
 ) -> None:
     """Serve the web application and API."""
-    import uvicorn
-
     from terugkeer.logs import uvicorn_log_config
     from terugkeer.web.app import create_app
+    from terugkeer.web.server import serve as run
 
     app = create_app()  # a bad setting is one plain line here, before any worker starts
-    logs = uvicorn_log_config()  # its access log masks a BSN typed into a URL
-    if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_config=logs)
-        return
-    factory = "terugkeer.web.app:create_app"  # each worker process makes its own app
-    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, log_config=logs)
+    run(app, host, port, workers, uvicorn_log_config())  # its access log masks a BSN in a URL
 
 
 def _register_groups() -> None:

@@ -1,0 +1,103 @@
+"""``terugkeer serve --workers N`` answers a kept-alive connection without Nagle's delay.
+
+uvicorn's own listener for several workers leaves ``TCP_NODELAY`` off on every connection
+(Kludex/uvicorn#3149): each answer after the first on a connection then waited about 40 ms for
+the client's delayed acknowledgement between its head and its body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from terugkeer.web.server import APP_FACTORY, listening_socket
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_listener_gives_connections_without_nagle() -> None:
+    config = uvicorn.Config(APP_FACTORY, factory=True, port=_free_port(), workers=2)
+    listener = listening_socket(config)
+    assert listener.proto == socket.IPPROTO_TCP
+
+    async def accepted_nodelay() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def accepted(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=listener)
+        async with server:
+            _, writer = await asyncio.open_connection("127.0.0.1", config.port)
+            result = await asyncio.wait_for(seen, 5)
+            writer.close()
+        return result
+
+    assert asyncio.run(accepted_nodelay()) != 0
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[int]:
+    port = _free_port()
+    env = {**os.environ, "TERUGKEER_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    script = Path(sys.executable).parent / "terugkeer"
+    server = subprocess.Popen(  # noqa: S603 - our own command
+        [str(script), "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert server.poll() is None, "terugkeer serve ended at start"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield port
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+def _head_to_body_ms(conn: socket.socket) -> float:
+    """One request on a kept-alive connection: ms from the answer's first byte to its last."""
+    conn.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    data = conn.recv(1 << 20)
+    first = time.perf_counter()
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += conn.recv(1 << 20)
+    return (time.perf_counter() - first) * 1000
+
+
+def test_kept_alive_answers_are_not_held_back(two_workers: int) -> None:
+    with socket.create_connection(("127.0.0.1", two_workers), timeout=10) as conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        gaps = [_head_to_body_ms(conn) for _ in range(12)]
+    # with Nagle on, every answer after the first had its body about 40 ms after its head
+    assert statistics.median(gaps) < 20, gaps
