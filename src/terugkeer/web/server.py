@@ -6,7 +6,9 @@ asyncio only switches Nagle's algorithm off (``TCP_NODELAY``) on a socket that r
 ``IPPROTO_TCP`` (Kludex/uvicorn#3149, open). uvicorn writes a response's head and body in two
 writes, so on a kept-alive connection every answer after the first waited for the client's
 delayed acknowledgement: about 40 ms on Linux, whatever the request. The listener is re-opened
-here on the same descriptor, which the kernel then reports as TCP.
+here on the same descriptor, which the kernel then reports as TCP. (uvloop, uvicorn's loop when
+it is installed, as it is from the lock file, sets ``TCP_NODELAY`` whatever the protocol number
+says; the fix keeps it so on asyncio's own loop too.)
 """
 
 from __future__ import annotations
