@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,9 @@ def test_the_listener_gives_connections_without_nagle() -> None:
             writer.close()
         return result
 
-    assert asyncio.run(accepted_nodelay()) != 0
+    # in a thread of its own: an earlier test may have left this thread's event loop running
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, accepted_nodelay()).result(timeout=30) != 0
 
 
 @pytest.fixture
