@@ -12,6 +12,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from terugkeer.db.metadata import metadata
@@ -60,6 +61,8 @@ obligations = Table(
     ),
 )
 
+UNREAD = "status = 'delivered' AND read_at IS NULL"
+
 # The outbox: one row per notice per channel, written with the obligation; the dispatcher
 # claims due rows, sends, and records every attempt.
 deliveries = Table(
@@ -81,6 +84,13 @@ deliveries = Table(
     Column("read_at", UTCDateTime),
     Index("ix_deliveries_status_next", "status", "next_attempt_at"),
     Index("ix_deliveries_obligation_id", "obligation_id"),
+    # the inbox's "new" filter: is a notice's delivery delivered and not read yet (inbox.py)
+    Index(
+        "ix_deliveries_unread",
+        "obligation_id",
+        sqlite_where=text(UNREAD),
+        postgresql_where=text(UNREAD),
+    ),
 )
 
 delivery_attempts = Table(

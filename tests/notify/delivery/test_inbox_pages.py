@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, event, insert
 
 from terugkeer.notify.delivery.inbox import list_notices
 from terugkeer.notify.tables import deliveries, obligations
@@ -125,3 +125,39 @@ def test_pages_and_totals_are_those_of_one_sort(
             assert page.total == len(expected)
             seen += [n.id for n in page.notices]
     assert seen == expected
+
+
+def test_the_new_filter_reads_the_unread_deliveries_index(engine: Engine) -> None:
+    """The "new" filter asks each notice for a delivery delivered and not read yet: the
+    partial index of those deliveries answers it (migration 0011), not the index of all
+    deliveries with a read of each row from the table."""
+    empty_all(engine)
+    _store(engine, [dict(n, read=i % 2 == 0) for i, n in enumerate([NOTICE] * 6)])
+    asked: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "read_at IS NULL" in statement:
+            asked.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with engine.begin() as conn:
+            page = list_notices(conn, "mayor", "GM0363", actor=ACTOR, unread=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert page.total == 3
+    assert asked  # the count and the page
+    postgres = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        if postgres:  # a handful of rows: a sequential scan would do, so forbid it
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        for statement, parameters in asked:
+            explain = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+            plan = " ".join(
+                str(r[-1]) for r in conn.exec_driver_sql(explain + statement, parameters)
+            )
+            assert "ix_deliveries_unread" in plan, plan
+
+
+NOTICE = {"told": True, "delivered_before": False, "read": False, "awaiting": True,
+          "ours": "mine", "minute": 0, "due": 0}  # fmt: skip
