@@ -61,7 +61,7 @@ obligations = Table(
     ),
 )
 
-UNREAD = "status = 'delivered' AND read_at IS NULL"
+_UNREAD = "status = 'delivered' AND read_at IS NULL"
 
 # The outbox: one row per notice per channel, written with the obligation; the dispatcher
 # claims due rows, sends, and records every attempt.
@@ -88,8 +88,8 @@ deliveries = Table(
     Index(
         "ix_deliveries_unread",
         "obligation_id",
-        sqlite_where=text(UNREAD),
-        postgresql_where=text(UNREAD),
+        sqlite_where=text(_UNREAD),
+        postgresql_where=text(_UNREAD),
     ),
 )
 
