@@ -11,6 +11,7 @@ from sqlalchemy import Engine, insert, text
 
 from terugkeer.db.engine import refresh_statistics
 from terugkeer.migrations import upgrade
+from terugkeer.notify.worker import CHECKS, run_checks
 from terugkeer.security.tables import login_throttle as throttle
 
 
@@ -55,3 +56,25 @@ def test_stale_tables_are_analysed_and_fresh_ones_left(engine: Engine) -> None:
     _insert(engine, _rows(1000, 2000))
     assert refresh_statistics(engine, every=3600) == []  # looked less than an hour ago
     assert "login_throttle" in refresh_statistics(engine)
+
+
+def test_the_workers_check_cycle_analyses_the_store(engine: Engine) -> None:
+    """The worker's check cycle keeps the statistics too: a store the portal, the imports and
+    the dispatcher write to, with no ingest running, is analysed all the same."""
+    upgrade(engine)
+    statistics = [check for check in CHECKS if check.name == "statistics"]
+    if engine.dialect.name != "postgresql":
+        assert run_checks(engine, checks=statistics)["statistics"] == {"analysed": []}
+        return
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS statistics_probe"))
+        conn.execute(text("CREATE TABLE statistics_probe (id integer)"))
+    try:
+        results = run_checks(engine, checks=statistics)
+        assert results["errors"] == {}
+        assert "statistics_probe" in results["statistics"]["analysed"]
+        again = run_checks(engine, checks=statistics)["statistics"]["analysed"]
+        assert "statistics_probe" not in again
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE statistics_probe"))

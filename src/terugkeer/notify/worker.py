@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine
 
+from terugkeer.db.engine import refresh_statistics
 from terugkeer.notify.assurance.escalate import escalate
 from terugkeer.notify.assurance.reconcile import reconcile
 from terugkeer.notify.assurance.watch import check_freshness
@@ -67,12 +68,20 @@ def _reconciliation(engine: Engine, now: datetime) -> Any:
     return reconcile(engine, now=now)
 
 
+def _statistics(engine: Engine, _now: datetime) -> Any:
+    """The tables analysed (PostgreSQL): the planner's statistics of the whole store kept up to
+    date where nothing else writes in bulk (the portal's audit rows, the deliveries, imports),
+    whether autovacuum runs or not (db.engine.refresh_statistics)."""
+    return {"analysed": refresh_statistics(engine)}
+
+
 # The worker's checks, in the order they run.
 CHECKS: tuple[Check, ...] = (
     Check("escalation", _escalation),
     Check("feed_watch", _feed_watch),
     Check("reconciliation", _reconciliation),
     Check("audit_checkpoint", checkpoint_check),  # the audit log's head, outside the database
+    Check("statistics", _statistics),  # the planner's statistics (PostgreSQL)
 )
 
 
@@ -105,6 +114,8 @@ def run_checks(
 
 def _summary(outcome: Any) -> Any:
     """A short form of a check's result: its counts when it has them."""
+    if isinstance(outcome, dict):  # already short
+        return outcome
     counts = getattr(outcome, "counts", None)
     if isinstance(counts, dict):
         return counts
