@@ -8,7 +8,9 @@ the client's delayed acknowledgement between its head and its body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -68,18 +70,27 @@ def two_workers(tmp_path: Path) -> Iterator[int]:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert server.poll() is None, "terugkeer serve ended at start"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        _wait_until_answering(server, port)
         yield port
     finally:
-        os.killpg(server.pid, 15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def _wait_until_answering(server: subprocess.Popen[bytes], port: int) -> None:
+    """Until a worker answers: the parent binds the port before its workers have started."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "terugkeer serve ended at start"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+                conn.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                if conn.recv(1024).startswith(b"HTTP/1.1"):
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("terugkeer serve did not answer within 90 s")
 
 
 def _head_to_body_ms(conn: socket.socket) -> float:
