@@ -4,6 +4,7 @@ with history; activities; the burden of a release-moment registration."""
 from __future__ import annotations
 
 import json
+import random
 import re
 from datetime import date
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, func, select
 
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.detention.tables import detention_periods
+from terugkeer.domain.bsn import generate_bsn
 from terugkeer.reintegration import codes
 from terugkeer.reintegration.cases import open_cases, reintegration_hook
 from terugkeer.reintegration.codes import Condition, InOrder
@@ -28,6 +30,7 @@ from terugkeer.reintegration.queries import (
     not_in_order_at_release,
     registration_form,
     upcoming_returns,
+    upcoming_returns_page,
 )
 from terugkeer.reintegration.service import (
     ActivityIn,
@@ -396,3 +399,40 @@ def test_docs_list_every_code() -> None:
         assert f"`{t.code}`" in text
     for m in codes.Moment:
         assert f"`{m.value}`" in text
+
+
+def test_a_page_of_upcoming_returns_audits_only_the_cases_on_it(engine: Engine) -> None:
+    """The caseworker's page of expected returns shows 25 at a time: the audit log says which
+    cases were shown, not every case in the window."""
+    rng = random.Random(5)
+    _ingest(
+        engine,
+        *(
+            intake(
+                f"e{n}",
+                period=f"P{n}",
+                bsn=generate_bsn(rng),
+                fields={"planned_release_date": f"2025-03-{n + 1:02d}", "return_municipality": GM},
+            )
+            for n in range(5)
+        ),
+    )
+    with engine.connect() as conn:  # the log keeps earlier tests' rows: count from here
+        before = conn.execute(select(func.coalesce(func.max(audit_log.c.id), 0))).scalar_one()
+    with engine.begin() as conn:
+        total, shown = upcoming_returns_page(
+            conn, GM, actor=USER, limit=2, offset=2, on=date(2025, 2, 10), days=60
+        )
+    assert total == 5
+    assert [u.period_ref for u in shown] == ["P2", "P3"]  # soonest first
+    with engine.connect() as conn:
+        listed = conn.execute(
+            select(audit_log.c.record_id).where(
+                audit_log.c.action == "case_listed", audit_log.c.id > before
+            )
+        ).scalars()
+        assert sorted(listed) == sorted(str(u.case_id) for u in shown)
+    with engine.begin() as conn:
+        everything = upcoming_returns(conn, GM, actor=USER, on=date(2025, 2, 10), days=60)
+    assert [u.period_ref for u in everything] == [f"P{n}" for n in range(5)]
+    assert everything[2:4] == shown

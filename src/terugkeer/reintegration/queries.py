@@ -366,6 +366,36 @@ def upcoming_returns(
     those still planned and, looking back from a date in the past, those that were still to
     come on ``on`` and have returned since (``status`` says which). Each case shown is a
     ``case_listed`` row in the audit log, in the caller's transaction."""
+    out = _upcoming(conn, municipality, on, days)
+    _listed(conn, actor, out)
+    return out
+
+
+def upcoming_returns_page(
+    conn: Connection,
+    municipality: str,
+    *,
+    actor: Actor | str,
+    limit: int,
+    offset: int = 0,
+    on: date | None = None,
+    days: int = 30,
+) -> tuple[int, list[UpcomingReturn]]:
+    """One page of :func:`upcoming_returns` and how many there are in all: only the cases on
+    the page are ``case_listed`` in the audit log (the others were not shown)."""
+    out = _upcoming(conn, municipality, on, days)
+    shown = out[offset : offset + limit]
+    _listed(conn, actor, shown)
+    return len(out), shown
+
+
+def _listed(conn: Connection, actor: Actor | str, shown: Sequence[UpcomingReturn]) -> None:
+    audit_many(conn, actor, "case_listed", [(r.case_id, {"list": "upcoming"}) for r in shown])
+
+
+def _upcoming(
+    conn: Connection, municipality: str, on: date | None, days: int
+) -> list[UpcomingReturn]:
     start = on or today()
     end = start + timedelta(days=days)
     first = datetime.combine(start, time(0), AMSTERDAM)
@@ -403,7 +433,6 @@ def upcoming_returns(
             )
         )
     out.sort(key=lambda u: (u.planned_release_date, u.case_id))
-    audit_many(conn, actor, "case_listed", [(r.case_id, {"list": "upcoming"}) for r in out])
     return out
 
 

@@ -123,15 +123,17 @@ def upcoming(
     pagina: Pagina = 1,
 ) -> HTMLResponse:
     gemeente = _municipality(principal)
-    with engine_of(request).begin() as conn:
-        rows = queries.upcoming_returns(conn, gemeente, actor=_actor(principal), days=weken * 7)
-    p = pager(pagina).with_total(len(rows))
+    p = pager(pagina)
+    with engine_of(request).begin() as conn:  # only the cases on the page are audited as seen
+        total, rows = queries.upcoming_returns_page(
+            conn, gemeente, actor=_actor(principal), limit=p.limit, offset=p.offset, days=weken * 7
+        )
     return _render(
         request,
         "upcoming",
         "Verwachte terugkeer",
-        rows=rows[p.offset : p.offset + p.limit],
-        pager=p,
+        rows=rows,
+        pager=p.with_total(total),
         weken=weken,
     )
 
