@@ -97,8 +97,7 @@ class WorkerOptions:
 def run_checks(
     engine: Engine, now: datetime | None = None, checks: Sequence[Check] = CHECKS
 ) -> dict[str, Any]:
-    """One check cycle: each of ``checks`` in turn (by default escalation, feed freshness and
-    reconciliation). A failing check is logged and reported in the result (``errors``); the
+    """One check cycle: each of ``checks`` in turn (by default :data:`CHECKS`). A failing check is logged and reported in the result (``errors``); the
     others still run."""
     now = now or datetime.now(UTC)
     results: dict[str, Any] = {"errors": {}}
