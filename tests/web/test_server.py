@@ -24,16 +24,11 @@ import pytest
 import uvicorn
 
 from terugkeer.web.server import APP_FACTORY, listening_socket
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.notify.delivery.test_channels import free_port
 
 
 def test_the_listener_gives_connections_without_nagle() -> None:
-    config = uvicorn.Config(APP_FACTORY, factory=True, port=_free_port(), workers=2)
+    config = uvicorn.Config(APP_FACTORY, factory=True, port=free_port(), workers=2)
     listener = listening_socket(config)
     assert listener.proto == socket.IPPROTO_TCP
 
@@ -59,7 +54,7 @@ def test_the_listener_gives_connections_without_nagle() -> None:
 
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TERUGKEER_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
     script = Path(sys.executable).parent / "terugkeer"
     server = subprocess.Popen(  # noqa: S603 - our own command

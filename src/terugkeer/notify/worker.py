@@ -68,7 +68,7 @@ def _reconciliation(engine: Engine, now: datetime) -> Any:
     return reconcile(engine, now=now)
 
 
-def _statistics(engine: Engine, _now: datetime) -> Any:
+def _statistics(engine: Engine, _now: datetime) -> dict[str, list[str]]:
     """The tables analysed (PostgreSQL): the planner's statistics of the whole store kept up to
     date where nothing else writes in bulk (the portal's audit rows, the deliveries, imports),
     whether autovacuum runs or not (db.engine.refresh_statistics)."""
@@ -97,8 +97,8 @@ class WorkerOptions:
 def run_checks(
     engine: Engine, now: datetime | None = None, checks: Sequence[Check] = CHECKS
 ) -> dict[str, Any]:
-    """One check cycle: each of ``checks`` in turn (by default :data:`CHECKS`). A failing check is logged and reported in the result (``errors``); the
-    others still run."""
+    """One check cycle: each of ``checks`` in turn (by default :data:`CHECKS`). A failing check
+    is logged and reported in the result (``errors``); the others still run."""
     now = now or datetime.now(UTC)
     results: dict[str, Any] = {"errors": {}}
     for check in checks:
