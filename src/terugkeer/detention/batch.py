@@ -56,6 +56,7 @@ class BatchPeriod:
     dirty: bool = False
     offences_dirty: bool = False
     offences_loaded: bool = True  # False: state.offences is empty because it was not read
+    person_changed: bool = False  # taken in again for another person after a withdrawn intake
 
 
 class Batch:
@@ -94,6 +95,8 @@ class Batch:
             self.periods.setdefault(ref, None)
 
         bsns = list({e.bsn for e in events if e.bsn and f"bsn:{e.bsn}" not in self.persons})
+        self._load_persons("bsn", bsns)
+        # Prison numbers are unique: one the BSNs' persons already have is known now.
         numbers = list(
             {
                 e.prison_number
@@ -103,11 +106,13 @@ class Batch:
                 and f"pn:{e.prison_number}" not in self.alias
             }
         )
-        for column, values in (("bsn", bsns), ("prison_number", numbers)):
-            for person_id, bsn, number, died_at in select_in(
-                self.conn, "SELECT id, bsn, prison_number, died_at FROM persons", column, values
-            ):
-                self.know_person(bsn, number, (person_id, read_datetime(died_at)))
+        self._load_persons("prison_number", numbers)
+
+    def _load_persons(self, column: str, values: list[str]) -> None:
+        for person_id, bsn, number, died_at in select_in(
+            self.conn, "SELECT id, bsn, prison_number, died_at FROM persons", column, values
+        ):
+            self.know_person(bsn, number, (person_id, read_datetime(died_at)))
 
     def know_person(
         self, bsn: str | None, number: str | None, value: tuple[int | None, datetime | None]
@@ -207,8 +212,21 @@ class Batch:
                 raise FeedError(
                     "sequence", f"period [{ref}] already has an intake", field="period", value=ref
                 )
+            # Its intake was withdrawn: taken in again, perhaps for another person.
+            before = existing.state.person_key
             self._rebuild(existing, extra=[event])
-            return
+            if existing.state.person_key != before:
+                existing.person_id = person[0] if person else None
+                existing.person_changed = True
+        else:
+            self.periods[ref] = BatchPeriod(
+                None,
+                apply_event(None, event),
+                person[0] if person else None,
+                new=True,
+                dirty=True,
+                offences_dirty=True,
+            )
         if person is None and key not in self.new_persons:
             self.new_persons[key] = {
                 "bsn": event.bsn,
@@ -220,10 +238,6 @@ class Batch:
             self.touched.add(f"person:{key}")
             if event.prison_number:
                 self.touched.add(f"person:pn:{event.prison_number}")
-        state = apply_event(None, event)
-        self.periods[ref] = BatchPeriod(
-            None, state, person[0] if person else None, new=True, dirty=True, offences_dirty=True
-        )
 
     def _detention(self, event: FeedEvent) -> None:
         period = self._require_period(event)

@@ -20,7 +20,7 @@ from terugkeer.db.bulk import (
 )
 from terugkeer.detention.batch import Batch, BatchPeriod, stored_event
 from terugkeer.detention.parking import write_outcomes
-from terugkeer.detention.periods import PERIOD_COLUMNS, state_values
+from terugkeer.detention.periods import PERIOD_COLUMNS, STATE_COLUMNS, state_values
 from terugkeer.detention.tables import (
     detention_periods,
     feed_events,
@@ -96,16 +96,22 @@ def write_batch(batch: Batch) -> None:
         ("id", *PERIOD_COLUMNS),
         [(p.id, *_period_row(batch, p)) for p in new_periods],
     )
+    stored = [p for p in batch.periods.values() if p is not None and not p.new]
+    # A stored period keeps its key and, but for a new intake after a withdrawn one, its
+    # person: updating only its state leaves its indexes alone (and PostgreSQL's update HOT).
     update_rows(
         conn,
         detention_periods,
         "id",
-        PERIOD_COLUMNS,
-        [
-            (*_period_row(batch, p), p.id)
-            for p in batch.periods.values()
-            if p is not None and p.dirty and not p.new
-        ],
+        STATE_COLUMNS,
+        [(*state_values(p.state), p.id) for p in stored if p.dirty],
+    )
+    update_rows(
+        conn,
+        detention_periods,
+        "id",
+        ("person_id",),
+        [(_person_id(batch, p), p.id) for p in stored if p.person_changed],
     )
     redo = [p for p in batch.periods.values() if p is not None and p.offences_dirty]
     old = [p.id for p in redo if not p.new]
@@ -161,10 +167,14 @@ def write_batch(batch: Batch) -> None:
 
 def _period_row(batch: Batch, p: BatchPeriod) -> tuple[Any, ...]:
     """The values of PERIOD_COLUMNS for a period."""
-    s = p.state
+    return (p.state.period_ref, _person_id(batch, p), *state_values(p.state))
+
+
+def _person_id(batch: Batch, p: BatchPeriod) -> int | None:
+    """The id of a period's person; one new in this batch has its id once written."""
     if p.person_id is None:
-        p.person_id = batch.persons[s.person_key][0]
-    return (s.period_ref, p.person_id, *state_values(s))
+        p.person_id = batch.persons[p.state.person_key][0]
+    return p.person_id
 
 
 def _latest(events: Iterable[FeedEvent], key: str) -> dict[str, FeedEvent]:
