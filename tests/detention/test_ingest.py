@@ -196,15 +196,23 @@ def test_correction_of_an_intake_withdraws_the_period(engine: Engine) -> None:
     assert period(engine).status == "released"
 
 
+@pytest.mark.parametrize("batches", ["one", "three"])
 def test_a_period_whose_intake_was_withdrawn_belongs_to_the_person_of_its_new_intake(
-    engine: Engine,
+    engine: Engine, batches: str
 ) -> None:
     """The intake named the wrong person; it is withdrawn and the period taken in again for
     the right one. The period must name the new person, in its key as in its row."""
-    ingest_text(engine, lines(intake("e1")))
-    ingest_text(engine, lines(msg("correction", "c1", 1, withdraws="e1")))
-    result = ingest_text(engine, lines(intake("e1b", days=0.5, bsn=BSN2)))
-    assert result.applied == 1
+    messages = [
+        intake("e1"),
+        msg("correction", "c1", 1, withdraws="e1"),
+        intake("e1b", days=0.5, bsn=BSN2),
+    ]
+    if batches == "one":
+        result = ingest_text(engine, lines(*messages))
+        assert (result.applied, result.quarantined) == (3, 0)
+    else:
+        for message in messages:
+            assert ingest_text(engine, lines(message)).applied == 1
     with engine.connect() as conn:
         owner = conn.execute(
             select(persons.c.bsn)
