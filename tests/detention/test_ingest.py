@@ -223,6 +223,50 @@ def test_a_period_whose_intake_was_withdrawn_belongs_to_the_person_of_its_new_in
     assert period(engine).status == "in_custody"
 
 
+def _wrong_then_right_intake_in_every_order(engine: Engine) -> dict[str, tuple[str, int]]:
+    """Per arrival order of (A) an intake for the wrong person, (C) its correction and (B)
+    the intake for the right one, each in a batch of its own: the period's person and the
+    number of messages left open in quarantine."""
+    import itertools
+
+    from tests.conftest import empty_all
+
+    messages = {
+        "A": intake("e1"),
+        "C": msg("correction", "c1", 1, withdraws="e1"),
+        "B": intake("e1b", days=0.5, bsn=BSN2),
+    }
+    found = {}
+    for order in itertools.permutations("ACB"):
+        empty_all(engine)
+        for key in order:
+            ingest_text(engine, lines(messages[key]))
+        with engine.connect() as conn:
+            owner = conn.execute(
+                select(persons.c.bsn)
+                .join(detention_periods, detention_periods.c.person_id == persons.c.id)
+                .where(detention_periods.c.period_ref == "P1")
+            ).scalar_one()
+        found["".join(order)] = (owner, len(open_quarantine(engine)))
+    return found
+
+
+def test_the_right_intake_owns_the_period_in_every_order(engine: Engine) -> None:
+    found = _wrong_then_right_intake_in_every_order(engine)
+    assert {order: owner for order, (owner, _) in found.items()} == dict.fromkeys(found, BSN2)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit (docs/feed.md, Corrections): when the right intake is applied before"
+    " the wrong one arrives, the wrong one cannot be applied and its correction waits for it;"
+    " both stay parked",
+)
+def test_known_limit_a_correction_of_an_intake_that_never_fitted(engine: Engine) -> None:
+    found = _wrong_then_right_intake_in_every_order(engine)
+    assert {order: left for order, (_, left) in found.items()} == dict.fromkeys(found, 0)
+
+
 def test_person_known_by_bsn_may_later_be_named_by_prison_number_only(engine: Engine) -> None:
     ingest_text(engine, lines(intake("e1", prison_number="D123")))
     result = ingest_text(engine, lines(release("e2", 400, bsn=None, prison_number="D123")))
