@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -223,17 +224,19 @@ def test_a_period_whose_intake_was_withdrawn_belongs_to_the_person_of_its_new_in
     assert period(engine).status == "in_custody"
 
 
-def _wrong_then_right_intake_in_every_order(engine: Engine) -> dict[str, tuple[str, int]]:
-    """Per arrival order of (A) an intake for the wrong person, (C) its correction and (B)
-    the intake for the right one, each in a batch of its own: the period's person and the
-    number of messages left open in quarantine."""
+def _wrong_then_right_intake_in_every_order(
+    engine: Engine, correction_period: str | None
+) -> dict[str, tuple[str, int]]:
+    """Per arrival order of (A) an intake for the wrong person, (C) its correction (naming
+    the period or not) and (B) the intake for the right one, each in a batch of its own:
+    the period's person and the number of messages left open in quarantine."""
     import itertools
 
     from tests.conftest import empty_all
 
     messages = {
         "A": intake("e1"),
-        "C": msg("correction", "c1", 1, withdraws="e1"),
+        "C": msg("correction", "c1", 1, period=correction_period, withdraws="e1"),
         "B": intake("e1b", days=0.5, bsn=BSN2),
     }
     found = {}
@@ -251,19 +254,23 @@ def _wrong_then_right_intake_in_every_order(engine: Engine) -> dict[str, tuple[s
     return found
 
 
-def test_the_right_intake_owns_the_period_in_every_order(engine: Engine) -> None:
-    found = _wrong_then_right_intake_in_every_order(engine)
+@pytest.mark.parametrize("correction_period", ["P1", None])
+def test_the_right_intake_owns_the_period_in_every_order(
+    engine: Engine, correction_period: str | None
+) -> None:
+    found = _wrong_then_right_intake_in_every_order(engine, correction_period)
     assert {order: owner for order, (owner, _) in found.items()} == dict.fromkeys(found, BSN2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit (docs/feed.md, Corrections): when the right intake is applied before"
-    " the wrong one arrives, the wrong one cannot be applied and its correction waits for it;"
-    " both stay parked",
-)
-def test_known_limit_a_correction_of_an_intake_that_never_fitted(engine: Engine) -> None:
-    found = _wrong_then_right_intake_in_every_order(engine)
+@pytest.mark.parametrize("correction_period", ["P1", None])
+def test_a_correction_withdraws_an_event_that_never_fitted_in_every_order(
+    engine: Engine, correction_period: str | None
+) -> None:
+    """When the right intake is applied before the wrong one arrives, the wrong one does not
+    fit (the period has its intake) and its correction waits for it. The correction
+    withdraws it all the same: stored as withdrawn, never applied, nothing left parked.
+    Before, both stayed parked in three of the six orders."""
+    found = _wrong_then_right_intake_in_every_order(engine, correction_period)
     assert {order: left for order, (_, left) in found.items()} == dict.fromkeys(found, 0)
 
 
@@ -423,3 +430,38 @@ def test_updating_stored_periods_leaves_their_indexes_alone_postgresql(engine: E
         after = conn.execute(hot).scalar_one()
     # HOT is the page's room, not a promise: nearly all (before migration 0012: none)
     assert after - before >= 0.9 * len(released)
+
+
+def test_a_parked_event_is_found_by_its_id_through_its_index(engine: Engine) -> None:
+    """A correction naming no period looks for the event it withdraws among the parked ones
+    by event id: through ``ix_quarantine_event_id`` (migration 0013), on both stores, not by
+    reading every open or parked message."""
+    from sqlalchemy import event
+
+    from terugkeer.detention.parking import parked_events
+
+    ingest_text(engine, lines(intake("e1b", days=0.5, bsn=BSN2)))
+    ingest_text(engine, lines(intake("e2", days=9), intake("e1")))  # e1 does not fit: parked
+    asked: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM quarantine" in statement and "event_id" in statement:
+            asked.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with engine.begin() as conn:
+            assert [i.line_no for i in parked_events(conn, ["e1"])] == [2]
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert asked
+    postgres = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        if postgres:  # a handful of rows: a sequential scan would do, so forbid it
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        for statement, parameters in asked:
+            explain = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+            plan = " ".join(
+                str(r[-1]) for r in conn.exec_driver_sql(explain + statement, parameters)
+            )
+            assert "ix_quarantine_event_id" in plan, plan

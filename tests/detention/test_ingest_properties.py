@@ -27,6 +27,23 @@ def period_events(draw: st.DrawFn, n: int) -> list[dict[str, Any]]:
     ref = f"P{n}"
     bsn = BSNS[n % len(BSNS)]
     day = float(draw(st.integers(0, 5)) + 10 * n)
+    if draw(st.integers(0, 4)) == 0:
+        # an intake for the wrong person, withdrawn, and the period taken in again for the
+        # right one (before or after the correction in event time)
+        wrong = BSNS[(n + 1) % len(BSNS)]
+        again = day + draw(st.sampled_from([0.5, 2.0]))
+        return [
+            intake(f"{ref}-0", days=day, period=ref, bsn=wrong),
+            msg(
+                "correction",
+                f"{ref}-c",
+                day + 1,
+                draw(st.sampled_from([ref, None])),  # a correction need not name the period
+                bsn=wrong,
+                withdraws=f"{ref}-0",
+            ),
+            intake(f"{ref}-0b", days=again, period=ref, bsn=bsn),
+        ]
     out = [intake(f"{ref}-0", days=day, period=ref, bsn=bsn)]
     status = "in_custody"
     withdrawable: list[str] = []

@@ -78,6 +78,10 @@ class Batch:
         self.withdrawn: dict[str, str] = {}  # target event_id -> correction event_id
         # Final outcome of each message, by id(item): what write_batch() writes to quarantine.
         self.outcomes: dict[int, tuple[Item, FeedError | None, str | None]] = {}
+        # Events of this batch that did not fit, by id: a correction may withdraw one, which
+        # is then stored as withdrawn without ever being applied (see _correction).
+        self.unfit: dict[str, FeedEvent] = {}
+        self.withdrawn_unfit: set[str] = set()  # of those, withdrawn since ingest last looked
         self.victim_events: list[FeedEvent] = []
         self.reconviction_events: list[FeedEvent] = []
         # What this round created or changed ("period:REF", "person:KEY", "event:ID"):
@@ -334,6 +338,9 @@ class Batch:
                 value=target_id,
             )
         target = self.known_event(target_id)
+        unfit = self.unfit.get(target_id) if target is None else None
+        if unfit is not None:
+            target = unfit  # an event that never fitted: withdrawn without being applied
         if target is None:
             raise FeedError(
                 "unknown_event",
@@ -370,6 +377,11 @@ class Batch:
         if target.kind in DETENTION_KINDS:
             period = self._require_period(event)
             self._rebuild(period, without=target_id)
+        if unfit is not None:
+            del self.unfit[target_id]
+            self._accept(unfit)  # stored, with withdrawn_by set
+            self.withdrawn_unfit.add(target_id)
+            self.touched.add(event_key(target_id))
         self.withdrawn[target_id] = event.event_id
         if target.kind is EventKind.VICTIM_REGISTERED:
             self.victim_events = [v for v in self.victim_events if v.event_id != target_id]

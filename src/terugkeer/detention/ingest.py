@@ -37,10 +37,10 @@ from terugkeer.detention.batch_write import (
     write_batch,
 )
 from terugkeer.detention.items import Item, parse_item, read_items
-from terugkeer.detention.parking import parked_items, write_outcomes
+from terugkeer.detention.parking import parked_events, parked_items, write_outcomes
 from terugkeer.detention.parse import parse_line
 from terugkeer.detention.periods import PERIOD_COLUMNS
-from terugkeer.domain.codes import DETENTION_KINDS
+from terugkeer.domain.codes import DETENTION_KINDS, EventKind
 from terugkeer.domain.events import FeedError, FeedEvent
 from terugkeer.domain.refdata import RefData, refdata
 from terugkeer.security.crypto import open_body
@@ -123,8 +123,10 @@ def process_batch(
     """
     rd = rd or refdata()
 
-    def take_up(keys: Iterable[str]) -> list[Item]:
-        return parked_items(conn, keys) if wake else []
+    def take_up(keys: Iterable[str], event_ids: Iterable[str] = ()) -> list[Item]:
+        if not wake:
+            return []
+        return parked_items(conn, keys) + parked_events(conn, event_ids)
 
     batch = Batch(conn, rd, datetime.now(UTC))
     pending: list[tuple[Item, FeedEvent]] = []
@@ -184,11 +186,19 @@ def process_batch(
 
     pending.extend(admit(items))
     waiting: dict[str, list[tuple[Item, FeedEvent]]] = {}
+    asked: set[str] = set()  # keys of `unfit` already taken up
+    sought: set[str] = set()  # event ids of `correcting` already looked for among the parked
     while pending:
         work = sorted(pending, key=lambda pair: pair[1].sort_key())
         pending.clear()
         batch.load([e for _, e in work])
         batch.touched.clear()
+        # A correction may withdraw an event that does not fit (a wrong intake arriving after
+        # the right one): the keys of this round's such events (corrections parked on them
+        # are taken up) and the events this round's corrections did not find (one may be
+        # parked for not fitting). See Batch._correction.
+        unfit: list[str] = []
+        correcting: list[str] = []
         for item, event in work:
             try:
                 batch.apply(event)
@@ -196,6 +206,12 @@ def process_batch(
                 batch.outcomes[id(item)] = (item, error, event.event_id)
                 if error.waits_for:
                     waiting.setdefault(error.waits_for, []).append((item, event))
+                if event.kind is not EventKind.CORRECTION:
+                    if event.event_id not in batch.unfit:
+                        batch.unfit[event.event_id] = event
+                        unfit.append(event_key(event.event_id))
+                elif error.reason == "unknown_event":
+                    correcting.append(event.fields["withdraws"])
                 continue
             batch.outcomes[id(item)] = (item, None, event.event_id)
         # Events of one period that fail one by one may fit together (a leave, an escape
@@ -216,10 +232,23 @@ def process_batch(
                 if event.event_id in fitted:
                     batch.outcomes[id(item)] = (item, None, event.event_id)
             waiting[key] = [p for p in waiting[key] if p[1].event_id not in fitted]
+        if batch.withdrawn_unfit:  # stored as withdrawn: they wait no longer
+            for key in list(waiting):
+                for item, event in waiting[key]:
+                    if event.event_id in batch.withdrawn_unfit:
+                        batch.outcomes[id(item)] = (item, None, event.event_id)
+                waiting[key] = [
+                    p for p in waiting[key] if p[1].event_id not in batch.withdrawn_unfit
+                ]
+            batch.withdrawn_unfit.clear()
         touched = sorted(batch.touched)
-        for key in touched:
+        for key in (*touched, *unfit):  # unfit: this batch's corrections waiting for them
             pending.extend(waiting.pop(key, ()))
-        pending.extend(admit(take_up(touched)))
+        keys = sorted({*touched, *(k for k in unfit if k not in asked)})
+        targets = [t for t in correcting if t not in sought]
+        asked.update(unfit)
+        sought.update(correcting)
+        pending.extend(admit(take_up(keys, targets)))
     write_batch(batch)
     applied = AppliedBatch(list(batch.accepted), dict(batch.withdrawn), batch.now)
     for hook in hooks:

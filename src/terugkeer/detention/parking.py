@@ -53,6 +53,34 @@ def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
     return items
 
 
+def parked_events(conn: Connection, event_ids: Iterable[str]) -> list[Item]:
+    """Parked messages (open, waiting for something) of the events ``event_ids``, found by
+    ``ix_quarantine_event_id``: what a correction may withdraw that does not fit."""
+    ids = sorted(set(event_ids))
+    if not ids or not _any_parked(conn):
+        return []
+    cipher = field_cipher()
+    items = [
+        Item(row.line_no, row.origin, open_raw(row.raw, cipher), row.format, row.id, woken=True)
+        for chunk in chunks(ids)
+        for row in conn.execute(
+            select(
+                quarantine.c.id,
+                quarantine.c.origin,
+                quarantine.c.line_no,
+                quarantine.c.raw,
+                quarantine.c.format,
+            ).where(
+                unindexed(quarantine.c.status) == "open",  # by the event id's index
+                unindexed(quarantine.c.waits_for).is_not(None),
+                among(conn, quarantine.c.event_id, chunk),
+            )
+        )
+    ]
+    items.sort(key=lambda item: item.quarantine_id or 0)
+    return items
+
+
 def _any_parked(conn: Connection) -> bool:
     return (
         conn.execute(

@@ -138,6 +138,8 @@ quarantine = Table(
     Index("ix_quarantine_status", "status"),
     Index("ix_quarantine_waits_for", "waits_for"),
     Index("ix_quarantine_status_waits_for", "status", "waits_for"),  # parked messages (0009)
+    # a parked message by its event id, for a correction that withdraws it (0013)
+    Index("ix_quarantine_event_id", "event_id"),
 )
 
 # --- notify: obligations, deliveries, alerts ------------------------------------------------
