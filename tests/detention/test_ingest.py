@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -22,6 +21,7 @@ from terugkeer.detention.tables import (
 )
 from terugkeer.security.crypto import open_raw, seal_waits_for
 from tests.feedutil import BSN, BSN2, T0, intake, lines, msg
+from tests.plans import assert_served_by, statements
 
 
 def count(engine: Engine, table) -> int:  # type: ignore[no-untyped-def]
@@ -34,6 +34,18 @@ def period(engine: Engine, ref: str = "P1"):  # type: ignore[no-untyped-def]
         return conn.execute(
             select(detention_periods).where(detention_periods.c.period_ref == ref)
         ).one()
+
+
+def owner(engine: Engine, ref: str = "P1") -> str:
+    """The BSN of the person a period's row names."""
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                select(persons.c.bsn)
+                .join(detention_periods, detention_periods.c.person_id == persons.c.id)
+                .where(detention_periods.c.period_ref == ref)
+            ).scalar_one()
+        )
 
 
 def open_quarantine(engine: Engine) -> list:  # type: ignore[type-arg]
@@ -214,13 +226,7 @@ def test_a_period_whose_intake_was_withdrawn_belongs_to_the_person_of_its_new_in
     else:
         for message in messages:
             assert ingest_text(engine, lines(message)).applied == 1
-    with engine.connect() as conn:
-        owner = conn.execute(
-            select(persons.c.bsn)
-            .join(detention_periods, detention_periods.c.person_id == persons.c.id)
-            .where(detention_periods.c.period_ref == "P1")
-        ).scalar_one()
-    assert owner == BSN2
+    assert owner(engine) == BSN2
     assert period(engine).status == "in_custody"
 
 
@@ -244,13 +250,7 @@ def _wrong_then_right_intake_in_every_order(
         empty_all(engine)
         for key in order:
             ingest_text(engine, lines(messages[key]))
-        with engine.connect() as conn:
-            owner = conn.execute(
-                select(persons.c.bsn)
-                .join(detention_periods, detention_periods.c.person_id == persons.c.id)
-                .where(detention_periods.c.period_ref == "P1")
-            ).scalar_one()
-        found["".join(order)] = (owner, len(open_quarantine(engine)))
+        found["".join(order)] = (owner(engine), len(open_quarantine(engine)))
     return found
 
 
@@ -436,32 +436,11 @@ def test_a_parked_event_is_found_by_its_id_through_its_index(engine: Engine) -> 
     """A correction naming no period looks for the event it withdraws among the parked ones
     by event id: through ``ix_quarantine_event_id`` (migration 0013), on both stores, not by
     reading every open or parked message."""
-    from sqlalchemy import event
-
     from terugkeer.detention.parking import parked_events
 
     ingest_text(engine, lines(intake("e1b", days=0.5, bsn=BSN2)))
     ingest_text(engine, lines(intake("e2", days=9), intake("e1")))  # e1 does not fit: parked
-    asked: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "FROM quarantine" in statement and "event_id" in statement:
-            asked.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        with engine.begin() as conn:
-            assert [i.line_no for i in parked_events(conn, ["e1"])] == [2]
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    assert asked
-    postgres = engine.dialect.name == "postgresql"
-    with engine.begin() as conn:
-        if postgres:  # a handful of rows: a sequential scan would do, so forbid it
-            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        for statement, parameters in asked:
-            explain = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
-            plan = " ".join(
-                str(r[-1]) for r in conn.exec_driver_sql(explain + statement, parameters)
-            )
-            assert "ix_quarantine_event_id" in plan, plan
+    by_event = lambda sql: "FROM quarantine" in sql and "event_id" in sql  # noqa: E731
+    with statements(engine, by_event) as asked, engine.begin() as conn:
+        assert [i.line_no for i in parked_events(conn, ["e1"])] == [2]
+    assert_served_by(engine, asked, "ix_quarantine_event_id")

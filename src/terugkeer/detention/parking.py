@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, insert, select, update
 
 from terugkeer.db.bulk import among, chunks, unindexed
 from terugkeer.detention.items import Item
@@ -15,6 +15,7 @@ from terugkeer.detention.parse import storable
 from terugkeer.detention.tables import quarantine
 from terugkeer.domain.events import FeedError
 from terugkeer.security.crypto import (
+    FieldCipher,
     field_cipher,
     open_raw,
     seal_raw,
@@ -26,31 +27,19 @@ from terugkeer.security.crypto import (
 
 def parked_items(conn: Connection, keys: Iterable[str]) -> list[Item]:
     """Open quarantine rows parked on one of ``keys``, in the order they were parked."""
-    items: list[Item] = []
     keys = list(keys)
     if not keys or not _any_parked(conn):
-        return items
+        return []
     cipher = field_cipher()
     forms = sorted({form for key in keys for form in waits_for_forms(key, cipher)})
-    for chunk in chunks(forms):
-        for row in conn.execute(
-            select(
-                quarantine.c.id,
-                quarantine.c.origin,
-                quarantine.c.line_no,
-                quarantine.c.raw,
-                quarantine.c.format,
-            ).where(
-                unindexed(quarantine.c.status) == "open",  # by waits_for's index
-                among(conn, quarantine.c.waits_for, chunk),
-            )
-        ):  # ordered here: ORDER BY id made PostgreSQL walk the whole key index
-            raw = open_raw(row.raw, cipher)
-            items.append(
-                Item(row.line_no, row.origin, raw, row.format, quarantine_id=row.id, woken=True)
-            )
-    items.sort(key=lambda item: item.quarantine_id or 0)
-    return items
+    return _parked(
+        conn,
+        cipher,
+        [
+            [unindexed(quarantine.c.status) == "open", among(conn, quarantine.c.waits_for, chunk)]
+            for chunk in chunks(forms)  # by waits_for's index
+        ],
+    )
 
 
 def parked_events(conn: Connection, event_ids: Iterable[str]) -> list[Item]:
@@ -59,10 +48,28 @@ def parked_events(conn: Connection, event_ids: Iterable[str]) -> list[Item]:
     ids = sorted(set(event_ids))
     if not ids or not _any_parked(conn):
         return []
-    cipher = field_cipher()
+    return _parked(
+        conn,
+        field_cipher(),
+        [
+            [
+                unindexed(quarantine.c.status) == "open",  # by the event id's index
+                unindexed(quarantine.c.waits_for).is_not(None),
+                among(conn, quarantine.c.event_id, chunk),
+            ]
+            for chunk in chunks(ids)
+        ],
+    )
+
+
+def _parked(
+    conn: Connection, cipher: FieldCipher, queries: list[list[ColumnElement[bool]]]
+) -> list[Item]:
+    """The quarantined messages each list of ``queries`` finds, as items to take up again,
+    in the order they were parked."""
     items = [
         Item(row.line_no, row.origin, open_raw(row.raw, cipher), row.format, row.id, woken=True)
-        for chunk in chunks(ids)
+        for conditions in queries
         for row in conn.execute(
             select(
                 quarantine.c.id,
@@ -70,13 +77,9 @@ def parked_events(conn: Connection, event_ids: Iterable[str]) -> list[Item]:
                 quarantine.c.line_no,
                 quarantine.c.raw,
                 quarantine.c.format,
-            ).where(
-                unindexed(quarantine.c.status) == "open",  # by the event id's index
-                unindexed(quarantine.c.waits_for).is_not(None),
-                among(conn, quarantine.c.event_id, chunk),
-            )
+            ).where(*conditions)
         )
-    ]
+    ]  # ordered here: ORDER BY id made PostgreSQL walk the whole key index
     items.sort(key=lambda item: item.quarantine_id or 0)
     return items
 

@@ -11,12 +11,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, event, insert
+from sqlalchemy import Engine, insert
 
 from terugkeer.notify.delivery.inbox import list_notices
 from terugkeer.notify.tables import deliveries, obligations
 from terugkeer.security.actor import Actor
 from tests.conftest import empty_all
+from tests.plans import assert_served_by, statements
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ACTOR = Actor.system("test", "inbox pages")
@@ -133,30 +134,10 @@ def test_the_new_filter_reads_the_unread_deliveries_index(engine: Engine) -> Non
     deliveries with a read of each row from the table."""
     empty_all(engine)
     _store(engine, [dict(n, read=i % 2 == 0) for i, n in enumerate([NOTICE] * 6)])
-    asked: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "read_at IS NULL" in statement:
-            asked.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        with engine.begin() as conn:
-            page = list_notices(conn, "mayor", "GM0363", actor=ACTOR, unread=True)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
+    with statements(engine, lambda sql: "read_at IS NULL" in sql) as asked, engine.begin() as conn:
+        page = list_notices(conn, "mayor", "GM0363", actor=ACTOR, unread=True)
     assert page.total == 3
-    assert asked  # the count and the page
-    postgres = engine.dialect.name == "postgresql"
-    with engine.begin() as conn:
-        if postgres:  # a handful of rows: a sequential scan would do, so forbid it
-            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        for statement, parameters in asked:
-            explain = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
-            plan = " ".join(
-                str(r[-1]) for r in conn.exec_driver_sql(explain + statement, parameters)
-            )
-            assert "ix_deliveries_unread" in plan, plan
+    assert_served_by(engine, asked, "ix_deliveries_unread")  # the count and the page
 
 
 NOTICE = {"told": True, "delivered_before": False, "read": False, "awaiting": True,
