@@ -203,6 +203,7 @@ class Batch:
         ref = event.period_ref or ""
         key = event.person_key
         person = self.persons.get(key)
+        person_id = person[0] if person else None  # None: new in this batch, id once written
         died_at = self.died[key] if key in self.died else (person[1] if person else None)
         if died_at is not None and event.occurred_at > died_at:
             raise FeedError(
@@ -220,16 +221,11 @@ class Batch:
             before = existing.state.person_key
             self._rebuild(existing, extra=[event])
             if existing.state.person_key != before:
-                existing.person_id = person[0] if person else None
+                existing.person_id = person_id
                 existing.person_changed = True
         else:
             self.periods[ref] = BatchPeriod(
-                None,
-                apply_event(None, event),
-                person[0] if person else None,
-                new=True,
-                dirty=True,
-                offences_dirty=True,
+                None, apply_event(None, event), person_id, new=True, dirty=True, offences_dirty=True
             )
         if person is None and key not in self.new_persons:
             self.new_persons[key] = {

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,7 +186,17 @@ def process_batch(
 
     pending.extend(admit(items))
     waiting: dict[str, list[tuple[Item, FeedEvent]]] = {}
-    asked: set[str] = set()  # keys of `unfit` already taken up
+
+    def settle(keys: Iterable[str], event_ids: Collection[str]) -> None:
+        """The messages waiting under ``keys`` whose events are now applied or withdrawn
+        (``event_ids``) wait no longer."""
+        for key in keys:
+            for item, event in waiting[key]:
+                if event.event_id in event_ids:
+                    batch.outcomes[id(item)] = (item, None, event.event_id)
+            waiting[key] = [p for p in waiting[key] if p[1].event_id not in event_ids]
+
+    asked: set[str] = set()  # keys of `unfit_keys` already taken up
     sought: set[str] = set()  # event ids of `correcting` already looked for among the parked
     while pending:
         work = sorted(pending, key=lambda pair: pair[1].sort_key())
@@ -197,7 +207,7 @@ def process_batch(
         # the right one): the keys of this round's such events (corrections parked on them
         # are taken up) and the events this round's corrections did not find (one may be
         # parked for not fitting). See Batch._correction.
-        unfit: list[str] = []
+        unfit_keys: list[str] = []
         correcting: list[str] = []
         for item, event in work:
             try:
@@ -209,7 +219,7 @@ def process_batch(
                 if event.kind is not EventKind.CORRECTION:
                     if event.event_id not in batch.unfit:
                         batch.unfit[event.event_id] = event
-                        unfit.append(event_key(event.event_id))
+                        unfit_keys.append(event_key(event.event_id))
                 elif error.reason == "unknown_event":
                     correcting.append(event.fields["withdraws"])
                 continue
@@ -226,27 +236,17 @@ def process_batch(
             parked = admit(take_up([key]))
             waiting.setdefault(key, []).extend(parked)
             group = [p for p in waiting[key] if p[1].kind in DETENTION_KINDS]
-            fitted = batch.apply_group(ref, [e for _, e in group])
             # What does not fit keeps its outcome: an error now, or its stored quarantine row.
-            for item, event in group:
-                if event.event_id in fitted:
-                    batch.outcomes[id(item)] = (item, None, event.event_id)
-            waiting[key] = [p for p in waiting[key] if p[1].event_id not in fitted]
-        if batch.withdrawn_unfit:  # stored as withdrawn: they wait no longer
-            for key in list(waiting):
-                for item, event in waiting[key]:
-                    if event.event_id in batch.withdrawn_unfit:
-                        batch.outcomes[id(item)] = (item, None, event.event_id)
-                waiting[key] = [
-                    p for p in waiting[key] if p[1].event_id not in batch.withdrawn_unfit
-                ]
+            settle([key], batch.apply_group(ref, [e for _, e in group]))
+        if batch.withdrawn_unfit:  # stored as withdrawn, wherever they waited
+            settle(list(waiting), batch.withdrawn_unfit)
             batch.withdrawn_unfit.clear()
         touched = sorted(batch.touched)
-        for key in (*touched, *unfit):  # unfit: this batch's corrections waiting for them
+        for key in (*touched, *unfit_keys):  # this batch's corrections waiting for those
             pending.extend(waiting.pop(key, ()))
-        keys = sorted({*touched, *(k for k in unfit if k not in asked)})
+        keys = sorted({*touched, *(k for k in unfit_keys if k not in asked)})
         targets = [t for t in correcting if t not in sought]
-        asked.update(unfit)
+        asked.update(unfit_keys)
         sought.update(correcting)
         pending.extend(admit(take_up(keys, targets)))
     write_batch(batch)
