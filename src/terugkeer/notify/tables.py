@@ -18,6 +18,8 @@ from sqlalchemy import (
 from terugkeer.db.metadata import metadata
 from terugkeer.db.types import UTCDateTime
 
+_AWAITING = "status = 'delivered'"
+
 obligations = Table(
     "obligations",
     metadata,
@@ -58,6 +60,17 @@ obligations = Table(
     # the inbox: an organisation's notices in delivery order, with their status (0010)
     Index(
         "ix_obligations_inbox", "recipient_kind", "recipient_ref", "delivered_at", "id", "status"
+    ),
+    # the notices awaiting acknowledgement, most overdue first: the urgent part of the inbox (0014)
+    Index(
+        "ix_obligations_awaiting",
+        "recipient_kind",
+        "recipient_ref",
+        "due_at",
+        "delivered_at",
+        "id",
+        sqlite_where=text(_AWAITING),
+        postgresql_where=text(_AWAITING),
     ),
 )
 

@@ -142,3 +142,17 @@ def test_the_new_filter_reads_the_unread_deliveries_index(engine: Engine) -> Non
 
 NOTICE = {"told": True, "delivered_before": False, "read": False, "awaiting": True,
           "ours": "mine", "minute": 0, "due": 0}  # fmt: skip
+
+
+def test_the_urgent_part_reads_the_awaiting_index(engine: Engine) -> None:
+    """The urgent order's first part, the notices awaiting acknowledgement by due date, is
+    read and counted from the partial index of those notices (migration 0014), not found
+    among all the inbox's notices and sorted on every request."""
+    empty_all(engine)
+    _store(engine, [dict(NOTICE, awaiting=i % 3 == 0, due=i) for i in range(9)])
+    urgent = "obligations.due_at ASC"
+    with statements(engine, lambda sql: urgent in sql) as asked, engine.begin() as conn:
+        page = list_notices(conn, "mayor", "GM0363", actor=ACTOR, urgent_first=True, limit=2)
+    assert page.total == 9
+    assert [n.status for n in page.notices] == ["delivered", "delivered"]
+    assert_served_by(engine, asked, "ix_obligations_awaiting")

@@ -159,17 +159,9 @@ def list_notices(
     if kinds is not None:
         where.append(obligations.c.recipient_kind.in_(list(kinds)))
     segments = _segments(where, urgent_first)  # each read in index order
-    counts = conn.execute(  # all counted in one statement
-        select(
-            *(
-                select(func.count()).select_from(obligations).where(*conditions).scalar_subquery()
-                for conditions, _ in segments
-            )
-        )
-    ).one()
+    counts = _counts(conn, where, urgent_first)
     total, rows = 0, list[Any]()
-    for (conditions, order), found in zip(segments, counts, strict=True):
-        count = int(found)
+    for (conditions, order), count in zip(segments, counts, strict=True):
         skip = max(0, offset - total)
         if count > skip and len(rows) < limit:
             rows += conn.execute(
@@ -202,26 +194,37 @@ def list_notices(
 Order = tuple[Any, ...]
 
 
+def _told() -> ColumnElement[bool]:
+    return obligations.c.delivered_at.is_not(None)
+
+
+def _untold() -> ColumnElement[bool]:
+    return and_(obligations.c.delivered_at.is_(None), _delivered())
+
+
+def _awaiting() -> ColumnElement[bool]:
+    return obligations.c.status == "delivered"
+
+
 def _segments(
     where: list[ColumnElement[bool]], urgent_first: bool
 ) -> list[tuple[list[ColumnElement[bool]], Order]]:
-    """The inbox in the order shown, in parts that ``ix_obligations_inbox`` reads in order and
-    counts without the table, so that a page of a large inbox costs what the page holds.
+    """The inbox in the order shown, in parts that an index reads in order, so that a page of
+    a large inbox costs what the page holds.
 
     A notice is in the inbox once one of its deliveries is delivered. Its ``delivered_at`` is
     set in the transaction that marks a delivery delivered (the dispatcher) and no delivery
     leaves that status: a notice with a ``delivered_at`` is in the inbox without looking at its
-    deliveries; one without (sent again, to a new recipient) is when a delivery says so.
-    Newest first (``delivered_at`` descending, nulls last, then id) is: those with a
-    ``delivered_at``, newest first, then the others by id. Urgent first puts before them the
-    notices awaiting acknowledgement, the one due earliest first."""
-    told = obligations.c.delivered_at.is_not(None)
-    untold = and_(obligations.c.delivered_at.is_(None), _delivered())
+    deliveries (it is "told"); one without (sent again, to a new recipient) is when a delivery
+    says so. Newest first (``delivered_at`` descending, nulls last, then id) is: the told
+    ones, newest first, then the others by id (``ix_obligations_inbox``). Urgent first puts
+    before them the notices awaiting acknowledgement, the one due earliest first
+    (``ix_obligations_awaiting``)."""
+    told, untold = _told(), _untold()
     newest: Order = (obligations.c.delivered_at.desc(), obligations.c.id.desc())
     by_id: Order = (obligations.c.id.desc(),)
     if not urgent_first:
         return [([*where, told], newest), ([*where, untold], by_id)]
-    awaiting = obligations.c.status == "delivered"
     others = obligations.c.status != "delivered"
     by_due: Order = (
         obligations.c.due_at.asc(),
@@ -229,9 +232,40 @@ def _segments(
         obligations.c.id.desc(),
     )
     return [
-        ([*where, awaiting, or_(told, untold)], by_due),
+        ([*where, _awaiting(), or_(told, untold)], by_due),
         ([*where, others, told], newest),
         ([*where, others, untold], by_id),
+    ]
+
+
+def _counts(conn: Connection, where: list[ColumnElement[bool]], urgent_first: bool) -> list[int]:
+    """How many notices each part of :func:`_segments` holds, counted in one statement.
+
+    The told notices are the inbox's history, and the only part that grows with it: they are
+    counted once. In the urgent order the told ones not awaiting acknowledgement are that
+    count less the told ones awaiting it, which ``ix_obligations_awaiting`` counts alone
+    (counting them apart read the history twice: 8.5 ms instead of 5 for a 20,000-notice
+    inbox on PostgreSQL)."""
+    told, untold = _told(), _untold()
+    parts = [told, untold]
+    if urgent_first:
+        parts += [and_(_awaiting(), told), and_(_awaiting(), untold)]
+    found = conn.execute(
+        select(
+            *(
+                select(func.count()).select_from(obligations).where(*where, part).scalar_subquery()
+                for part in parts
+            )
+        )
+    ).one()
+    counts = [int(n) for n in found]
+    if not urgent_first:
+        return counts
+    all_told, all_untold, awaiting_told, awaiting_untold = counts
+    return [
+        awaiting_told + awaiting_untold,
+        all_told - awaiting_told,
+        all_untold - awaiting_untold,
     ]
 
 
