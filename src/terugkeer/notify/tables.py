@@ -74,6 +74,21 @@ obligations = Table(
     ),
 )
 
+# The inbox's history counted per organisation (migration 0015): the number of its notices
+# with a delivered_at ("told"), as rows of +1 and -1 that triggers on obligations append in the
+# transaction that changes a notice, folded into one row per organisation by the worker
+# (notify/delivery/tallies.py). Victims' notices, which the IDV's inbox holds whatever the
+# victim, are counted under the reference "".
+inbox_tallies = Table(
+    "inbox_tallies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("recipient_kind", String(16), nullable=False),
+    Column("recipient_ref", String(64), nullable=False),
+    Column("n", Integer, nullable=False),
+    Index("ix_inbox_tallies_recipient", "recipient_kind", "recipient_ref"),
+)
+
 _UNREAD = "status = 'delivered' AND read_at IS NULL"
 
 # The outbox: one row per notice per channel, written with the obligation; the dispatcher

@@ -30,6 +30,7 @@ from terugkeer.db.engine import refresh_statistics
 from terugkeer.notify.assurance.escalate import escalate
 from terugkeer.notify.assurance.reconcile import reconcile
 from terugkeer.notify.assurance.watch import check_freshness
+from terugkeer.notify.delivery import tallies
 from terugkeer.notify.delivery.dispatch import (
     DispatchCounts,
     Dispatcher,
@@ -82,6 +83,7 @@ CHECKS: tuple[Check, ...] = (
     Check("reconciliation", _reconciliation),
     Check("audit_checkpoint", checkpoint_check),  # the audit log's head, outside the database
     Check("statistics", _statistics),  # the planner's statistics (PostgreSQL)
+    Check("inbox_tallies", tallies.fold_check),  # each inbox's count in one row again
 )
 
 

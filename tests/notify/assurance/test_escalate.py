@@ -240,7 +240,15 @@ def test_the_check_cycle_runs_escalation_feed_watch_and_reconciliation(engine: E
         "reconciliation",
         "audit_checkpoint",
         "statistics",
+        "inbox_tallies",
     }
     assert results["escalation"]["skipped"] is False
     names = [check.name for check in CHECKS]
-    assert names == ["escalation", "feed_watch", "reconciliation", "audit_checkpoint", "statistics"]
+    assert names == [
+        "escalation",
+        "feed_watch",
+        "reconciliation",
+        "audit_checkpoint",
+        "statistics",
+        "inbox_tallies",
+    ]
