@@ -13,6 +13,8 @@
    first, one portal delivery each; 2 % still awaiting acknowledgement. The mayor's
    municipality (GM0363) receives ``--share`` of the mayors' and caseworkers' notices (5 %:
    Amsterdam's share of the population), the rest go to synthetic codes (GM9xxx).
+   The inbox tallies (migration 0015) are folded afterwards, as the worker does every
+   check cycle.
 3. A mayor's office account of GM0363 with an API token, and a session (for the page).
 4. ``terugkeer serve --workers 2`` in a process of its own, on a free loopback port.
 5. The load, open loop: request *i* is due at ``start + i / rate`` whether or not those before
