@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from terugkeer.config import get_settings
 from terugkeer.db.engine import make_engine
 from terugkeer.logs import configure as configure_logging
 from terugkeer.migrations import schema_metadata, upgrade
@@ -130,6 +131,15 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     eng: Engine = request.getfixturevalue(name)
     empty_all(eng)
     return eng
+
+
+@pytest.fixture
+def cli_db(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """The store of ``engine`` as the command line's configured database."""
+    monkeypatch.setenv("TERUGKEER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    yield engine
+    get_settings.cache_clear()
 
 
 # -- no personal data in the logs ---------------------------------------------------------------

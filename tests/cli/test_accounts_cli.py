@@ -4,8 +4,6 @@ line refuses to start without an explicit environment."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pyotp
 import pytest
 from sqlalchemy import Engine, select
@@ -25,14 +23,6 @@ from terugkeer.security.accounts import (
 from terugkeer.security.tables import audit_log
 
 PASSWORD = "een heel lang wachtwoord"
-
-
-@pytest.fixture
-def cli_db(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setenv("TERUGKEER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
-    get_settings.cache_clear()
-    yield engine
-    get_settings.cache_clear()
 
 
 def _run(*args: str) -> str:

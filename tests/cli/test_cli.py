@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,18 +10,9 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from terugkeer.cli import app
-from terugkeer.config import get_settings
 from tests.feedutil import intake, lines, msg
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli_db(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setenv("TERUGKEER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
-    get_settings.cache_clear()
-    yield engine
-    get_settings.cache_clear()
 
 
 def test_ingest_json_counts_and_exit_codes(cli_db: Engine, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ obligations`, end to end on each store."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ from tests.feedutil import intake, msg
 from tests.notify.assurance.test_reconcile import feed, remove, stored
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli_db(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setenv("TERUGKEER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
-    get_settings.cache_clear()
-    yield engine
-    get_settings.cache_clear()
 
 
 def acknowledge_all(engine: Engine) -> None:

@@ -12,12 +12,12 @@ from sqlalchemy import Engine
 from terugkeer.cli import app
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.notify.alerts import raise_alert
-from tests.cli.test_notify import cli_db, runner  # noqa: F401  (the fixture)
+from tests.cli.test_notify import runner
 from tests.feedutil import BSN2, intake, lines, msg
 from tests.notify.assurance.test_reconcile import feed
 
 
-def test_notify_obligations_pages(cli_db: Engine) -> None:  # noqa: F811
+def test_notify_obligations_pages(cli_db: Engine) -> None:
     feed(cli_db, intake("e1"), intake("f1", period="P2", bsn=BSN2), msg("escape", "e2", 20))
     everything = json.loads(runner.invoke(app, ["notify", "obligations", "--json"]).stdout)
     total = everything["total"]
@@ -45,7 +45,7 @@ def test_notify_obligations_pages(cli_db: Engine) -> None:  # noqa: F811
     assert runner.invoke(app, ["notify", "obligations", "--limit", "-1"]).exit_code == 2
 
 
-def test_notify_alerts_pages(cli_db: Engine) -> None:  # noqa: F811
+def test_notify_alerts_pages(cli_db: Engine) -> None:
     with cli_db.begin() as conn:
         for i in range(5):
             raise_alert(conn, "test", f"test:{i}", f"alert {i}", {}, datetime.now(UTC))
@@ -60,7 +60,7 @@ def test_notify_alerts_pages(cli_db: Engine) -> None:  # noqa: F811
     assert "5 alerts" in runner.invoke(app, ["notify", "alerts"]).stdout
 
 
-def test_quarantine_list_pages(cli_db: Engine) -> None:  # noqa: F811
+def test_quarantine_list_pages(cli_db: Engine) -> None:
     early = [msg("release", f"r{i}", 400, period=f"P{i}", release_kind="court_order")
              for i in range(3)]  # fmt: skip
     ingest_text(cli_db, lines(*early))

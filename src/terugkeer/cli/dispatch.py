@@ -206,6 +206,34 @@ def retry(
     out.print(f"delivery {queued} queued")
 
 
+def tallies(
+    recount: Annotated[
+        bool, typer.Option("--recount", help="write the tallies anew from the notices")
+    ] = False,
+) -> None:
+    """Check each inbox's tally against a count of its delivered notices; exits 1 when one
+    differs. `--recount` writes them anew (after a repair that bypassed the triggers).
+
+    The tallies give each inbox's total without counting it on every request
+    (docs/operations.md, "The inbox")."""
+    from terugkeer.notify.delivery import tallies as kept
+
+    engine = make_engine()
+    if recount:
+        out.print(f"inbox tallies written anew: {kept.recount(engine)} organisations")
+        return
+    wrong = kept.differences(engine)
+    if not wrong:
+        out.print("inbox tallies agree with the notices")
+        return
+    for (kind, ref), (tallied, counted) in sorted(wrong.items()):
+        out.print(
+            f"[red]{kind} {ref or '(every victim)'}: tallied {tallied}, counted {counted}[/red]"
+        )
+    out.print("run `terugkeer notify tallies --recount` to write them anew")
+    raise typer.Exit(1)
+
+
 def register(app: typer.Typer, notify_app: typer.Typer) -> None:
     """Add this module's commands to the top-level app and the `notify` group."""
     app.command()(worker)
@@ -213,3 +241,4 @@ def register(app: typer.Typer, notify_app: typer.Typer) -> None:
     notify_app.command("inbox")(inbox)
     notify_app.command("ack")(ack)
     notify_app.command("retry")(retry)
+    notify_app.command("tallies")(tallies)

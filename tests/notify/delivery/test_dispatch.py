@@ -23,7 +23,6 @@ from sqlalchemy import Engine, insert, select, update
 from typer.testing import CliRunner
 
 from terugkeer.cli import app
-from terugkeer.config import get_settings
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.notify.delivery.channels import Channel
 from terugkeer.notify.delivery.channels.portal import PortalChannel
@@ -523,14 +522,6 @@ def test_a_worker_group_survives_a_killed_process_and_stops_on_sigterm(
 
 
 # -- the command line ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_db(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setenv("TERUGKEER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
-    get_settings.cache_clear()
-    yield engine
-    get_settings.cache_clear()
 
 
 def test_worker_once_and_dispatch_once_from_the_command_line(cli_db: Engine) -> None:

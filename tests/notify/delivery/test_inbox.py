@@ -4,7 +4,6 @@ command line."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +13,6 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from terugkeer.cli import app
-from terugkeer.config import get_settings
 from terugkeer.notify.assurance.escalate import escalate
 from terugkeer.notify.delivery.dispatch import dispatch_once
 from terugkeer.notify.delivery.inbox import (
@@ -266,14 +264,6 @@ def test_api_is_in_the_openapi_document(client: TestClient) -> None:
 
 
 # -- the command line ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_db(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setenv("TERUGKEER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
-    get_settings.cache_clear()
-    yield engine
-    get_settings.cache_clear()
 
 
 def test_inbox_and_ack_from_the_command_line(cli_db: Engine) -> None:

@@ -13,7 +13,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, func, insert, select, update
+from typer.testing import CliRunner
 
+from terugkeer.cli import app
 from terugkeer.db.engine import make_engine
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.migrations import upgrade
@@ -146,6 +148,7 @@ def test_a_tally_is_the_number_of_told_notices_whatever_happens(
     tallies.fold(engine)
     assert tallied(engine) == +counted(engine)
     assert tally_rows(engine) == len(+counted(engine))
+    assert tallies.differences(engine) == {}
 
 
 def test_the_notices_the_rules_and_the_dispatcher_change_are_tallied(engine: Engine) -> None:
@@ -207,3 +210,26 @@ def test_the_migration_counts_what_is_told_already(empty_database_url: str) -> N
         assert tally_rows(engine) == 2
     finally:
         engine.dispose()
+
+
+def test_the_command_line_finds_a_wrong_tally_and_writes_them_anew(cli_db: Engine) -> None:
+    """``terugkeer notify tallies`` compares each tally with a count of the notices (exit 1
+    and one line per organisation when one differs); ``--recount`` writes them anew."""
+    with cli_db.begin() as conn:
+        for i in range(1, 4):
+            conn.execute(insert(obligations).values(**_row(i, RECIPIENTS[i % 2], told=True)))
+    assert CliRunner().invoke(app, ["notify", "tallies"]).exit_code == 0
+    with cli_db.begin() as conn:  # a repair that bypassed the triggers
+        conn.execute(delete(inbox_tallies).where(inbox_tallies.c.recipient_ref == "GM0599"))
+        conn.execute(insert(inbox_tallies).values(recipient_kind="victim", recipient_ref="", n=1))
+    assert tallies.differences(cli_db) == {("mayor", "GM0599"): (0, 2), ("victim", ""): (1, 0)}
+    found = CliRunner().invoke(app, ["notify", "tallies"])
+    assert found.exit_code == 1
+    assert "mayor GM0599: tallied 0, counted 2" in found.output
+    assert "victim (every victim): tallied 1, counted 0" in found.output
+    written = CliRunner().invoke(app, ["notify", "tallies", "--recount"])
+    assert written.exit_code == 0, written.output
+    assert "2 organisations" in written.output
+    assert tallies.differences(cli_db) == {}
+    assert tally_rows(cli_db) == 2
+    assert CliRunner().invoke(app, ["notify", "tallies"]).exit_code == 0

@@ -13,9 +13,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, false, func, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    case,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+)
 
-from terugkeer.notify.tables import inbox_tallies
+from terugkeer.notify.tables import inbox_tallies, obligations
 
 VICTIM = "victim"  # counted under the reference "": the IDV's inbox holds every victim's notices
 
@@ -79,6 +93,55 @@ def _fold_sqlite(conn: Connection) -> int:
                 inbox_tallies.insert().values(recipient_kind=kind, recipient_ref=ref, n=total)
             )
     return sum(rows - (1 if total else 0) for _, _, total, rows in sums)
+
+
+def _counted_key() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """An obligation's tally key in SQL, as the triggers name it."""
+    o = obligations.c
+    ref = case((o.recipient_kind == VICTIM, literal("")), else_=func.coalesce(o.recipient_ref, ""))
+    return o.recipient_kind, ref
+
+
+def differences(engine: Engine) -> dict[Key, tuple[int, int]]:
+    """The organisations whose tally is not the number of their told notices: (tallied,
+    counted), read in one statement (one snapshot). Counts every told notice: for an
+    operator's check, not for each request."""
+    kind, ref = _counted_key()
+    t = inbox_tallies.c
+    both = union_all(
+        select(t.recipient_kind.label("k"), t.recipient_ref.label("r"), t.n, literal(0).label("c")),
+        select(kind, ref, literal(0), literal(1)).where(obligations.c.delivered_at.is_not(None)),
+    ).subquery()
+    tallied, counted = func.sum(both.c.n), func.sum(both.c.c)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(both.c.k, both.c.r, tallied, counted)
+            .group_by(both.c.k, both.c.r)
+            .having(tallied != counted)
+        ).all()
+    return {(k, r): (int(n), int(c)) for k, r, n, c in rows}
+
+
+def recount(engine: Engine) -> int:
+    """Write the tallies anew from the notices, one row per organisation, with the notices
+    locked against change meanwhile (after a repair that bypassed the triggers); the number
+    of organisations."""
+    kind, ref = _counted_key()
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("LOCK TABLE obligations IN SHARE MODE"))
+        else:
+            conn.exec_driver_sql("UPDATE inbox_tallies SET n = n WHERE 0")  # the write lock
+        conn.execute(inbox_tallies.delete())
+        counts = (
+            select(kind, ref, func.count())
+            .where(obligations.c.delivered_at.is_not(None))
+            .group_by(kind, ref)
+        )
+        conn.execute(
+            insert(inbox_tallies).from_select(["recipient_kind", "recipient_ref", "n"], counts)
+        )
+        return int(conn.execute(select(func.count()).select_from(inbox_tallies)).scalar_one())
 
 
 def fold_check(engine: Engine, _now: Any) -> dict[str, int]:
