@@ -59,6 +59,7 @@ from terugkeer.migrations import upgrade
 from terugkeer.notify.delivery import tallies
 from terugkeer.notify.tables import obligations
 from terugkeer.security.accounts import add_user, create_token
+from terugkeer.security.tables import users
 
 MUNICIPALITY = "GM0363"
 API = "/api/v1/meldingen"
@@ -366,9 +367,12 @@ def prepare_and_load(
         empty = conn.execute(select(func.count()).select_from(obligations)).scalar_one() == 0
     filled = fill(engine, args.notices, args.share) if empty else {"seconds": 0}
     filled["inbox"] = inbox_size(engine)
-    mayor = f"bench-mayor-{uuid.uuid4().hex[:6]}"
-    add_user(engine, mayor, "mayor_office", PASSWORD, MUNICIPALITY)
-    token = create_token(engine, f"{mayor}-token", mayor)
+    mayor = "bench-mayor"  # one account, also on a kept database; a token of its own per run
+    with engine.connect() as conn:
+        known = conn.execute(select(users.c.id).where(users.c.name == mayor)).first()
+    if known is None:
+        add_user(engine, mayor, "mayor_office", PASSWORD, MUNICIPALITY)
+    token = create_token(engine, f"{mayor}-token-{uuid.uuid4().hex[:8]}", mayor)
     engine.dispose()
     print(
         f"{args.notices:,} notices in {filled['seconds']} s; {filled['inbox']:,} in the "
