@@ -78,8 +78,13 @@ def fold(engine: Engine) -> int:
         return _fold_sqlite(conn)
 
 
+def _sqlite_write_lock(conn: Connection) -> None:
+    """SQLite's write lock for the rest of the transaction: no other writer until it ends."""
+    conn.exec_driver_sql("UPDATE inbox_tallies SET n = n WHERE 0")
+
+
 def _fold_sqlite(conn: Connection) -> int:
-    conn.exec_driver_sql("UPDATE inbox_tallies SET n = n WHERE 0")  # the write lock, from here
+    _sqlite_write_lock(conn)
     t = inbox_tallies.c
     sums = conn.execute(
         select(t.recipient_kind, t.recipient_ref, func.sum(t.n), func.count())
@@ -131,7 +136,7 @@ def recount(engine: Engine) -> int:
         if conn.dialect.name == "postgresql":
             conn.execute(text("LOCK TABLE obligations IN SHARE MODE"))
         else:
-            conn.exec_driver_sql("UPDATE inbox_tallies SET n = n WHERE 0")  # the write lock
+            _sqlite_write_lock(conn)
         conn.execute(inbox_tallies.delete())
         counts = (
             select(kind, ref, func.count())
