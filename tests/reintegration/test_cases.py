@@ -108,6 +108,42 @@ def test_cases_open_when_a_release_is_planned_and_follow_the_period(engine: Engi
         get_case(conn, case_id, "GM0599", actor=USER)
 
 
+@pytest.mark.parametrize("batches", ["one", "three"])
+def test_a_case_follows_its_period_to_the_person_of_a_new_intake(
+    engine: Engine, batches: str
+) -> None:
+    """The intake named the wrong person; it is withdrawn and the period taken in again for
+    the right one. The case must name the period's new person: the monitor links a case to
+    its person's reconvictions, and the caseworker's page shows its person."""
+    messages = [
+        intake("e1"),
+        msg("correction", "c1", 1, withdraws="e1"),
+        intake("e1b", days=0.5, bsn=BSN2),
+    ]
+    for batch in [messages] if batches == "one" else [[m] for m in messages]:
+        _ingest(engine, *batch)
+    with engine.connect() as conn:
+        period_person, case_person = conn.execute(
+            select(detention_periods.c.person_id, reintegration_cases.c.person_id).join(
+                reintegration_cases,
+                reintegration_cases.c.period_id == detention_periods.c.id,
+            )
+        ).one()
+        followed = (
+            conn.execute(
+                select(audit_log.c.details).where(
+                    audit_log.c.record_type == "reintegration_case",
+                    audit_log.c.action == "case_followed_period",
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert case_person == period_person
+    if batches == "three":  # the case was opened for the first person, then followed
+        assert any("person_id" in json.loads(d) for d in followed)
+
+
 def test_who_gets_a_case(engine: Engine) -> None:
     without_date = {"planned_release_date": None}
     _ingest(

@@ -132,6 +132,7 @@ def _process(
                 reintegration_cases.c.period_id,
                 reintegration_cases.c.status,
                 reintegration_cases.c.municipality,
+                reintegration_cases.c.person_id,
             ).where(among(conn, reintegration_cases.c.period_id, chunk))
         ):
             existing[c.period_id] = c
@@ -150,15 +151,29 @@ def _process(
             continue
         status = case_status(view) or CaseStatus.PLANNED
         where = municipality(view) or case.municipality
-        if status == case.status and where == case.municipality:
+        # the period's person changes when its intake was withdrawn and taken in again for
+        # another person (the wrong one was named): the case follows
+        now_for = (status.value, where, row.person_id)
+        if now_for == (case.status, case.municipality, case.person_id):
             result.unchanged += 1
             continue
         detail: dict[str, Any] = {}
-        if status != case.status:
-            detail["status"] = [case.status, status.value]
-        if where != case.municipality:
-            detail["municipality"] = [case.municipality, where]
-        updates.append({"b_id": case.id, "b_status": status.value, "b_municipality": where})
+        for name, was, becomes in zip(
+            ("status", "municipality", "person_id"),
+            (case.status, case.municipality, case.person_id),
+            now_for,
+            strict=True,
+        ):
+            if was != becomes:
+                detail[name] = [was, becomes]  # a person by record id, not who they are
+        updates.append(
+            {
+                "b_id": case.id,
+                "b_status": status.value,
+                "b_municipality": where,
+                "b_person_id": row.person_id,
+            }
+        )
         changes.append((case.id, detail))
         result.updated += 1
     if new:
@@ -210,6 +225,7 @@ def _process(
             .values(
                 status=bindparam("b_status"),
                 municipality=bindparam("b_municipality"),
+                person_id=bindparam("b_person_id"),
                 updated_at=now,
             ),
             updates,
