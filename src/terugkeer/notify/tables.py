@@ -19,6 +19,7 @@ from terugkeer.db.metadata import metadata
 from terugkeer.db.types import UTCDateTime
 
 _AWAITING = "status = 'delivered'"
+_VICTIMS = "recipient_kind = 'victim'"
 
 obligations = Table(
     "obligations",
@@ -56,10 +57,19 @@ obligations = Table(
     Index("ix_obligations_period_ref", "period_ref"),
     Index("ix_obligations_cause_event_id", "cause_event_id"),  # the burst brake (0009)
     Index("ix_obligations_status_due_at", "status", "due_at"),
-    Index("ix_obligations_recipient", "recipient_kind", "recipient_ref"),
     # the inbox: an organisation's notices in delivery order, with their status (0010)
     Index(
         "ix_obligations_inbox", "recipient_kind", "recipient_ref", "delivered_at", "id", "status"
+    ),
+    # every victim's notices in delivery order: the IDV's inbox holds them, whoever the victim
+    # (0016)
+    Index(
+        "ix_obligations_victims",
+        "delivered_at",
+        "id",
+        "status",
+        sqlite_where=text(_VICTIMS),
+        postgresql_where=text(_VICTIMS),
     ),
     # the notices awaiting acknowledgement, most overdue first: the urgent part of the inbox (0014)
     Index(

@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, insert
 
@@ -29,11 +29,30 @@ notice = st.fixed_dictionaries(
         "delivered_before": st.booleans(),  # without a delivered_at: an older delivery arrived
         "read": st.booleans(),
         "awaiting": st.booleans(),
-        "ours": st.sampled_from(["mine", "mine", "mine", "other"]),
+        # the mayor of GM0363's, another mayor's, the IDV's own, a victim's (the IDV's inbox)
+        "ours": st.sampled_from(["mine", "mine", "mine", "other", "idv", "victim", "victim"]),
         "minute": st.integers(0, 5),  # ties in delivered_at and due_at are common
         "due": st.integers(0, 5),
     }
 )
+
+
+NOTICE = {"told": True, "delivered_before": False, "read": False, "awaiting": True,
+          "ours": "mine", "minute": 0, "due": 0}  # fmt: skip
+
+
+# the IDV's own notices and the victims' interleaved: merged page by page
+MIXED = [
+    dict(NOTICE, ours=ours, minute=minute, due=due, awaiting=due % 2 == 0)
+    for ours, minute, due in [
+        ("idv", 5, 3),
+        ("victim", 4, 1),
+        ("idv", 3, 0),
+        ("victim", 2, 2),
+        ("victim", 1, 5),
+        ("idv", 0, 4),
+    ]
+]
 
 
 def _store(engine: Engine, notices: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -42,11 +61,12 @@ def _store(engine: Engine, notices: list[dict[str, Any]]) -> list[dict[str, Any]
     with engine.begin() as conn:
         for i, n in enumerate(notices, start=1):
             at = T0 + timedelta(minutes=n["minute"])
+            kind, ref = RECIPIENTS[n["ours"]]
             row = {
-                "id": i, "key": f"k{i}", "rule_id": "mayor.release", "rule_version": "1",
+                "id": i, "key": f"k{i}", "rule_id": f"{kind}.release", "rule_version": "1",
                 "period_ref": f"P{i}", "occurrence": "release", "subject": "release",
-                "recipient_kind": "mayor",
-                "recipient_ref": "GM0363" if n["ours"] == "mine" else "GM0599",
+                "recipient_kind": kind,
+                "recipient_ref": ref if kind != "victim" else f"V{i % 3}",
                 "cause_event_id": f"e{i}", "planned_for": None,
                 "due_at": T0 + timedelta(hours=n["due"]),
                 "status": "delivered" if n["awaiting"] else "acknowledged", "late": False,
@@ -71,12 +91,26 @@ def _store(engine: Engine, notices: list[dict[str, Any]]) -> list[dict[str, Any]
     return rows
 
 
-def _expected(rows: list[dict[str, Any]], urgent: bool, **filters: bool) -> list[int]:
+RECIPIENTS = {"mine": ("mayor", "GM0363"), "other": ("mayor", "GM0599"),
+              "idv": ("idv", "OM-IDV"), "victim": ("victim", None)}  # fmt: skip
+# an inbox as list_notices is asked for it, and the recipient kinds it holds
+INBOXES = {
+    "mayor": (("mayor", "GM0363", None), {("mayor", "GM0363")}),
+    "idv": (("idv", "OM-IDV", None), {("idv", "OM-IDV"), ("victim", None)}),
+    "victims": (("idv", "OM-IDV", ["victim"]), {("victim", None)}),
+}
+
+
+def _expected(
+    rows: list[dict[str, Any]], urgent: bool, inbox: str = "mayor", **filters: bool
+) -> list[int]:
     """One sort over all the organisation's notices, as the inbox was written before."""
+    holds = INBOXES[inbox][1]
     mine = [
         r
         for r in rows
-        if r["recipient_ref"] == "GM0363"
+        if (r["recipient_kind"], None if r["recipient_kind"] == "victim" else r["recipient_ref"])
+        in holds
         and r["in"]
         and (not filters.get("unread") or r["unread"])
         and (not filters.get("unacknowledged") or r["status"] == "delivered")
@@ -92,7 +126,7 @@ def _expected(rows: list[dict[str, Any]], urgent: bool, **filters: bool) -> list
 
 
 @settings(
-    max_examples=12,
+    max_examples=20,
     deadline=None,
     database=None,
     derandomize=True,
@@ -100,14 +134,18 @@ def _expected(rows: list[dict[str, Any]], urgent: bool, **filters: bool) -> list
 )
 @given(
     notices=st.lists(notice, max_size=14),
+    inbox=st.sampled_from(sorted(INBOXES)),
     urgent=st.booleans(),
     unread=st.booleans(),
     unacknowledged=st.booleans(),
     limit=st.integers(1, 4),
 )
+@example(notices=MIXED, inbox="idv", urgent=False, unread=False, unacknowledged=False, limit=2)
+@example(notices=MIXED, inbox="idv", urgent=True, unread=False, unacknowledged=False, limit=2)
 def test_pages_and_totals_are_those_of_one_sort(
     engine: Engine,
     notices: list[dict[str, Any]],
+    inbox: str,
     urgent: bool,
     unread: bool,
     unacknowledged: bool,
@@ -115,12 +153,13 @@ def test_pages_and_totals_are_those_of_one_sort(
 ) -> None:
     empty_all(engine)
     rows = _store(engine, notices)
-    expected = _expected(rows, urgent, unread=unread, unacknowledged=unacknowledged)
+    expected = _expected(rows, urgent, inbox, unread=unread, unacknowledged=unacknowledged)
+    (kind, ref, kinds), _ = INBOXES[inbox]
     seen: list[int] = []
     with engine.begin() as conn:
         for offset in range(0, len(expected) + limit, limit):
             page = list_notices(
-                conn, "mayor", "GM0363", actor=ACTOR, unread=unread,
+                conn, kind, ref, actor=ACTOR, unread=unread, kinds=kinds,
                 unacknowledged=unacknowledged, urgent_first=urgent, limit=limit, offset=offset,
             )  # fmt: skip
             assert page.total == len(expected)
@@ -140,10 +179,6 @@ def test_the_new_filter_reads_the_unread_deliveries_index(engine: Engine) -> Non
     assert_served_by(engine, asked, "ix_deliveries_unread")  # the count and the page
 
 
-NOTICE = {"told": True, "delivered_before": False, "read": False, "awaiting": True,
-          "ours": "mine", "minute": 0, "due": 0}  # fmt: skip
-
-
 def test_the_urgent_part_reads_the_awaiting_index(engine: Engine) -> None:
     """The urgent order's first part, the notices awaiting acknowledgement by due date, is
     read and counted from the partial index of those notices (migration 0014), not found
@@ -156,3 +191,19 @@ def test_the_urgent_part_reads_the_awaiting_index(engine: Engine) -> None:
     assert page.total == 9
     assert [n.status for n in page.notices] == ["delivered", "delivered"]
     assert_served_by(engine, asked, "ix_obligations_awaiting")
+
+
+def test_the_idv_inbox_reads_the_victims_in_order_from_their_index(engine: Engine) -> None:
+    """The IDV's inbox holds every victim's notices: a page reads them in delivery order from
+    their partial index (migration 0016) and merges them with the IDV's own, instead of
+    reading and sorting all of them. On PostgreSQL: SQLite's planner, without statistics,
+    takes the index of all notices by recipient and sorts the victims' (the pages are the
+    same: the test above)."""
+    empty_all(engine)
+    rows = _store(engine, MIXED)
+    with statements(engine, lambda sql: "UNION ALL" in sql) as asked, engine.begin() as conn:
+        page = list_notices(conn, "idv", "OM-IDV", actor=ACTOR, limit=2)
+    assert [n.id for n in page.notices] == _expected(rows, False, "idv")[:2]
+    assert len(asked) == 1  # the two parts merged in one statement
+    if engine.dialect.name == "postgresql":
+        assert_served_by(engine, asked, "ix_obligations_victims")
