@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from terugkeer.notify.worker import CHECKS, run_checks
 from terugkeer.security import audit
 from terugkeer.security.crypto import FieldCipher, generate_key, parse_keys
 from terugkeer.security.roles import Principal, Role
+from tests.plans import assert_served_by, statements
 
 STORES = pytest.mark.parametrize("empty_database_url", ["sqlite", "postgresql"], indirect=True)
 
@@ -284,3 +285,24 @@ def test_the_worker_writes_a_checkpoint_every_cycle_and_the_command_checks_it(
         assert "entries were removed" in result.stdout
     finally:
         get_settings.cache_clear()
+
+
+@STORES
+def test_the_auditors_search_by_actor_and_by_period_reads_their_indexes(fresh: Engine) -> None:
+    """A search by actor or by period does not read the whole log (migration 0017): the
+    page and its count are served by ``ix_audit_log_actor`` and ``ix_audit_log_at``."""
+    write(fresh, 30)
+    auditor = Principal("auditor-1", Role.AUDITOR)
+    now = datetime.now(UTC)
+    searches = {  # the period first: each search adds the auditor's own entry
+        "ix_audit_log_at": {"since": now - timedelta(hours=1), "until": now + timedelta(hours=1)},
+        "ix_audit_log_actor": {"actor": "idv.medewerker"},
+    }
+    for index, search in searches.items():
+        searched = lambda sql: "WHERE audit_log.actor" in sql or "WHERE audit_log.at" in sql  # noqa: E731
+        with statements(fresh, searched) as asked, fresh.begin() as conn:
+            page = audit.search_entries(conn, auditor, limit=10, **search)
+        assert (page.total, len(page.items)) == (30, 10)
+        assert [e.id for e in page.items] == sorted((e.id for e in page.items), reverse=True)
+        assert len(asked) == 2  # the count and the page
+        assert_served_by(fresh, asked, index)

@@ -77,4 +77,9 @@ audit_log = Table(
     # <key id>:HMAC-SHA256 of hash under a key not in the database; NULL before 0008
     Column("mac", String(100)),
     Index("ix_audit_log_record", "record_type", "record_id"),
+    # the auditor's search by actor, newest first (0017)
+    Index("ix_audit_log_actor", "actor", "id"),
+    # and by period: a block range index on PostgreSQL, small and cheap to keep for a column
+    # that grows with the table (0017)
+    Index("ix_audit_log_at", "at", postgresql_using="brin"),
 )
