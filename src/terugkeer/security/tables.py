@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    false,
+)
 
 from terugkeer.db.metadata import metadata
 from terugkeer.db.types import UTCDateTime
@@ -60,10 +71,14 @@ login_throttle = Table(
 )
 
 # Append-only, hash-chained: each row's hash covers its content and the previous row's hash.
+# 64-bit ids on PostgreSQL (0018): a row per notice shown, 25 a page, runs through 2^31 in
+# months when municipal systems poll their inbox; SQLite's rowid is 64-bit already
+AUDIT_ID = Integer().with_variant(BigInteger(), "postgresql")
+
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", AUDIT_ID, primary_key=True),
     Column("at", UTCDateTime, nullable=False),
     Column("actor", String(100), nullable=False),
     Column("role", String(24), nullable=False),
