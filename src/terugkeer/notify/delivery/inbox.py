@@ -191,7 +191,7 @@ def list_notices(
         filters.append(obligations.c.status == "delivered")
     segments = _segments(urgent_first)  # each read in index order
     # the history's count is kept per organisation, not for a filter of it
-    keys = None if unread or unacknowledged else _keys(recipient_kind, recipient_ref, kinds)
+    keys = None if unread or unacknowledged else [tallies.key(p.kind, recipient_ref) for p in parts]
     within = or_(false(), *(part.condition for part in parts))
     counts = _counts(conn, [within, *filters], urgent_first, keys)
     total, rows = 0, list[Any]()
@@ -291,14 +291,6 @@ def _segments(urgent_first: bool) -> list[tuple[list[ColumnElement[bool]], Order
         ([others, told], _newest),
         ([others, untold], _by_id),
     ]
-
-
-def _keys(kind: str, ref: str, kinds: Sequence[str] | None) -> list[tallies.Key]:
-    """The tallies of an organisation's inbox (those of the recipient kinds in ``kinds``)."""
-    own = [tallies.key(kind, ref)]
-    if kind == "idv" and ref == IDV_REF:
-        own.append(tallies.key(VICTIM, None))
-    return [k for k in own if kinds is None or k[0] in kinds]
 
 
 def _counts(
