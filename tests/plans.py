@@ -27,14 +27,20 @@ def statements(engine: Engine, wanted: Callable[[str], bool]) -> Iterator[list[t
         event.remove(engine, "before_cursor_execute", capture)
 
 
-def assert_served_by(engine: Engine, asked: list[tuple[str, Any]], index: str) -> None:
+def assert_served_by(
+    engine: Engine, asked: list[tuple[str, Any]], index: str, *, in_order: bool = False
+) -> None:
     """Each statement's plan uses ``index``. On PostgreSQL sequential scans are forbidden
-    first: on a test's handful of rows one would do."""
+    first: on a test's handful of rows one would do; with ``in_order``, sorts too: the
+    index must give the statement's order (on a handful of rows sorting them is cheaper,
+    and the planner's choice then depends on the statistics other tests left)."""
     assert asked
     postgres = engine.dialect.name == "postgresql"
     with engine.begin() as conn:
         if postgres:
             conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            if in_order:
+                conn.exec_driver_sql("SET LOCAL enable_sort = off")
         for statement, parameters in asked:
             explain = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
             plan = " ".join(

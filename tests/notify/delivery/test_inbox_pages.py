@@ -206,4 +206,4 @@ def test_the_idv_inbox_reads_the_victims_in_order_from_their_index(engine: Engin
     assert [n.id for n in page.notices] == _expected(rows, False, "idv")[:2]
     assert len(asked) == 1  # the two parts merged in one statement
     if engine.dialect.name == "postgresql":
-        assert_served_by(engine, asked, "ix_obligations_victims")
+        assert_served_by(engine, asked, "ix_obligations_victims", in_order=True)
