@@ -1,4 +1,4 @@
-"""The inbox read in parts (inbox._segments, for ix_obligations_inbox) gives the same pages and
+"""The inbox read in parts (inbox._SEGMENTS, read from the inbox indexes) gives the same pages and
 totals as one query over all of an organisation's notices would: whatever the notices (read
 or not, awaiting acknowledgement or not, sent again to a new recipient without a delivered_at
 of their own), in both orders, with every filter, at every offset. Hypothesis, on both stores."""

@@ -189,7 +189,7 @@ def list_notices(
         filters.append(_delivered(unread=True))
     if unacknowledged:
         filters.append(obligations.c.status == "delivered")
-    segments = _segments(urgent_first)  # each read in index order
+    segments = _SEGMENTS[urgent_first]  # each read in index order
     # the history's count is kept per organisation, not for a filter of it
     keys = None if unread or unacknowledged else [tallies.key(p.kind, recipient_ref) for p in parts]
     within = or_(false(), *(part.condition for part in parts))
@@ -258,39 +258,32 @@ def _page(
     return list(conn.execute(select(merged).order_by(*order(merged.c)).limit(take).offset(skip)))
 
 
-def _told() -> ColumnElement[bool]:
-    return obligations.c.delivered_at.is_not(None)
+# the inbox's parts, built once like _DELIVERED: the same for every request
+_TOLD = obligations.c.delivered_at.is_not(None)
+_UNTOLD = and_(obligations.c.delivered_at.is_(None), _delivered())
+_AWAITING = obligations.c.status == "delivered"
+_OTHERS = obligations.c.status != "delivered"
 
+Segment = tuple[list[ColumnElement[bool]], Order]
 
-def _untold() -> ColumnElement[bool]:
-    return and_(obligations.c.delivered_at.is_(None), _delivered())
-
-
-def _awaiting() -> ColumnElement[bool]:
-    return obligations.c.status == "delivered"
-
-
-def _segments(urgent_first: bool) -> list[tuple[list[ColumnElement[bool]], Order]]:
-    """The inbox in the order shown, in parts that an index reads in order, so that a page of
-    a large inbox costs what the page holds.
-
-    A notice is in the inbox once one of its deliveries is delivered. Its ``delivered_at`` is
-    set in the transaction that marks a delivery delivered (the dispatcher) and no delivery
-    leaves that status: a notice with a ``delivered_at`` is in the inbox without looking at its
-    deliveries (it is "told"); one without (sent again, to a new recipient) is when a delivery
-    says so. Newest first (``delivered_at`` descending, nulls last, then id) is: the told
-    ones, newest first, then the others by id (``ix_obligations_inbox``). Urgent first puts
-    before them the notices awaiting acknowledgement, the one due earliest first
-    (``ix_obligations_awaiting``)."""
-    told, untold = _told(), _untold()
-    if not urgent_first:
-        return [([told], _newest), ([untold], _by_id)]
-    others = obligations.c.status != "delivered"
-    return [
-        ([_awaiting(), or_(told, untold)], _by_due),
-        ([others, told], _newest),
-        ([others, untold], _by_id),
-    ]
+# The inbox in the order shown, in parts that an index reads in order, so that a page of a
+# large inbox costs what the page holds; by ``urgent_first``.
+#
+# A notice is in the inbox once one of its deliveries is delivered. Its ``delivered_at`` is set
+# in the transaction that marks a delivery delivered (the dispatcher) and no delivery leaves
+# that status: a notice with a ``delivered_at`` is in the inbox without looking at its
+# deliveries (it is "told"); one without (sent again, to a new recipient) is when a delivery
+# says so. Newest first (``delivered_at`` descending, nulls last, then id) is: the told ones,
+# newest first, then the others by id (``ix_obligations_inbox``). Urgent first puts before them
+# the notices awaiting acknowledgement, the one due earliest first (``ix_obligations_awaiting``).
+_SEGMENTS: dict[bool, list[Segment]] = {
+    False: [([_TOLD], _newest), ([_UNTOLD], _by_id)],
+    True: [
+        ([_AWAITING, or_(_TOLD, _UNTOLD)], _by_due),
+        ([_OTHERS, _TOLD], _newest),
+        ([_OTHERS, _UNTOLD], _by_id),
+    ],
+}
 
 
 def _counts(
@@ -299,21 +292,20 @@ def _counts(
     urgent_first: bool,
     keys: list[tallies.Key] | None,
 ) -> list[int]:
-    """How many notices each part of :func:`_segments` holds, in one statement.
+    """How many notices each part of :data:`_SEGMENTS` holds, in one statement.
 
     The told notices are the inbox's history, and the only part that grows with it. Without
     a filter their number is the organisation's tally (``keys``, notify/delivery/tallies.py):
     counting 20,000 of them took 5 ms of PostgreSQL's CPU on every request. With a filter they
     are counted, once. In the urgent order the told ones not awaiting acknowledgement are
     those less the told ones awaiting it, which ``ix_obligations_awaiting`` counts alone."""
-    told, untold = _told(), _untold()
 
     def count(*part: ColumnElement[bool]) -> ColumnElement[Any]:
         return select(func.count()).select_from(obligations).where(*where, *part).scalar_subquery()
 
-    parts = [count(told) if keys is None else tallies.told(keys), count(untold)]
+    parts = [count(_TOLD) if keys is None else tallies.told(keys), count(_UNTOLD)]
     if urgent_first:
-        parts += [count(_awaiting(), told), count(_awaiting(), untold)]
+        parts += [count(_AWAITING, _TOLD), count(_AWAITING, _UNTOLD)]
     found = conn.execute(select(*parts)).one()
     counts = [int(n) for n in found]
     if not urgent_first:
