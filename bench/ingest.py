@@ -15,12 +15,12 @@ same schema, exactly the rows the ingest stored (persons, periods, offences, eve
 back from its database), through the same bulk writer, 5,000 rows per transaction, with no
 understanding at all. Ingest also updates each period once per later event, which the floor
 leaves out, so the floor is a lower bound. Its ratio to the baseline is the best ratio this
-schema allows.
+schema allows. What the target leaves per event once those rows are written is printed as
+the understanding budget, in microseconds, beside what the feed layer spends.
 
 And the *minimal correct store*: the baseline's own method (json.loads, executemany), but into
 the least that any correct ingest must keep whatever its schema: event ids unique, events
-findable by period, one row per period (`bare_store(minimal=True)`). What ratio 0.5 leaves
-per event once that is paid is printed as the understanding budget, in microseconds.
+findable by period, one row per period (`bare_store(minimal=True)`).
 
 With --hooks, the ingest is also timed as `terugkeer ingest` runs it: with the notification
 rules and the reintegration cases evaluated in every batch's transaction.
@@ -51,6 +51,9 @@ from terugkeer.detention.ingest import ingest_files
 from terugkeer.detention.tables import detention_periods, feed_events, period_offences, persons
 from terugkeer.migrations import upgrade
 from terugkeer.synth import generate
+
+
+TARGET = 0.3  # issue 12: the feed layer at least 0.3 of the minimal correct store's speed
 
 
 def make_feed(folder: Path, events: int, seed: int) -> Path:
@@ -247,15 +250,16 @@ def main() -> int:
                 "seconds": round(seconds, 2),
                 "baseline_seconds": round(base, 2),
                 "floor_seconds": round(floor, 2),
-                "floor_ratio": round(base / floor, 3),
+                # the best feed-layer ratio this schema allows: its rows written, nothing else
+                "floor_ratio": round(minimal / floor, 3),
                 "minimal_seconds": round(minimal, 2),
-                "minimal_ratio": round(base / minimal, 3),
                 # issue 12's ratio: the feed layer against the minimal correct store
                 "minimal_value": round(n / minimal, 1),
                 "feed_layer_ratio": round(minimal / seconds, 3),
-                # what ratio 0.5 leaves per event for validating, deduplicating and deriving
-                # period state, once the least any correct ingest must store is stored
-                "understanding_budget_us": round((2 * base - minimal) / n * 1e6, 2),
+                # what the target leaves per event for reading, validating, deduplicating and
+                # deriving period state once this schema's rows are written, and what we spend
+                "understanding_budget_us": round((minimal / TARGET - floor) / n * 1e6, 2),
+                "understanding_us": round((seconds - floor) / n * 1e6, 2),
                 "decode_only_us": round(decode_us, 2),
             }
             if args.hooks:
@@ -264,14 +268,13 @@ def main() -> int:
                 figures[store]["with_hooks_value"] = round(n / hooked, 1)
                 figures[store]["with_hooks_ratio"] = round(base / hooked, 3)
             print(
-                f"{store}: {value:,.0f} events/s: {minimal / seconds:.2f} of the minimal correct"
-                f" store (target 0.3); bare insert {base_value:,.0f}/s: ratio"
-                f" {value / base_value:.2f}; {counts}\n"
-                f"  storage floor {floor:.2f} s: at most ratio {base / floor:.2f} for this schema\n"
-                f"  minimal correct store {minimal:.2f} s: at most ratio {base / minimal:.2f} for any"
-                f" ingest; ratio 0.5 leaves {figures[store]['understanding_budget_us']:.2f} µs"
-                f" per event for understanding (we spend {(seconds - floor) / n * 1e6:.1f};"
-                f" decoding a line with msgspec, without validating it, takes {decode_us:.2f})",
+                f"{store}: {value:,.0f} events/s in {seconds:.2f} s: {minimal / seconds:.2f} of"
+                f" the minimal correct store's {minimal:.2f} s (target {TARGET}); {counts}\n"
+                f"  storage floor {floor:.2f} s: at most ratio {minimal / floor:.2f} for this"
+                f" schema; the target leaves {figures[store]['understanding_budget_us']:.2f} µs"
+                f" per event for understanding, we spend {figures[store]['understanding_us']:.1f}"
+                f" (decoding a line with msgspec, without validating it: {decode_us:.2f})\n"
+                f"  bare insert {base:.2f} s ({base_value:,.0f}/s): ratio {value / base_value:.2f}",
                 file=sys.stderr,
             )
             if args.hooks:
