@@ -86,6 +86,19 @@ def _nul_parameter(scope: Scope) -> str | None:
     return None
 
 
+def _nul_markers(headers: dict[bytes, bytes]) -> tuple[bytes, ...]:
+    """How a NUL character is written in a body of this content type: JSON's escape (a raw
+    NUL is not JSON), a form's percent-escape or raw byte; none for a multipart upload,
+    whose files (XLSX is a zip) hold NUL bytes and whose readers refuse what they cannot
+    keep."""
+    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if content_type == b"application/x-www-form-urlencoded":
+        return (b"%00", b"\x00")
+    if content_type.startswith(b"multipart/"):
+        return ()
+    return (b"\\u0000",)
+
+
 class BodyLimit:
     """Refuse a request body over the limit (413), by its Content-Length before anything is
     read, and by counting while it is read (a body without a length, or one that lies); and
@@ -100,7 +113,8 @@ class BodyLimit:
             return
         nul = _nul_parameter(scope)
         if nul is not None:
-            response = problem(
+            response = _refusal(
+                scope,
                 400,
                 "a NUL character in a parameter",
                 invalid_params=[{"field": nul, "message": "a NUL character"}],
@@ -109,13 +123,14 @@ class BodyLimit:
             return
         path: str = scope.get("path", "")
         limit = self.import_limit if path.startswith(IMPORT_PREFIXES) else self.limit
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            response = problem(413, f"the request body is larger than {limit} bytes")
+            response = _refusal(scope, 413, f"the request body is larger than {limit} bytes")
             await response(scope, receive, send)
             return
         received, tail = 0, b""
-        check_nul = not path.startswith(NUL_IN_BODY_ALLOWED)
+        markers = () if path.startswith(NUL_IN_BODY_ALLOWED) else _nul_markers(headers)
 
         async def counted() -> Message:
             nonlocal received, tail
@@ -125,7 +140,8 @@ class BodyLimit:
                 received += len(chunk)
                 if received > limit:
                     raise BodyTooLarge(limit)  # FastAPI passes an HTTPException on as it is
-                if check_nul and b"\\u0000" in tail + chunk:  # JSON's only way to write a NUL
+                seen = tail + chunk
+                if any(marker in seen for marker in markers):
                     raise NulInBody()
                 tail = chunk[-5:]
             return message
@@ -137,8 +153,17 @@ def _server_error(request: Request) -> Response:
     """The answer to an unexpected error: the portal's 500 page, or problem+json."""
     from terugkeer.web import portal
 
-    page = portal.server_error_page(request)
+    page = portal.error_page_for(request, 500)
     return page or problem(500, "an unexpected error; it has been logged")
+
+
+def _refusal(scope: Scope, status: int, detail: str, **extra: Any) -> Response:
+    """A refusal before the app runs: the portal's error page on a portal path (pages never
+    answer problem+json), problem+json elsewhere."""
+    from terugkeer.web import portal
+
+    page = portal.error_page_for(Request(scope), status)
+    return page or problem(status, detail, **extra)
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:

@@ -146,3 +146,50 @@ def test_the_newest_and_most_urgent_come_first(engine: Engine, portal: Portal) -
         refs[1],
         refs[0],
     ]  # the acknowledged one goes after the one still waiting
+
+
+def test_a_nul_in_a_form_or_the_address_and_a_body_too_large_are_pages(
+    engine: Engine, portal: Portal
+) -> None:
+    """A NUL character in a form field is refused like one in a JSON body (PostgreSQL cannot
+    store it; SQLite kept it), and the refusals made before the app runs are the portal's
+    pages, in Dutch, not problem+json."""
+    own, _ = notices(engine)
+    client = portal(Role.MAYOR_OFFICE)
+    token = csrf_token(client.get(f"/portaal/meldingen/{own}").text)
+    for note in ["\x00", "a\x00b"]:
+        refused = client.post(
+            f"/portaal/meldingen/{own}/bevestigen", data={"notitie": note, "csrf_token": token}
+        )
+        assert refused.status_code == 400
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "De vraag klopt niet" in refused.text
+    assert obligation(engine, own).status == "delivered"  # nothing was written
+    # a percent sign and zeros are text, not a NUL
+    done = client.post(
+        f"/portaal/meldingen/{own}/bevestigen",
+        data={"notitie": "%00 is geen NUL", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert obligation(engine, own).ack_note == "%00 is geen NUL"
+
+    for response, status, title in [
+        (client.get("/portaal/meldingen/%00"), 400, "De vraag klopt niet"),
+        (client.get("/portaal/meldingen?toon=%00"), 400, "De vraag klopt niet"),
+        (
+            client.post(
+                f"/portaal/meldingen/{own}/bevestigen",
+                data={"notitie": "x" * 2_000_000, "csrf_token": token},
+            ),
+            413,
+            "Te groot",
+        ),
+    ]:
+        assert response.status_code == status
+        assert response.headers["content-type"].startswith("text/html")
+        assert title in response.text
+        assert response.headers["X-Frame-Options"] == "DENY"
+    # the API still answers problem+json
+    api = client.get("/api/v1/meldingen?ontvanger=%00")
+    assert (api.status_code, api.headers["content-type"]) == (400, "application/problem+json")

@@ -119,7 +119,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
 
 
-def server_error_page(request: Request) -> Response | None:
-    """The 500 page for an unexpected error on a portal page, without any detail; None
-    elsewhere (the API answers problem+json)."""
-    return pages.error_page(request, 500) if _portal(request) else None
+def error_page_for(request: Request, status: int) -> Response | None:
+    """The error page for ``status`` on a portal page, without any detail (the 500 for an
+    unexpected error, a refusal before the app ran); None elsewhere (the API answers
+    problem+json)."""
+    return pages.error_page(request, status) if _portal(request) else None

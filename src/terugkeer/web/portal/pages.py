@@ -363,6 +363,10 @@ ERRORS = {
     ),
     404: ("Niet gevonden", "Deze pagina bestaat niet, of u mag hem niet zien."),
     409: ("Dat kan nu niet", "Deze actie kan nu niet worden uitgevoerd."),
+    413: (
+        "Te groot",
+        "Wat u stuurde is te groot. Maak de tekst korter of kies een kleiner bestand.",
+    ),
     429: (
         "Te veel pogingen",
         "U heeft het te vaak geprobeerd. Wacht een kwartier en probeer het dan opnieuw.",
@@ -375,6 +379,10 @@ ERRORS = {
 i18n.register(
     {
         "De vraag klopt niet": "The request is not valid",
+        "Te groot": "Too large",
+        "Wat u stuurde is te groot. Maak de tekst korter of kies een kleiner bestand.": (
+            "What you sent is too large. Shorten the text or choose a smaller file."
+        ),
         "Er ging iets mis met wat u invulde of koos. Ga terug en probeer het opnieuw.": (
             "Something was wrong with what you entered or chose. Go back and try again."
         ),
