@@ -57,6 +57,13 @@ def test_accounts_are_checked_and_passwords_hashed(engine: Engine) -> None:
         add_user(engine, "j.jansen", "mayor_office", PASSWORD, "GM0363")
     with pytest.raises(WeakPasswordError):
         add_user(engine, "y", "analyst", "kort")
+    # a name is part of web addresses: with a slash, or as . or .., its pages were unreachable
+    for name in ["rev/slash", "/", ".", "..", "a\tb", "", "x" * 101]:
+        with pytest.raises(AccountError, match="no slash"):
+            add_user(engine, name, "analyst", PASSWORD)
+        with pytest.raises(AccountError, match="no slash"):
+            create_token(engine, name, "j.jansen")
+    add_user(engine, "a.b@gemeente nl", "analyst", PASSWORD)  # dots, at and space are fine
 
 
 def test_second_factor_is_required_for_operator_idv_and_administrator(engine: Engine) -> None:

@@ -97,6 +97,18 @@ class NewUser:
     totp_uri: str | None  # to enrol the second factor; shown once
 
 
+def valid_name(name: str) -> bool:
+    """A user's or an API token's name: 1 to 100 printable characters, no slash, not ``.`` or
+    ``..``. The name is part of web addresses (``/portaal/accounts/NAME``,
+    ``/api/v1/tokens/NAME``): with a slash or as a dot segment it would lead elsewhere, and
+    the account or token could not be managed there."""
+    return 0 < len(name) <= 100 and name.isprintable() and "/" not in name and name not in DOTS
+
+
+DOTS = (".", "..")
+NAME_RULE = "1 to 100 printable characters, no slash (/), and not . or .."
+
+
 def add_user(
     engine: Engine,
     name: str,
@@ -121,8 +133,8 @@ def add_user(
         municipality = resolved
     elif municipality:
         raise AccountError(f"role [{role}] has no municipality scope")
-    if not name or len(name) > 100:
-        raise AccountError("a user name has 1 to 100 characters")
+    if not valid_name(name):
+        raise AccountError(f"a user name has {NAME_RULE}")
     secret = new_totp_secret() if role_ in SECOND_FACTOR_ROLES else None
     with engine.begin() as conn:
         if conn.execute(select(users.c.id).where(users.c.name == name)).first():
@@ -170,6 +182,8 @@ def create_token(
     expires ``TERUGKEER_TOKEN_DAYS`` days from now. ``contact_details`` grants it the reading
     of victims' contact details (only for a role that may read them). A ``create`` row of
     record type ``api_token`` by ``actor`` (default: ``system``), naming the grant."""
+    if not valid_name(token_name):
+        raise AccountError(f"a token name has {NAME_RULE}")
     token = secrets.token_urlsafe(32)
     now = now or datetime.now(UTC)
     expires = now + timedelta(days=get_settings().token_days)

@@ -143,3 +143,25 @@ def test_api_tokens_are_shown_once_and_revoked(engine: Engine, portal: Portal) -
         ("create", "api_token", "zaaksysteem"),
         ("revoke", "api_token", "zaaksysteem"),
     ]
+
+
+def test_a_name_with_a_slash_is_refused_on_the_form(engine: Engine, portal: Portal) -> None:
+    """Its pages (/portaal/accounts/NAME, …/api-sleutels/NAME/intrekken) could never be
+    reached: an account that cannot be disabled, a token that cannot be revoked."""
+    quick_user(engine, Role.ANALYST, "analist")
+    admin = portal(Role.ADMINISTRATOR, name="beheerder-4")
+    token = csrf_token(admin.get("/portaal/api-sleutels").text)
+    forms = [
+        (
+            "/portaal/accounts/nieuw",
+            {"naam": "rev/slash", "rol": "analyst", "wachtwoord": PASSWORD * 2},
+        ),
+        ("/portaal/api-sleutels", {"naam": "k/slash", "gebruiker": "analist"}),
+    ]
+    for url, data in forms:
+        refused = admin.post(url, data={**data, "csrf_token": token})
+        assert refused.status_code == 400
+        assert "zonder schuine streep (/)" in refused.text
+    with engine.connect() as conn:
+        assert conn.execute(select(users.c.name).where(users.c.name.like("%/%"))).all() == []
+    assert actions(engine, "beheerder-4") == []

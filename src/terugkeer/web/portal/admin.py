@@ -26,6 +26,8 @@ Pagina = Annotated[int, Query(ge=1, le=100_000)]
 ACCOUNTS = "/portaal/accounts"
 TOKENS = "/portaal/api-sleutels"
 PURPOSE = "account administration"
+# a name is part of the addresses of its pages (accounts.valid_name)
+NAME_HINT = "Vul een naam in van 1 tot 100 tekens, zonder schuine streep (/)."
 T = TypeVar("T")
 
 nav(
@@ -107,7 +109,7 @@ i18n.register(
             "Tick the box if you really want to disable the account."
         ),
         "Terug naar de accounts": "Back to the accounts",
-        "Vul een naam in van 1 tot 100 tekens.": "Enter a name of 1 to 100 characters.",
+        NAME_HINT: "Enter a name of 1 to 100 characters, without a slash (/).",
         "Kies een rol.": "Choose a role.",
         "Het wachtwoord moet ten minste 12 tekens hebben.": (
             "The password must have at least 12 characters."
@@ -136,7 +138,6 @@ i18n.register(
         ),
         "Er zijn nog geen API-sleutels.": "There are no API tokens yet.",
         "Geldig": "Valid",
-        "Vul een naam in.": "Enter a name.",
         "Vul de naam van een bestaande gebruiker in.": "Enter the name of an existing user.",
         "Terug naar de API-sleutels": "Back to the API tokens",
         "Vul een gemeentecode in, zoals GM0363.": "Enter a municipality code, such as GM0363.",
@@ -217,8 +218,8 @@ def new_account_page(request: Request, principal: Administrator) -> Response:
 
 def _account_errors(naam: str, rol: str, gemeente: str, wachtwoord: str) -> dict[str, str]:
     errors: dict[str, str] = {}
-    if not naam or len(naam) > 100 or not naam.isprintable():
-        errors["naam"] = "Vul een naam in van 1 tot 100 tekens."
+    if not accounts.valid_name(naam):
+        errors["naam"] = NAME_HINT
     if rol not in {r.value for r in Role}:
         errors["rol"] = "Kies een rol."
     elif Role(rol) in SCOPED_ROLES and not gemeente:
@@ -380,8 +381,8 @@ def new_token_submit(
     naam, gebruiker = naam.strip(), gebruiker.strip()
     form = {"naam": naam, "gebruiker": gebruiker, "contact": contact}
     errors: dict[str, str] = {}
-    if not naam or len(naam) > 100 or not naam.isprintable():
-        errors["naam"] = "Vul een naam in."
+    if not accounts.valid_name(naam):
+        errors["naam"] = NAME_HINT
     if not gebruiker or len(gebruiker) > 100:
         errors["gebruiker"] = "Vul de naam van een bestaande gebruiker in."
     if not errors:
