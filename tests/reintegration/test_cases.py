@@ -224,6 +224,14 @@ def test_consent_governs_registration(engine: Engine) -> None:
     assert {"consent_refused", "consent_given", "consent_withdrawn"} <= set(actions)
     with pytest.raises(Invalid, match="future"):
         record_consent(engine, case_id, ConsentIn("given", date(2999, 1, 1)), actor=USER)
+    # a consent dated before the withdrawal is older news: it does not bring consent back
+    with pytest.raises(Conflict, match="current consent"):
+        record_consent(engine, case_id, ConsentIn("given", date(2025, 2, 1)), actor=USER)
+    with pytest.raises(ConsentRequired):
+        record_conditions(engine, case_id, release, actor=USER)
+    # given again on the day of the withdrawal or later, it is the current consent
+    record_consent(engine, case_id, ConsentIn("given", date(2025, 3, 1)), actor=USER)
+    assert record_conditions(engine, case_id, release, actor=USER).written == 0
 
 
 def test_conditions_are_dated_facts_with_history(engine: Engine) -> None:

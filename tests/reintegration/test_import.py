@@ -736,6 +736,49 @@ def test_a_bad_row_does_not_hide_a_later_repeat(consenting: Engine, tmp_path: Pa
     assert report.errors[1].value == "1 maand"  # as the file says it
 
 
+def test_an_old_file_does_not_bring_back_withdrawn_consent(
+    periods: Engine, tmp_path: Path
+) -> None:
+    consent = "NZ-001;P1;999993653;gegeven;20-01-2025;;;;;;;;;nzc-07"
+    given = write(tmp_path / "gegeven.csv", CASES_HEADER, [consent])
+    assert import_cases(periods, given, municipality=GM, actor="t").applied == 1
+    withdrawn = write(
+        tmp_path / "ingetrokken.csv", CASES_HEADER, ["NZ-001;P1;;ingetrokken;01-03-2025;;;;;;;;;"]
+    )
+    assert import_cases(periods, withdrawn, municipality=GM, actor="t").applied == 1
+
+    def consent_now() -> str:
+        with periods.connect() as conn:
+            return str(
+                conn.execute(
+                    select(reintegration_cases.c.consent).where(
+                        reintegration_cases.c.municipal_ref == "NZ-001"
+                    )
+                ).scalar_one()
+            )
+
+    # the first file again: its consent is on record, nothing changes (it gave it back)
+    again = import_cases(periods, given, municipality=GM, actor="t")
+    assert (again.applied, again.unchanged, again.errors) == (0, 1, [])
+    assert consent_now() == "withdrawn"
+    # a consent not on record, dated before the withdrawal: refused, naming the date
+    older = write(
+        tmp_path / "ouder.csv", CASES_HEADER, ["NZ-001;P1;;gegeven;10-02-2025;;;;;;;;;"]
+    )
+    report = import_cases(periods, older, municipality=GM, actor="t")
+    assert [(e.row, e.column, e.value) for e in report.errors] == [
+        (2, "Toestemming datum", "10-02-2025")
+    ]
+    assert "current consent (2025-03-01)" in report.errors[0].reason
+    assert consent_now() == "withdrawn"
+    # consent given again after the withdrawal counts
+    later = write(
+        tmp_path / "later.csv", CASES_HEADER, ["NZ-001;P1;;gegeven;15-03-2025;;;;;;;;;"]
+    )
+    assert import_cases(periods, later, municipality=GM, actor="t").applied == 1
+    assert consent_now() == "given"
+
+
 def test_errors_show_what_the_file_says_sorted_by_row(periods: Engine, tmp_path: Path) -> None:
     rows = [
         "NZ-1;P1;;;;;;;;;;;;",

@@ -252,8 +252,31 @@ def record_consent(
         case = load_case(conn, case_id, municipality)
         if consent.status == ConsentStatus.WITHDRAWN and case.consent != ConsentStatus.GIVEN:
             raise Conflict(f"case [{case_id}]: no consent given to withdraw ({case.consent})")
+        late = consent_too_early(current_consent_date(conn, case.id), consent.on_date)
+        if late:
+            raise Conflict(f"case [{case_id}]: the consent's date {late}", field="date")
         apply_consent(conn, case, consent, actor=actor, source=source, now=now)
         return load_case(conn, case_id)
+
+
+def current_consent_date(conn: Connection, case_id: int) -> date | None:
+    """The date of the case's current consent (the last one recorded), None without one."""
+    on_date = conn.execute(
+        select(reintegration_consents.c.on_date)
+        .where(reintegration_consents.c.case_id == case_id)
+        .order_by(reintegration_consents.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return read_date(on_date)
+
+
+def consent_too_early(current: date | None, on_date: date) -> str | None:
+    """Why a consent of ``on_date`` cannot become the case's current one, or None. One dated
+    before the current consent is older news: recorded, it would undo a later decision (an
+    old spreadsheet's consent would bring back consent that was withdrawn since)."""
+    if current is not None and on_date < current:
+        return f"lies before that of the case's current consent ({current.isoformat()})"
+    return None
 
 
 def apply_consent(

@@ -48,6 +48,7 @@ from terugkeer.reintegration.service import (
     case_select,
     check_conditions,
     check_consent,
+    consent_too_early,
     current_facts,
     plan_conditions,
     prefill_screenings,
@@ -159,7 +160,10 @@ def _parse_case_line(n: int, cells: list[Any], sheet: Sheet, err: Collector) -> 
     recorded_by = text("recorded_by")[:100] or None
     if formula_like(recorded_by):
         err.add(n, "recorded_by", recorded_by, FORMULA_REASON)
-    raw = {k: cell(cells, sheet, k) for k in ("bsn", "consent", "moment", "period_ref", "as_of")}
+    raw = {
+        k: cell(cells, sheet, k)
+        for k in ("bsn", "consent", "consent_date", "moment", "period_ref", "as_of")
+    }
     return _CaseLine(
         n,
         case_ref,
@@ -243,15 +247,21 @@ def _plan_cases(
     for c in cases:
         if c.bsn:
             by_bsn.setdefault(c.bsn, []).append(c)
-    # the current consent (with its date) and facts of the cases the file names
-    latest_consent: dict[int, tuple[str, date | None, str]] = {}
+    # every consent recorded for the cases (a row that states one of them changes nothing:
+    # an old file's consent never undoes a later withdrawal), the current one's date, and
+    # the cases' facts
+    recorded: dict[int, set[tuple[str, date | None, str]]] = {}
+    current_on: dict[int, date] = {}
     for chunk in chunks([c.id for c in cases]):
         for rc in conn.execute(
             select(reintegration_consents)
             .where(among(conn, reintegration_consents.c.case_id, chunk))
             .order_by(reintegration_consents.c.id)
         ):
-            latest_consent[rc.case_id] = (rc.status, read_date(rc.on_date), rc.scope)
+            on_date = read_date(rc.on_date)
+            recorded.setdefault(rc.case_id, set()).add((rc.status, on_date, rc.scope))
+            if on_date is not None:
+                current_on[rc.case_id] = on_date
     facts = current_facts(conn, [c.id for c in cases])
     ref_of: dict[int, str] = {}  # case id -> case reference given in this file
     case_of: dict[str, tuple[int, int]] = {}  # case reference -> (case id, first row) in this file
@@ -335,15 +345,21 @@ def _plan_cases(
         if line.consent is not None:
             given = line.consent
             scope = ",".join(sorted(given.scope)) if given.status == ConsentStatus.GIVEN else ""
-            if latest_consent.get(case.id) != (given.status, given.on_date, scope):
+            stated = (given.status, given.on_date, scope)
+            if stated not in recorded.get(case.id, ()):
                 if (
                     given.status == ConsentStatus.WITHDRAWN
                     and state[case.id][0] != ConsentStatus.GIVEN
                 ):
                     err.add(n, "consent", raw["consent"], "no consent given to withdraw")
                     continue
+                late = consent_too_early(current_on.get(case.id), given.on_date)
+                if late:
+                    err.add(n, "consent_date", raw["consent_date"], late)
+                    continue
                 plan.consent = given
-                latest_consent[case.id] = (given.status, given.on_date, scope)
+                recorded.setdefault(case.id, set()).add(stated)
+                current_on[case.id] = given.on_date
                 state[case.id] = (given.status, tuple(sorted(given.scope)) if scope else ())
         if line.conditions is not None:
             status, scope_now = state[case.id]
