@@ -47,7 +47,13 @@ def evaluate_events(
         evaluation.required.extend(sub.required)
         evaluation.voids.extend(sub.voids)
     return apply_evaluation(
-        conn, evaluation, list(periods), now, withdrawn=withdrawn, backfilled=backfilled
+        conn,
+        evaluation,
+        list(periods),
+        now,
+        withdrawn=withdrawn,
+        backfilled=backfilled,
+        complete=facts.keys(),
     )
 
 

@@ -609,8 +609,19 @@ def test_the_2016_incident(engine: Engine, tmp_path: Path, monkeypatch: pytest.M
         f"reconcile:missing_obligation:{k}" for k in went_missing
     }
 
+    # The faulty evaluation also voided what earlier batches had made for the periods it
+    # read (a complete evaluation voids what it does not require): some caused before the
+    # fault began. The backfill from the fault's start restores what was caused since and
+    # names the rest; one from the earliest gap's cause restores those too.
     done = backfill(engine, start, now)
-    assert (done.created, done.remaining, done.before_since) == (len(went_missing), 0, 0)
+    assert done.remaining == 0
+    assert done.created + done.reopened + done.before_since == len(went_missing)
+    assert done.created > done.reopened > 0
+    if done.before_since:
+        earliest = min(g.event_at for g in first.missing if g.event_at is not None)
+        earlier = backfill(engine, earliest, now)
+        assert (earlier.remaining, earlier.before_since) == (0, 0)
+        assert earlier.created + earlier.reopened == done.before_since
     rows = stored(engine)
     for key in went_missing:
         row = rows[key]

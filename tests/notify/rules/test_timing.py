@@ -192,6 +192,46 @@ def test_no_notice_of_a_past_release_once_the_person_is_back_inside(engine: Engi
     assert "idv.release|P1|release|-" not in stored(engine)
 
 
+def test_what_the_facts_no_longer_require_is_voided_and_not_corrected(engine: Engine) -> None:
+    """A victim's registration withdrawn, a victim who no longer wants information: in a
+    later batch their obligations are voided, as if the facts had come in one batch and they
+    had never been made. A notice already told stands without a correction (it was true when
+    told); one not sent yet is not sent."""
+    feed(
+        engine,
+        intake("e1", 0, fields=LONG),
+        victim("v1", 1),
+        victim("v2", 1, "V2"),
+        victim("v4", 1, "V4"),
+    )
+    dispatch_once(engine)
+    told = ["victim.release|P1|release|V1", "victim.release|P1|release|V2"]
+    for key in told:
+        assert notices(engine, key) == [("notice", "delivered")]
+    feed(engine, victim("v3", 2, "V3"))  # not dispatched: its notice waits
+    untold = "victim.release|P1|release|V3"
+    assert notices(engine, untold) == [("notice", "pending")]
+    feed(
+        engine,
+        msg("correction", "c1", 3, withdraws="v1"),
+        {**victim("v2b", 3, "V2"), "wants_information": False},
+        msg("correction", "c3", 3, withdraws="v3"),
+    )
+    rows = stored(engine)
+    for key in [*told, untold]:
+        assert rows[key]["status"] == "voided", key
+    with engine.connect() as conn:
+        found = conn.execute(select(obligations.c.key, obligations.c.void_reason))
+        reasons = {r.key: r.void_reason for r in found}
+    for key in told:  # the release they were told of is still planned: no correction
+        assert reasons[key] == "the period's facts no longer require it"
+        assert notices(engine, key) == [("notice", "delivered")]
+    assert notices(engine, untold) == [("notice", "voided")]
+    # the IDV and the victim who still wants to be told keep theirs
+    for key in ["idv.release|P1|release|-", "victim.release|P1|release|V4"]:
+        assert rows[key]["status"] == "delivered"
+
+
 # -- one set of facts, one answer ---------------------------------------------------------------
 
 MUNICIPALITIES = ["GM0363", "GM0599", None]
@@ -213,20 +253,36 @@ def history(draw: st.DrawFn, n: int) -> list[dict[str, Any]]:
         "planned_release_date": planned,
     }
     out = [_without_none(intake(f"{ref}-0", day, ref, bsn=bsn, fields=fields))]
-    status, withdrawable = "in_custody", []
+    status, withdrawable, victims = "in_custody", [], []
     for i in range(1, draw(st.integers(0, 6)) + 1):
         day += draw(st.sampled_from([0.5, 2, 5, 9]))
         eid = f"{ref}-{i}"
         options = {
-            "in_custody": ["release_date_set", "leave_granted", "leave_start", "escape", "victim"],
+            "in_custody": [
+                "release_date_set",
+                "leave_granted",
+                "leave_start",
+                "escape",
+                "victim",
+                "title_change",
+            ],
             "on_leave": ["leave_end", "victim"],
             "escaped": ["recapture", "victim"],
         }[status]
         kind = draw(st.sampled_from(options))
         if kind == "victim":
-            out.append(victim(eid, day, f"V{n}{i}", bsn=bsn, period=ref))
+            # a new victim, or one registered before who no longer wants to be told
+            if victims and draw(st.booleans()):
+                again = victim(eid, day, draw(st.sampled_from(victims)), bsn=bsn, period=ref)
+                out.append({**again, "wants_information": False})
+            else:
+                victims.append(f"V{n}{i}")
+                out.append(victim(eid, day, victims[-1], bsn=bsn, period=ref))
+            withdrawable.append(eid)
             continue
         extra: dict[str, Any] = {}
+        if kind == "title_change":  # in and out of the serious titles' and victims' scope
+            extra["title"] = draw(st.sampled_from(["tbs", "prison_sentence", "pre_trial"]))
         if kind == "release_date_set":
             extra["planned_release_date"] = draw(st.sampled_from(["2025-02-20", "2025-03-10"]))
             if draw(st.booleans()):
@@ -278,15 +334,20 @@ def test_any_batching_and_order_give_the_same_obligations(
     feed_: tuple[list[dict[str, Any]], list[dict[str, Any]], list[int]],
 ) -> None:
     """Obligations (recipient, planned moment, due time, lateness and its reason, status,
-    cause) fed one message at a time in event order equal those of any other batching and
-    arrival order. No worker runs here, so nobody is told before the end: an obligation that
+    cause) of the whole feed in one batch equal those fed one message at a time in event
+    order, and those of any other batching and arrival order. No worker runs here, so nobody is told before the end: an obligation that
     one path created and voided again is one the other path rightly never made."""
     messages, arrival, sizes = feed_
     empty_all(engine)
     ordered = sorted(messages, key=lambda m: (m["occurred_at"], m["event_id"]))
+    ingest_text(engine, "".join(json.dumps(m) + "\n" for m in ordered), hooks=hooks())
+    in_one_batch = stored(engine, voided=False)
+
+    empty_all(engine)
     for m in ordered:
         ingest_text(engine, json.dumps(m) + "\n", hooks=hooks())
     one_at_a_time = stored(engine, voided=False)
+    assert one_at_a_time == in_one_batch
 
     empty_all(engine)
     i = k = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from terugkeer.notify.rules.evaluate import (
 from terugkeer.notify.tables import deliveries, notify_endpoints, obligations
 
 TERMINAL = ("voided",)
+NO_LONGER_REQUIRED = "the period's facts no longer require it"
 DELIVERED = ("delivered", "acknowledged")
 
 
@@ -104,8 +105,16 @@ def apply_evaluation(
     *,
     withdrawn: dict[str, str] | None = None,
     backfilled: bool = False,
+    complete: Collection[str] = (),
 ) -> ApplyCounts:
-    """Create, change and void obligations so that they match ``evaluation``."""
+    """Create, change and void obligations so that they match ``evaluation``.
+
+    ``complete``: the periods whose every required obligation ``evaluation`` holds (the
+    rules evaluated on all their facts). Any other live obligation of theirs is voided: the
+    facts no longer require it (a victim's registration withdrawn, a title out of scope),
+    exactly as if the facts had all come in one batch and it had never been made; a notice
+    of it already told stands, without a correction (it was true when told). Without it (a
+    backfill's few obligations) only the evaluation's own voids apply."""
     counts = ApplyCounts()
     existing: dict[str, Any] = {}
     for chunk in chunks(list(period_refs)):
@@ -163,6 +172,10 @@ def apply_evaluation(
     for target, correction in (withdrawn or {}).items():
         for row in by_cause.get(target, ()):
             voids.append((row, f"event [{target}] withdrawn by correction [{correction}]"))
+    evaluated = set(complete)
+    for (period_ref, _rule_id), rows in by_rule.items():
+        if period_ref in evaluated:  # after the reasons above: the first reason is kept
+            voids.extend((row, NO_LONGER_REQUIRED) for row in rows)
     _void_all(conn, endpoints, voids, now, counts)
     return counts
 
@@ -513,7 +526,7 @@ def _void_all(
 ) -> None:
     """Void obligations (each once, with the first reason given) in a few statements whatever
     their number: their notices not yet sent are not sent any more, and then a recipient who
-    was told gets a correction."""
+    was told gets a correction, unless the obligation is only no longer required."""
     first: dict[int, tuple[Any, str]] = {}
     for row, reason in voids:
         first.setdefault(row.id, (row, reason))
@@ -528,9 +541,10 @@ def _void_all(
     )
     _void_unsent(conn, list(first))
     counts.voided += len(first)
-    for row, _reason in first.values():  # after the voiding above, which must not touch these
+    for row, reason in first.values():  # after the voiding above, which must not touch these
         told = row.status in DELIVERED or row.delivered_at is not None
-        if told and row.recipient_ref is not None:
+        # a notice the facts no longer require was true when told: nothing to correct
+        if told and row.recipient_ref is not None and reason != NO_LONGER_REQUIRED:
             counts.notices += add_delivery(
                 conn,
                 endpoints,
