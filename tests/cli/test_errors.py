@@ -171,3 +171,41 @@ def test_debug_shows_the_traceback(database: Any, tmp_path: Path) -> None:
     assert debug.exit_code != 0
     assert debug.exception is not None
     assert not isinstance(debug.exception, SystemExit)
+
+
+TYPED_BSN = "936075983"  # passes the 11-proef
+
+
+@pytest.fixture(scope="module")
+def upgraded(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from terugkeer.db.engine import make_engine
+    from terugkeer.migrations import upgrade
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('bsn') / 'store.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.mark.parametrize("path", sorted(set(COMMANDS) - NEVER_RUN - {"demo", "synth"}))
+def test_a_bsn_typed_into_any_value_is_masked_in_errors(
+    path: str, tmp_path: Path, database: Any, upgraded: str
+) -> None:
+    """Whatever a command's message repeats of its input (an unknown status, a file name, a
+    user), a BSN typed there is masked on standard error, as in every other error line."""
+    database(upgraded)
+    args = path.split()
+    for param in COMMANDS[path].params:
+        if not param.required and param.name not in ("status", "reason", "user"):
+            continue
+        value = _value(param, tmp_path)
+        if value == HOSTILE:
+            value = TYPED_BSN
+        elif value.endswith("missing.csv"):
+            value = str(tmp_path / f"{TYPED_BSN}.csv")
+        else:
+            continue
+        args += [value] if param.param_type_name == "argument" else [param.opts[0], value]
+    result = runner.invoke(app, args + ONCE.get(path, []), input="a long enough password 123\n")
+    assert TYPED_BSN not in (result.stderr or ""), (args, result.stderr)

@@ -37,6 +37,7 @@ from rich.text import Text
 
 from terugkeer.config import Settings
 from terugkeer.detention.ingest import ProgressCallback
+from terugkeer.domain.bsn import mask_bsns
 from terugkeer.security import audit
 from terugkeer.security.actor import MAX_NAME, Actor
 
@@ -51,12 +52,17 @@ class PlainConsole(Console):
     every cell whole.
 
     Messages written as ``"[red]…[/red]"`` (from before markup was turned off) are printed in
-    red with the text between as it is."""
+    red with the text between as it is. With ``masked`` every BSN in a text is masked, as
+    in the error contract (``cli/errors.py``): an error message that repeats what was typed
+    (a status, a file name, a user) never shows one, whichever command prints it."""
 
-    def __init__(self, *, markup: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, markup: bool = False, masked: bool = False, **kwargs: Any) -> None:
         super().__init__(markup=markup, highlight=False, emoji=False, **kwargs)
+        self.masked = masked
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
+        if self.masked:
+            objects = tuple(mask_bsns(o) if isinstance(o, str) else o for o in objects)
         if not self._markup:  # only a console for the program's own texts reads markup
             kwargs["markup"] = False
         if len(objects) == 1 and isinstance(objects[0], str):
@@ -119,7 +125,7 @@ def print_table(
 
 
 out = PlainConsole()
-err = PlainConsole(stderr=True)
+err = PlainConsole(stderr=True, masked=True)
 
 
 def fail(*lines: str) -> NoReturn:
