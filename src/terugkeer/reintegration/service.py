@@ -216,6 +216,10 @@ class ConsentIn:
     on_date: date
     scope: tuple[str, ...] = (ConsentScope.REGISTRATION.value,)
 
+    def __post_init__(self) -> None:
+        # a scope is a set: named twice (a form, a file, a request) it is kept once
+        object.__setattr__(self, "scope", tuple(dict.fromkeys(self.scope)))
+
 
 def check_consent(c: ConsentIn, on: date | None = None) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []

@@ -10,10 +10,14 @@ import re
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from terugkeer.detention.tables import detention_periods
-from terugkeer.reintegration.tables import condition_facts, reintegration_cases
+from terugkeer.reintegration.tables import (
+    condition_facts,
+    reintegration_cases,
+    reintegration_consents,
+)
 from terugkeer.security.roles import Role
 from terugkeer.security.tables import audit_log
 from tests.web.portal.conftest import csrf_token
@@ -95,16 +99,31 @@ def test_consent_and_registering_a_moment(engine: Engine, portal: Portal) -> Non
     assert bad_date.status_code == 400
     assert 'id="fout-datum"' in bad_date.text
     assert 'aria-invalid="true"' in bad_date.text
+    # consent given for nothing, or for something unknown, is asked again, not assumed
+    for scope in ([], ["bogus"], ["registration", "bogus"]):
+        unclear = worker.post(
+            f"/portaal/casussen/{case_id}/toestemming",
+            data={"csrf_token": token, "status": "given", "datum": "2025-01-20", "scope": scope},
+        )
+        assert unclear.status_code == 400, scope
+        assert 'href="#veld-scope"' in unclear.text
+        assert "Kies waarvoor de toestemming geldt." in unclear.text
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(reintegration_consents)).scalar() == 0
     given = worker.post(
         f"/portaal/casussen/{case_id}/toestemming",
         data={
             "csrf_token": token,
             "status": "given",
             "datum": "2025-01-20",
-            "scope": "registration",
+            "scope": ["registration"] * 50,  # a scope named twice is kept once
         },
     )
     assert given.status_code == 200
+    with engine.connect() as conn:
+        assert conn.execute(select(reintegration_consents.c.scope)).scalars().all() == [
+            "registration"
+        ]
     assert "De toestemming is vastgelegd" in given.text
     assert 'aria-label="Registreren: bij ontslag"' in given.text  # every moment, none recorded
 

@@ -66,6 +66,8 @@ i18n.register(
         "Verwachte terugkeer": "Expected returns",
         "Alle dossiers": "All cases",
         "Bestand importeren": "Import a file",
+        "Waarvoor": "For what",
+        "Kies waarvoor de toestemming geldt.": "Choose what the consent is for.",
     }
 )
 CONSENT_STATUSES = [
@@ -300,12 +302,16 @@ def consent(
     scope: Annotated[list[str] | None, Form()] = None,
 ) -> Any:
     gemeente = _municipality(principal)
-    chosen = tuple(s for s in (scope or []) if s in SCOPES) or ("registration",)
+    chosen = tuple(dict.fromkeys(scope or ()))
     values = {"status": status, "datum": datum, "scope": chosen}
     day = _day(datum)
     errors: dict[str, str] = {}
     if status not in dict(CONSENT_STATUSES):
         errors["status"] = "Kies of de toestemming is gegeven, geweigerd of ingetrokken."
+    if any(s not in SCOPES for s in chosen) or (status == "given" and not chosen):
+        errors["scope"] = "Kies waarvoor de toestemming geldt."
+        chosen = tuple(s for s in chosen if s in SCOPES)
+        values["scope"] = chosen
     if day is None:
         errors["datum"] = "Vul de datum in als jjjj-mm-dd, bijvoorbeeld 2026-01-31."
     if not errors and day is not None:
