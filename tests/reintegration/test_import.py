@@ -27,6 +27,7 @@ from terugkeer.reintegration.importing import (
     import_cases,
     import_screenings,
 )
+from terugkeer.reintegration.safety import BSN_IN_TEXT
 from terugkeer.reintegration.sheets import detect_encoding
 from terugkeer.reintegration.tables import (
     activities,
@@ -736,9 +737,7 @@ def test_a_bad_row_does_not_hide_a_later_repeat(consenting: Engine, tmp_path: Pa
     assert report.errors[1].value == "1 maand"  # as the file says it
 
 
-def test_an_old_file_does_not_bring_back_withdrawn_consent(
-    periods: Engine, tmp_path: Path
-) -> None:
+def test_an_old_file_does_not_bring_back_withdrawn_consent(periods: Engine, tmp_path: Path) -> None:
     consent = "NZ-001;P1;999993653;gegeven;20-01-2025;;;;;;;;;nzc-07"
     given = write(tmp_path / "gegeven.csv", CASES_HEADER, [consent])
     assert import_cases(periods, given, municipality=GM, actor="t").applied == 1
@@ -762,9 +761,7 @@ def test_an_old_file_does_not_bring_back_withdrawn_consent(
     assert (again.applied, again.unchanged, again.errors) == (0, 1, [])
     assert consent_now() == "withdrawn"
     # a consent not on record, dated before the withdrawal: refused, naming the date
-    older = write(
-        tmp_path / "ouder.csv", CASES_HEADER, ["NZ-001;P1;;gegeven;10-02-2025;;;;;;;;;"]
-    )
+    older = write(tmp_path / "ouder.csv", CASES_HEADER, ["NZ-001;P1;;gegeven;10-02-2025;;;;;;;;;"])
     report = import_cases(periods, older, municipality=GM, actor="t")
     assert [(e.row, e.column, e.value) for e in report.errors] == [
         (2, "Toestemming datum", "10-02-2025")
@@ -772,9 +769,7 @@ def test_an_old_file_does_not_bring_back_withdrawn_consent(
     assert "current consent (2025-03-01)" in report.errors[0].reason
     assert consent_now() == "withdrawn"
     # consent given again after the withdrawal counts
-    later = write(
-        tmp_path / "later.csv", CASES_HEADER, ["NZ-001;P1;;gegeven;15-03-2025;;;;;;;;;"]
-    )
+    later = write(tmp_path / "later.csv", CASES_HEADER, ["NZ-001;P1;;gegeven;15-03-2025;;;;;;;;;"])
     assert import_cases(periods, later, municipality=GM, actor="t").applied == 1
     assert consent_now() == "given"
 
@@ -817,6 +812,40 @@ def test_spreadsheet_formulas_and_bsns(consenting: Engine, tmp_path: Path) -> No
     )
     assert "999993653" not in report.text()
     assert any("not a municipal reference" in e.reason for e in report.errors)
+    # nor is a BSN stored as a provider or a programme, which the steering figures show
+    text_rows = [
+        "NZ-001;A10;apply_id;999993653;01-02-2025;;;;;",
+        "NZ-001;A11;apply_id;Gemeente;01-02-2025;;;;;999993653",
+    ]
+    report = import_activities(
+        consenting, write(tmp_path / "t.csv", ACTIVITIES_HEADER, text_rows), municipality=GM,
+        actor="t",
+    )  # fmt: skip
+    assert [(e.row, e.column, e.reason) for e in report.errors] == [
+        (2, "aanbieder", BSN_IN_TEXT),
+        (3, "programma", BSN_IN_TEXT),
+    ]
+
+
+def test_excel_s_guard_on_a_case_reference_in_the_activity_file(
+    periods: Engine, tmp_path: Path
+) -> None:
+    """Excel keeps a leading zero when a cell is written ="0123"; the case file reads the
+    reference as 0123, and so must the activity file."""
+    case = ['="0123";P1;;gegeven;20-01-2025;;;;;;;;;']
+    assert import_cases(periods, write(tmp_path / "c.csv", CASES_HEADER, case), municipality=GM,
+                        actor="t").errors == []  # fmt: skip
+    rows = [
+        '="0123";="0042";apply_id;Gemeente;01-02-2025;;;;;',
+        "0123;A2;apply_id;G;01-02-2025;;;;;",
+    ]
+    report = import_activities(
+        periods, write(tmp_path / "a.csv", ACTIVITIES_HEADER, rows), municipality=GM, actor="t"
+    )
+    assert (report.errors, report.applied) == ([], 2)
+    with periods.connect() as conn:
+        keys = set(conn.execute(select(activities.c.key)).scalars())
+    assert "ref:0042" in keys
 
 
 def test_the_burden_counts_care_needs_only_when_care_is_needed(consenting: Engine) -> None:

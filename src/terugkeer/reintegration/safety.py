@@ -11,6 +11,8 @@ from terugkeer.domain.bsn import is_valid_bsn
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 FORMULA_REASON = "starts with = + - @ or a tab: a spreadsheet would read it as a formula"
 BSN_AS_REFERENCE = "a BSN is not a municipal reference: give the municipality's own number"
+# a provider or programme is shown in the steering figures, where a BSN never is
+BSN_IN_TEXT = "looks like a BSN: a BSN does not belong in this column"
 
 
 def formula_like(text: str | None) -> bool:

@@ -31,6 +31,7 @@ from terugkeer.reintegration.codes import (
 from terugkeer.reintegration.errors import Conflict, ConsentRequired, Invalid, NotFound
 from terugkeer.reintegration.safety import (
     BSN_AS_REFERENCE,
+    BSN_IN_TEXT,
     FORMULA_REASON,
     formula_like,
     looks_like_bsn,
@@ -655,6 +656,9 @@ def check_activity(a: ActivityIn) -> list[tuple[str, str, str]]:
             problems.append((name, str(text)[:20], FORMULA_REASON))
     if a.municipal_ref is not None and looks_like_bsn(a.municipal_ref):
         problems.append(("municipal_ref", "*********", BSN_AS_REFERENCE))
+    for name, text in (("provider", a.provider), ("programme", a.programme)):
+        if text is not None and looks_like_bsn(text):
+            problems.append((name, "*********", BSN_IN_TEXT))
     if not a.provider.strip():
         problems.append(("provider", a.provider, "a provider is required"))
     elif len(a.provider) > 120:

@@ -18,6 +18,7 @@ from terugkeer.reintegration.codes import ACTIVITY_TYPE
 from terugkeer.reintegration.importing.report import Collector
 from terugkeer.reintegration.safety import (
     BSN_AS_REFERENCE,
+    BSN_IN_TEXT,
     FORMULA_REASON,
     formula_like,
     looks_like_bsn,
@@ -75,7 +76,7 @@ def cents_column(cells: Sequence[str]) -> list[int] | None:
 
 
 def _text(raw: Any) -> str:
-    return raw.strip() if isinstance(raw, str) else values.cell_text(raw)
+    return values.cell_text(raw)  # stripped, Excel's ="0123" guard removed
 
 
 class RowCheck:
@@ -135,6 +136,9 @@ class RowCheck:
         elif formula_like(provider):
             add(n, "provider", provider, FORMULA_REASON)
             bad = True
+        elif looks_like_bsn(provider):
+            add(n, "provider", provider, BSN_IN_TEXT)
+            bad = True
         start, end, dates_bad = self._dates(n, cells)
         hours, cost, funder, amounts_bad = self._amounts(n, cells, bad or dates_bad)
         bad = bad or dates_bad or amounts_bad
@@ -146,6 +150,9 @@ class RowCheck:
                 bad = True
             elif formula_like(programme):
                 add(n, "programme", programme, FORMULA_REASON)
+                bad = True
+            elif looks_like_bsn(programme):
+                add(n, "programme", programme, BSN_IN_TEXT)
                 bad = True
             programme = programme or None
         ref = None
@@ -443,7 +450,12 @@ class ColumnCheck:
 
     def _fill_provider(self, raw: str) -> bool:
         provider = raw.strip()
-        if not provider or len(provider) > 120 or formula_like(provider):
+        if (
+            not provider
+            or len(provider) > 120
+            or formula_like(provider)
+            or looks_like_bsn(provider)
+        ):
             return False
         self.provider_of[raw] = provider
         return True
@@ -499,7 +511,7 @@ class ColumnCheck:
 
     def _fill_programme(self, raw: str) -> bool:
         programme = raw.strip()
-        if len(programme) > 100 or formula_like(programme):
+        if len(programme) > 100 or formula_like(programme) or looks_like_bsn(programme):
             return False
         self.programme_of[raw] = programme or None
         return True
