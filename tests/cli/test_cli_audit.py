@@ -176,6 +176,12 @@ def test_quarantine_list_and_replay_leave_a_row_per_message(
     assert trail(cli_db, since) == [
         ("cli:j.jansen", "cli", "update", "quarantine", ids[1], "feed quarantine handling")
     ]
+    # a mistyped id or reason replays nothing and says so (it exited 0 with "read 0")
+    for wrong in (["999999"], ["--reason", "no_such_reason"]):
+        since = mark(cli_db)
+        refused = run("quarantine", "replay", *wrong, code=2)
+        assert refused.stderr.startswith("no open quarantined message with")
+        assert trail(cli_db, since) == []
     since = mark(cli_db)
     applied = json.loads(run("quarantine", "list", "--status", "applied", "--json").stdout)
     assert applied["entries"] == []
@@ -241,8 +247,10 @@ def test_inbox_and_acknowledgement(cli_db: Engine) -> None:
         ("cli:nazorg.ams", "cli", "update", "notice", ids[0], "notice inbox")
     ]
     since = mark(cli_db)
-    run("notify", "ack", ids[0], "--by", "nazorg.ams", code=1)  # already: nothing changed
+    run("notify", "ack", ids[0], "--by", "nazorg.ams", code=2)  # already: nothing changed
     assert trail(cli_db, since) == []
+    unknown = run("notify", "ack", "999999", "--by", "nazorg.ams", code=2)  # the contract's exit
+    assert len(unknown.stderr.strip().splitlines()) == 1
     chain_intact()
 
 

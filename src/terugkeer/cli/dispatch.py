@@ -167,20 +167,14 @@ def ack(
     purpose: PurposeOpt = "notice inbox",
 ) -> None:
     """Acknowledge a delivered notice (an `update` of the notice in the audit log)."""
-    from terugkeer.notify.delivery.inbox import (
-        InboxError,
-        NoticeConflict,
-        NoticeNotFound,
-        acknowledge,
-    )
+    from terugkeer.notify.delivery.inbox import InboxError, acknowledge
 
     runner = actor("notify ack", who, purpose)
     try:
         done = acknowledge(make_engine(), notice_id, by, note, actor=runner)
-    except InboxError as e:
+    except InboxError as e:  # an unknown notice or one acknowledged already: expected
         err.print(f"[red]{e}[/red]")
-        code = 1 if isinstance(e, NoticeNotFound | NoticeConflict) else 2
-        raise typer.Exit(code) from e
+        raise typer.Exit(2) from e
     if as_json:
         out.print_json(done.model_dump_json())
     else:

@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from terugkeer.cli.common import AsOpt, JsonOpt, PurposeOpt, actor, err, out, progress_bar
+from terugkeer.cli.common import (
+    AsOpt,
+    JsonOpt,
+    PurposeOpt,
+    actor,
+    err,
+    fail,
+    out,
+    progress_bar,
+)
 from terugkeer.cli.paging import LimitOpt, OffsetOpt, footer, limit_or_all
 from terugkeer.db.engine import make_engine
 from terugkeer.detention.ingest import IngestResult
@@ -139,6 +148,12 @@ def quarantine_replay(
     with progress_bar("replay", None) as advance:
         result = replay_quarantine(
             make_engine(), ids=ids, reason=reason, progress=advance, actor=by
+        )
+    if result.read == 0 and (ids or reason):  # a mistyped id or reason is not "all is well"
+        chosen = f"id {', '.join(map(str, ids))}" if ids else f"reason [{reason}]"
+        fail(
+            f"no open quarantined message with {chosen}",
+            "see `terugkeer quarantine list --status all`",
         )
     _print_result(result, as_json)
     raise typer.Exit(1 if result.quarantined else 0)
