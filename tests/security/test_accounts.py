@@ -57,6 +57,9 @@ def test_accounts_are_checked_and_passwords_hashed(engine: Engine) -> None:
         add_user(engine, "j.jansen", "mayor_office", PASSWORD, "GM0363")
     with pytest.raises(WeakPasswordError):
         add_user(engine, "y", "analyst", "kort")
+    for weak in (" " * 12, "ab" * 8, "aaaa1111aaaa"):  # long enough, but hardly a password
+        with pytest.raises(WeakPasswordError, match="5 of them different"):
+            add_user(engine, "y", "analyst", weak)
     # a name is part of web addresses: with a slash, or as . or .., its pages were unreachable
     for name in ["rev/slash", "/", ".", "..", "a\tb", "", "x" * 101]:
         with pytest.raises(AccountError, match="no slash"):

@@ -8,6 +8,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 MIN_PASSWORD_LENGTH = 12
+# twelve spaces or "abababababab" are twelve characters, not a password
+MIN_DISTINCT = 5
 
 
 class WeakPasswordError(ValueError):
@@ -15,8 +17,11 @@ class WeakPasswordError(ValueError):
 
 
 def hash_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise WeakPasswordError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) < MIN_PASSWORD_LENGTH or len(set(password)) < MIN_DISTINCT:
+        raise WeakPasswordError(
+            f"a password needs at least {MIN_PASSWORD_LENGTH} characters,"
+            f" at least {MIN_DISTINCT} of them different"
+        )
     return _hasher.hash(password)
 
 

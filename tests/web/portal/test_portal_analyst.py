@@ -45,8 +45,10 @@ def test_steering_pages_for_the_analyst(engine: Engine, portal: Portal) -> None:
         assert '<svg xmlns="http://www.w3.org/2000/svg" role="img"' in page.text
         assert "Amsterdam" in page.text
         assert "Rotterdam" in page.text
-        for href, name in JOINING:  # the monitor's and the MKBA's pages: linked, or marked
-            assert f'href="{href}"' in page.text or f"{name}: nog niet beschikbaar" in page.text
+        for href, _name in JOINING:  # the monitor's and the MKBA's pages, linked and there
+            assert f'href="{href}"' in page.text
+            assert analyst.get(href).status_code == 200
+        assert "nog niet beschikbaar" not in page.text
 
     release = analyst.get("/portaal/sturing/ontslag").text
     ams = release.split(">Amsterdam</th>", 1)[1].split("</tr>", 1)[0]

@@ -203,6 +203,14 @@ def test_an_import_file_with_errors_shows_each_bad_row(engine: Engine, portal: P
     )
     assert refused.status_code == 400
     assert "Het bestand is niet geïmporteerd" in refused.text
+    assert "2 fouten in 3 gelezen regels." in refused.text
+    one_row = "\n".join(bad.splitlines()[:1] + bad.splitlines()[3:]) + "\n"  # only A-3
+    single = worker.post(
+        "/portaal/casussen/importeren",
+        data={"csrf_token": token, "soort": "cases"},
+        files={"bestand": ("dossiers.csv", one_row.encode("utf-8"), "text/csv")},
+    )
+    assert "1 fout in 1 gelezen regel." in single.text
     report = refused.text.split("Fouten per regel", 1)[1]
     cells = re.findall(r'<th scope="row"[^>]*>(\d+)</th>', report)
     assert cells == ["3", "4"]  # the second and third data rows, as the spreadsheet numbers them

@@ -28,6 +28,7 @@ TOKENS = "/portaal/api-sleutels"
 PURPOSE = "account administration"
 # a name is part of the addresses of its pages (accounts.valid_name)
 NAME_HINT = "Vul een naam in van 1 tot 100 tekens, zonder schuine streep (/)."
+PASSWORD_HINT = "Het wachtwoord moet ten minste 12 tekens hebben, waarvan 5 verschillende."
 T = TypeVar("T")
 
 nav(
@@ -111,9 +112,7 @@ i18n.register(
         "Terug naar de accounts": "Back to the accounts",
         NAME_HINT: "Enter a name of 1 to 100 characters, without a slash (/).",
         "Kies een rol.": "Choose a role.",
-        "Het wachtwoord moet ten minste 12 tekens hebben.": (
-            "The password must have at least 12 characters."
-        ),
+        PASSWORD_HINT: "The password needs at least 12 characters, at least 5 of them different.",
         "Dat kan niet": "That is not possible",
         "Sleutel": "Token",
         "Gebruiker (naam)": "User (name)",
@@ -227,7 +226,7 @@ def _account_errors(naam: str, rol: str, gemeente: str, wachtwoord: str) -> dict
     elif Role(rol) not in SCOPED_ROLES and gemeente:
         errors["gemeente"] = "Deze rol heeft geen gemeente."
     if len(wachtwoord) < MIN_PASSWORD_LENGTH:
-        errors["wachtwoord"] = "Het wachtwoord moet ten minste 12 tekens hebben."
+        errors["wachtwoord"] = PASSWORD_HINT
     return errors
 
 
@@ -255,7 +254,7 @@ def new_account_submit(
                 actor=_actor(principal),
             )
         except WeakPasswordError:
-            errors["wachtwoord"] = "Het wachtwoord moet ten minste 12 tekens hebben."
+            errors["wachtwoord"] = PASSWORD_HINT
         except accounts.AccountError as e:
             if "exists" in str(e):
                 errors["naam"] = "Deze naam bestaat al."

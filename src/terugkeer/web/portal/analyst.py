@@ -74,19 +74,13 @@ class Bar:
     text: str
 
 
-def _joining(request: Request) -> list[tuple[str, str, bool]]:
-    """The monitor's and the cost-benefit analysis's pages, and whether they exist yet."""
-    paths = {getattr(r, "path", "") for r in request.app.routes}
-    return [(href, name, any(p.startswith(href) for p in paths)) for href, name in JOINING]
-
-
 def _render(request: Request, name: str, title: str, **context: Any) -> HTMLResponse:
     return render(
         request,
         f"analyst/{name}.html",
         title=title,
         sections=SECTIONS,
-        joining=_joining(request),
+        joining=JOINING,
         min_cell=min_cell(),
         label=code_label,
         **context,

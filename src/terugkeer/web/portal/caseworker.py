@@ -67,6 +67,11 @@ i18n.register(
         "Alle dossiers": "All cases",
         "Bestand importeren": "Import a file",
         "Waarvoor": "For what",
+        "fout in": "error in",
+        "fouten in": "errors in",
+        "gelezen regel.": "row read.",
+        "gelezen regels.": "rows read.",
+        "Verbeter ze en importeer het bestand opnieuw.": "Correct them and import the file again.",
         "Kies waarvoor de toestemming geldt.": "Choose what the consent is for.",
     }
 )
