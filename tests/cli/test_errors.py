@@ -209,3 +209,23 @@ def test_a_bsn_typed_into_any_value_is_masked_in_errors(
         args += [value] if param.param_type_name == "argument" else [param.opts[0], value]
     result = runner.invoke(app, args + ONCE.get(path, []), input="a long enough password 123\n")
     assert TYPED_BSN not in (result.stderr or ""), (args, result.stderr)
+
+
+def test_a_bad_setting_is_named_as_it_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not pydantic's "1 validation error for Settings / environment"."""
+    monkeypatch.setenv("TERUGKEER_ENVIRONMENT", "foo")
+    get_settings.cache_clear()
+    try:
+        result = _check(["reconcile"])
+    finally:
+        get_settings.cache_clear()
+    assert "setting TERUGKEER_ENVIRONMENT: Input should be 'development'" in result.stderr
+    assert "validation error" not in result.stderr
+
+
+def test_burst_decision_errors_go_to_standard_error(database: Any, upgraded: str) -> None:
+    database(upgraded)
+    for decision in ("confirm", "void"):
+        result = _check(["notify", "burst", decision, "987654", "--by", "operator"])
+        assert "no burst alert with id [987654]" in result.stderr
+        assert result.stdout == ""

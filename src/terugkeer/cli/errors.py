@@ -130,6 +130,9 @@ def describe(e: BaseException) -> CommandFailed:
     if isinstance(e, OSError) and e.filename is not None:
         reason = e.strerror or type(e).__name__
         return CommandFailed([f"cannot use {e.filename}: {reason}"])
+    settings = _settings_problem(e)
+    if settings is not None:
+        return CommandFailed([settings, "see docs/operations.md for the TERUGKEER_* settings"])
     if isinstance(e, _expected_types()):
         text = getattr(e, "message", None) or str(e) or type(e).__name__
         return CommandFailed(str(text).strip().splitlines()[:2])
@@ -140,6 +143,18 @@ def describe(e: BaseException) -> CommandFailed:
         ],
         EXIT_INTERNAL,
     )
+
+
+def _settings_problem(e: BaseException) -> str | None:
+    """A bad ``TERUGKEER_*`` variable, named as the operator set it (pydantic's own text
+    names the model and the field: "1 validation error for Settings / environment")."""
+    from pydantic import ValidationError
+
+    if not isinstance(e, ValidationError) or e.title != "Settings":
+        return None
+    first = e.errors()[0]
+    name = "TERUGKEER_" + "_".join(str(part) for part in first["loc"]).upper()
+    return f"setting {name}: {first['msg']}"
 
 
 def _command_path(tb: TracebackType | None, fallback: str) -> str:

@@ -98,7 +98,7 @@ def _decide(alert_id: int, by: str, confirm: bool, runner: Actor) -> None:
     try:
         done = decide_burst(make_engine(), alert_id, confirm=confirm, by=by, actor=runner)
     except BurstError as e:
-        out.print(f"[red]{e}[/red]")
+        err.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from e
     if confirm:
         out.print(
