@@ -52,7 +52,6 @@ from terugkeer.detention.tables import detention_periods, feed_events, period_of
 from terugkeer.migrations import upgrade
 from terugkeer.synth import generate
 
-
 TARGET = 0.3  # issue 12: the feed layer at least 0.3 of the minimal correct store's speed
 
 

@@ -30,3 +30,13 @@ ActivityId = Annotated[int, Path(ge=1, le=MAX_ID, description="the id of the act
 
 def out_of_range_day(value: date | None) -> bool:
     return value is not None and not FIRST_DAY <= value <= LAST_DAY
+
+
+def form_day(text: str | None) -> date | None:
+    """A date typed into a form as YYYY-MM-DD, within the years the stores hold; None when
+    empty or not such a date."""
+    try:
+        day = date.fromisoformat(text or "")
+    except ValueError:
+        return None
+    return None if out_of_range_day(day) else day

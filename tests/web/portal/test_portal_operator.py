@@ -268,14 +268,20 @@ def test_dead_letter_retry_reconciliation_and_backfill(engine: Engine, portal: P
         assert (
             conn.execute(select(obligations.c.id).where(obligations.c.id == gone)).first() is None
         )
-    bad = operator.get("/portaal/beheer/alsnog-verzenden", params={"sinds": "31-01-2025"})
-    assert bad.status_code == 400
-    assert 'aria-invalid="true"' in bad.text
+    for wrong in ("31-01-2025", "2999-01-01"):  # not a date, and tomorrow or later
+        bad = operator.get("/portaal/beheer/alsnog-verzenden", params={"sinds": wrong})
+        assert bad.status_code == 400
+        assert 'aria-invalid="true"' in bad.text
     token = csrf_token(preview.text)
+    future = operator.post(
+        "/portaal/beheer/alsnog-verzenden", data={"csrf_token": token, "sinds": "2999-01-01"}
+    )
+    assert future.status_code == 400
     result = operator.post(
         "/portaal/beheer/alsnog-verzenden", data={"csrf_token": token, "sinds": "2025-01-01"}
     )
     assert result.status_code == 200
+    assert "Wat ontbrak sinds 1 januari 2025 is aangemaakt" in result.text
     assert re.search(r"Aangemaakt</dt><dd>1<", result.text)
     assert audited(engine, "operator-repair", "create", "notice") == 1
     assert audited(engine, "operator-repair", "update", "delivery") == 1

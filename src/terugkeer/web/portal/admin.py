@@ -28,7 +28,7 @@ TOKENS = "/portaal/api-sleutels"
 PURPOSE = "account administration"
 # a name is part of the addresses of its pages (accounts.valid_name)
 NAME_HINT = "Vul een naam in van 1 tot 100 tekens, zonder schuine streep (/)."
-PASSWORD_HINT = "Het wachtwoord moet ten minste 12 tekens hebben, waarvan 5 verschillende."
+TOO_WEAK = "Het wachtwoord moet ten minste 12 tekens hebben, waarvan 5 verschillende."
 T = TypeVar("T")
 
 nav(
@@ -112,7 +112,7 @@ i18n.register(
         "Terug naar de accounts": "Back to the accounts",
         NAME_HINT: "Enter a name of 1 to 100 characters, without a slash (/).",
         "Kies een rol.": "Choose a role.",
-        PASSWORD_HINT: "The password needs at least 12 characters, at least 5 of them different.",
+        TOO_WEAK: "The password needs at least 12 characters, at least 5 of them different.",
         "Dat kan niet": "That is not possible",
         "Sleutel": "Token",
         "Gebruiker (naam)": "User (name)",
@@ -226,7 +226,7 @@ def _account_errors(naam: str, rol: str, gemeente: str, wachtwoord: str) -> dict
     elif Role(rol) not in SCOPED_ROLES and gemeente:
         errors["gemeente"] = "Deze rol heeft geen gemeente."
     if len(wachtwoord) < MIN_PASSWORD_LENGTH:
-        errors["wachtwoord"] = PASSWORD_HINT
+        errors["wachtwoord"] = TOO_WEAK
     return errors
 
 
@@ -254,7 +254,7 @@ def new_account_submit(
                 actor=_actor(principal),
             )
         except WeakPasswordError:
-            errors["wachtwoord"] = PASSWORD_HINT
+            errors["wachtwoord"] = TOO_WEAK
         except accounts.AccountError as e:
             if "exists" in str(e):
                 errors["naam"] = "Deze naam bestaat al."

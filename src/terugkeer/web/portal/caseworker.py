@@ -10,7 +10,6 @@ caseworker (404). Every read and change goes through ``reintegration.queries`` a
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
@@ -27,7 +26,7 @@ from terugkeer.security.actor import Actor
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.api.imports import MAX_FILE, run_import
 from terugkeer.web.auth import engine_of
-from terugkeer.web.params import FIRST_DAY, LAST_DAY, MAX_ID
+from terugkeer.web.params import MAX_ID, form_day
 from terugkeer.web.portal import i18n
 from terugkeer.web.portal.pages import messages, nav, page, pager, render, see_other
 
@@ -109,14 +108,6 @@ def _render(request: Request, name: str, title: str, **context: Any) -> HTMLResp
         case_statuses=CASE_STATUSES,
         **context,
     )
-
-
-def _day(text: str | None) -> date | None:
-    try:
-        day = date.fromisoformat(text or "")
-    except ValueError:
-        return None
-    return day if FIRST_DAY <= day <= LAST_DAY else None
 
 
 # --- lists ----------------------------------------------------------------------------------------
@@ -309,7 +300,7 @@ def consent(
     gemeente = _municipality(principal)
     chosen = tuple(dict.fromkeys(scope or ()))
     values = {"status": status, "datum": datum, "scope": chosen}
-    day = _day(datum)
+    day = form_day(datum)
     errors: dict[str, str] = {}
     if status not in dict(CONSENT_STATUSES):
         errors["status"] = "Kies of de toestemming is gegeven, geweigerd of ingetrokken."
@@ -421,7 +412,7 @@ def _record(
     for c in CONDITIONS:
         if not given[c.value]:
             errors[c.value] = "Kies een status."
-    as_of = _day(given["as_of"]) if given["as_of"] else None
+    as_of = form_day(given["as_of"]) if given["as_of"] else None
     if given["as_of"] and as_of is None:
         errors["as_of"] = "Vul de peildatum in als jjjj-mm-dd, bijvoorbeeld 2026-01-31."
     if not errors:

@@ -22,7 +22,7 @@ from terugkeer.notify.assurance.reconcile import ALERT_KINDS
 from terugkeer.security.roles import Permission, Principal
 from terugkeer.web.api import operations as ops
 from terugkeer.web.auth import engine_of
-from terugkeer.web.params import FIRST_DAY, LAST_DAY, MAX_ID
+from terugkeer.web.params import MAX_ID, form_day
 from terugkeer.web.portal import i18n
 from terugkeer.web.portal.pages import messages, nav, page, pager, render, see_other
 
@@ -420,14 +420,11 @@ def run_reconcile(request: Request, principal: Operator) -> RedirectResponse:
 # --- backfill -------------------------------------------------------------------------------------
 
 
-def _day(text: str | None) -> date | None:
-    if not text:
-        return None
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        return None
-    return day if FIRST_DAY <= day <= LAST_DAY else None
+def _since(text: str | None) -> date | None:
+    """The day a backfill looks back to: a date, not after today (what went missing since
+    tomorrow is nothing)."""
+    day = form_day(text)
+    return day if day is not None and day <= datetime.now(UTC).date() else None
 
 
 @router.get(f"{BASE}/alsnog-verzenden", response_class=HTMLResponse)
@@ -437,8 +434,10 @@ def backfill_form(
     sinds: Annotated[str | None, Query(max_length=10)] = None,
     pagina: Pagina = 1,
 ) -> HTMLResponse:
-    day = _day(sinds)
-    errors = {"sinds": "Vul een datum in als jjjj-mm-dd, bijvoorbeeld 2026-01-31."}
+    day = _since(sinds)
+    errors = {
+        "sinds": "Vul een datum tot en met vandaag in als jjjj-mm-dd, bijvoorbeeld 2026-01-31."
+    }
     if sinds and day is None:
         return _render(
             request,
@@ -474,10 +473,10 @@ def run_backfill(
     principal: Operator,
     sinds: Annotated[str, Form(max_length=10)] = "",
 ) -> HTMLResponse:
-    day = _day(sinds)
+    day = _since(sinds)
     if day is None:
         raise HTTPException(400)
     report = backfill(
         engine_of(request), ops.since_day(day), actor=ops.actor(principal, "completeness repair")
     )
-    return _render(request, "backfill_done", "Alsnog verzenden", report=report, sinds=sinds)
+    return _render(request, "backfill_done", "Alsnog verzenden", report=report, sinds=day)
