@@ -101,6 +101,18 @@ def test_leave_must_end_after_it_starts() -> None:
     assert error_of(json.dumps(message)).field == "leave_until"
 
 
+def test_a_correction_cannot_withdraw_itself() -> None:
+    """It would wait in quarantine for an event that can never come (unknown_event)."""
+    from terugkeer.detention.parse import parse_line_reference
+
+    line = json.dumps(msg("correction", "c1", 2, withdraws="c1"))
+    for parser in (parse_line, parse_line_reference):  # the fast path and the reference
+        with pytest.raises(FeedError) as refused:
+            parser(line)
+        assert (refused.value.reason, refused.value.field) == ("invalid_value", "withdraws")
+    assert parse(msg("correction", "c2", 2, withdraws="c1")).fields["withdraws"] == "c1"
+
+
 def test_reconviction_needs_no_period() -> None:
     message = msg(
         "reconviction",

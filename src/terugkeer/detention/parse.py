@@ -501,7 +501,7 @@ def _event(
 ) -> FeedEvent:
     """The event of a message whose fields passed their checks, after the checks across
     fields; an 8-digit BSN gets its leading zero, the hash and sort rank are derived."""
-    _cross_checks(kind, fields)
+    _cross_checks(kind, fields, event_id)
     return FeedEvent(
         event_id=event_id,
         source=source,
@@ -636,7 +636,15 @@ def validate_message(
     )
 
 
-def _cross_checks(kind: EventKind, fields: dict[str, Any]) -> None:
+def _cross_checks(kind: EventKind, fields: dict[str, Any], event_id: str) -> None:
+    if kind is EventKind.CORRECTION and fields["withdraws"] == event_id:
+        # it would wait for itself in quarantine for ever (unknown_event)
+        raise FeedError(
+            "invalid_value",
+            "field [withdraws] names this correction itself",
+            field="withdraws",
+            value=event_id,
+        )
     if kind is EventKind.LEAVE_GRANTED and fields["leave_until"] <= fields["leave_from"]:
         raise FeedError(
             "invalid_value",
