@@ -46,9 +46,11 @@ def test_pages_show_the_municipalitys_cases_and_refuse_others(
     elsewhere = case_ids(engine, OTHER)[0]
     worker = portal(Role.CASEWORKER, name="nazorg-ams")
     assert 'href="/portaal/casussen"' in worker.get("/portaal/").text  # on the start page
-    upcoming = worker.get("/portaal/casussen", params={"weken": 52})
+    upcoming = worker.get("/portaal/casussen", params={"weken": 26})
     assert upcoming.status_code == 200  # the planned release in 2025 lies in the past: empty
     assert "niemand terug" in upcoming.text
+    for weeks in (1, 52):  # the form's choices are 2 to 26 weeks (docs/portal.md)
+        assert worker.get("/portaal/casussen", params={"weken": weeks}).status_code == 400
     listed = worker.get("/portaal/casussen/alle").text
     assert (
         listed.count('href="/portaal/casussen/') - listed.count('href="/portaal/casussen/alle') >= 3

@@ -117,7 +117,7 @@ def _render(request: Request, name: str, title: str, **context: Any) -> HTMLResp
 def upcoming(
     request: Request,
     principal: Reader,
-    weken: Annotated[int, Query(ge=1, le=52)] = 6,
+    weken: Annotated[int, Query(ge=2, le=26)] = 6,  # the form offers 2 to 26
     pagina: Pagina = 1,
 ) -> HTMLResponse:
     gemeente = _municipality(principal)
