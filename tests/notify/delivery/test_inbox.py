@@ -279,8 +279,9 @@ def test_inbox_and_ack_from_the_command_line(cli_db: Engine) -> None:
     acked = runner.invoke(app, ["notify", "ack", str(notice["id"]), "--by", "j.jansen"])
     assert acked.exit_code == 0, acked.output
     assert f"notice {notice['id']} acknowledged by j.jansen" in acked.stdout
-    assert runner.invoke(app, ["notify", "ack", str(notice["id"]), "--by", "x"]).exit_code == 1
-    assert runner.invoke(app, ["notify", "ack", "999999", "--by", "x"]).exit_code == 1
+    # acknowledged already, and unknown: expected errors, exit 2 as the error contract says
+    assert runner.invoke(app, ["notify", "ack", str(notice["id"]), "--by", "x"]).exit_code == 2
+    assert runner.invoke(app, ["notify", "ack", "999999", "--by", "x"]).exit_code == 2
     bad = runner.invoke(app, ["notify", "inbox", "--recipient-kind", "x", "--recipient", "y"])
     assert bad.exit_code == 2
 
