@@ -27,7 +27,7 @@ from terugkeer.reintegration.importing import (
     import_cases,
     import_screenings,
 )
-from terugkeer.reintegration.safety import BSN_IN_TEXT
+from terugkeer.reintegration.safety import BSN_AS_REFERENCE, BSN_IN_TEXT
 from terugkeer.reintegration.sheets import detect_encoding
 from terugkeer.reintegration.tables import (
     activities,
@@ -815,7 +815,8 @@ def test_spreadsheet_formulas_and_bsns(consenting: Engine, tmp_path: Path) -> No
     # nor is a BSN stored as a provider or a programme, which the steering figures show
     text_rows = [
         "NZ-001;A10;apply_id;999993653;01-02-2025;;;;;",
-        "NZ-001;A11;apply_id;Gemeente;01-02-2025;;;;;999993653",
+        "NZ-001;A11;apply_id;Gemeente;01-02-2025;;;;;999 993 653",  # in groups, too
+        "NZ-001;999.993.653;apply_id;Gemeente;01-02-2025;;;;;",
     ]
     report = import_activities(
         consenting, write(tmp_path / "t.csv", ACTIVITIES_HEADER, text_rows), municipality=GM,
@@ -824,7 +825,9 @@ def test_spreadsheet_formulas_and_bsns(consenting: Engine, tmp_path: Path) -> No
     assert [(e.row, e.column, e.reason) for e in report.errors] == [
         (2, "aanbieder", BSN_IN_TEXT),
         (3, "programma", BSN_IN_TEXT),
+        (4, "activiteitnummer", BSN_AS_REFERENCE),
     ]
+    assert {e.value for e in report.errors} == {"******653"}  # never shown, however written
 
 
 def test_excel_s_guard_on_a_case_reference_in_the_activity_file(

@@ -6,6 +6,8 @@ that it is never carried into reports in clear."""
 
 from __future__ import annotations
 
+import re
+
 from terugkeer.domain.bsn import is_valid_bsn
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -27,7 +29,16 @@ def inert(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_START) else value
 
 
+# a space, dot, dash or no-break space between two digits: how a BSN is written in groups
+GROUP_SEPARATOR = re.compile(r"(?<=\d)[ .\-\u00a0](?=\d)")
+
+
+def bsn_digits(text: str) -> str:
+    """``text`` without the separators of a number written in groups (``999 993 653``)."""
+    return GROUP_SEPARATOR.sub("", text.strip())
+
+
 def looks_like_bsn(text: str) -> bool:
-    """A reference that is a BSN (9 digits passing the 11-proef)."""
-    t = text.strip()
+    """A cell that is a BSN: 9 digits passing the 11-proef, also written in groups."""
+    t = bsn_digits(text)
     return len(t) == 9 and t.isdigit() and is_valid_bsn(t)

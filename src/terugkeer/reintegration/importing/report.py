@@ -1,7 +1,8 @@
 """What an import reports: its counts and every bad row (row, column, value, reason, sorted by
 row), as text and as ``<file>.errors.csv`` beside the file. Any 9-digit number that passes the
-11-proef appears only masked (its last three digits), whatever the column; a cell of the error
-file that a spreadsheet would read as a formula is written with a leading apostrophe."""
+11-proef appears only masked (its last three digits), whatever the column, also a cell that is
+one written in groups (``999 993 653``, ``999.993.653``); a cell of the error file that a
+spreadsheet would read as a formula is written with a leading apostrophe."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from terugkeer.domain.bsn import mask, mask_bsns
 from terugkeer.reintegration import values
-from terugkeer.reintegration.safety import inert
+from terugkeer.reintegration.safety import bsn_digits, inert, looks_like_bsn
 from terugkeer.reintegration.sheets import Sheet
 
 MAX_REPORTED_ERRORS = 100_000  # a file that is wrong throughout: the first this many rows
@@ -129,8 +130,9 @@ class Collector:
             return
         name = self.sheet.name_of(column) if self.sheet is not None and column else column
         text = value if isinstance(value, str) else values.cell_text(value)
-        if column == "bsn" and text:
-            text = mask(values.cell_text(text))
+        if (column == "bsn" and text) or looks_like_bsn(text):
+            # a BSN column always; another cell that is a BSN, in groups or not
+            text = mask(values.cell_text(bsn_digits(text)))
         text = mask_bsns(text)
         if len(text) > 80:
             text = text[:77] + "..."
