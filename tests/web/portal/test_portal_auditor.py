@@ -7,12 +7,14 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from terugkeer.security.actor import Actor
 from terugkeer.security.roles import Role
 from terugkeer.security.tables import audit_log
+from terugkeer.web.portal.auditor import chain_text
 from terugkeer.web.portal.i18n import ZONE
 
 Portal = Callable[..., TestClient]
@@ -88,3 +90,34 @@ def test_the_chain_check(engine: Engine, portal: Portal) -> None:
     assert re.search(r"Aantal gecontroleerde regels</dt>\s*<dd>([\d.]+)</dd>", checked.text)[
         1
     ].replace(".", "") == str(entries)  # type: ignore[index]
+    # what the check finds is said in Dutch on this page (English on request)
+    assert "er is geen controlepunt: een weggehaald laatste deel" in checked.text
+    assert "no checkpoint" not in checked.text
+    english = client.get("/portaal/auditlog/verificatie", params={"nu": "1", "lang": "en"})
+    assert "no checkpoint: a removed tail" in english.text
+
+
+@pytest.mark.parametrize(
+    "finding",
+    [
+        "does not follow the entry before it (removed or inserted rows)",
+        "content does not match its hash (changed)",
+        "has no key mark after marked entries (rewritten)",
+        "key mark does not match its hash (rewritten)",
+        "the log lacks entry 41 of the checkpoint of 2026-12-01 09:00 (40 entries then, 39 now):"
+        " entries were removed",
+        "differs from the checkpoint of 2026-12-01 09:00 (rewritten or removed entries)",
+        "marked under a key no longer configured, after the checkpoint",
+        "no checkpoint: a removed tail or an emptied log cannot be told from a short one; the"
+        " newest 3 entries are marked under a key no longer configured, with no newer entry to"
+        " vouch for them",
+    ],
+)
+def test_every_finding_of_the_chain_check_reads_in_dutch(finding: str) -> None:
+    """Each text security/audit.py.verify gives (a test of its own breaks the chain each way
+    on both stores: tests/security/test_audit.py), as the auditor's page shows it."""
+    dutch = chain_text(finding, "nl")
+    assert dutch is not None
+    for english in ("entry", "entries", "checkpoint", "hash (", "removed", "rewritten", "key"):
+        assert english not in dutch, dutch
+    assert chain_text(finding, "en") == finding

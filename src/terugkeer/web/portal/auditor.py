@@ -4,6 +4,7 @@ and the check of the hash chain (``security.audit.verify``, as ``/api/v1/auditlo
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
 
@@ -187,4 +188,65 @@ def check_page(
 ) -> Response:
     """The chain check runs when asked (it reads the whole log)."""
     report = audit.verify(request.app.state.engine) if nu == "1" else None
-    return render(request, "auditor/check.html", title="Controle van het logboek", report=report)
+    return render(
+        request,
+        "auditor/check.html",
+        title="Controle van het logboek",
+        report=report,
+        problem=chain_text(report.problem, i18n.language(request)) if report else None,
+        warning=chain_text(report.warning, i18n.language(request)) if report else None,
+    )
+
+
+# The chain check's findings (security/audit.py, in English for the command line and the API),
+# in plain Dutch for this page; English on request. A finding not listed stays as it is.
+_CHAIN_DUTCH = [
+    (
+        r"does not follow the entry before it \(removed or inserted rows\)",
+        "sluit niet aan op de regel ervoor: er zijn regels weggehaald of tussengevoegd",
+    ),
+    (r"content does not match its hash \(changed\)", "de inhoud past niet bij de hash: gewijzigd"),
+    (
+        r"has no key mark after marked entries \(rewritten\)",
+        "heeft geen sleutelmerk, terwijl eerdere regels er een hebben: herschreven",
+    ),
+    (
+        r"key mark does not match its hash \(rewritten\)",
+        "het sleutelmerk past niet bij de hash: herschreven",
+    ),
+    (
+        r"the log lacks entry (\d+) of the checkpoint of (.+) \((\d+) entries then, (\d+) now\):"
+        r" entries were removed",
+        r"het logboek mist regel \1 van het controlepunt van \2 (\3 regels toen, \4 nu):"
+        r" er zijn regels weggehaald",
+    ),
+    (
+        r"differs from the checkpoint of (.+) \(rewritten or removed entries\)",
+        r"wijkt af van het controlepunt van \1: regels herschreven of weggehaald",
+    ),
+    (
+        r"marked under a key no longer configured, after the checkpoint",
+        "gemerkt met een sleutel die niet meer is ingesteld, na het controlepunt",
+    ),
+    (
+        r"no checkpoint: a removed tail or an emptied log cannot be told from a short one",
+        "er is geen controlepunt: een weggehaald laatste deel of een leeggemaakt logboek is niet"
+        " te onderscheiden van een kort logboek",
+    ),
+    (
+        r"; the newest (\d+) entries are marked under a key no longer configured, with no newer"
+        r" entry to vouch for them",
+        r"; de nieuwste \1 regels zijn gemerkt met een sleutel die niet meer is ingesteld, en"
+        r" geen nieuwere regel staat ervoor in",
+    ),
+]
+
+
+def chain_text(text: str | None, lang: str) -> str | None:
+    """A finding of the chain check as this page shows it: in Dutch, unless English was
+    asked for."""
+    if text is None or lang == "en":
+        return text
+    for english, dutch in _CHAIN_DUTCH:
+        text = re.sub(english, dutch, text)
+    return text
