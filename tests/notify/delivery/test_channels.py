@@ -223,7 +223,7 @@ def test_email_says_there_is_a_notice_with_its_reference_and_link_and_nothing_pe
     assert msg["Subject"] == "terugkeer: melding 42 (einde detentie)"
     assert msg["X-Terugkeer-Idempotency-Key"] == notice.idempotency_key
     body = msg.get_payload(decode=True).decode()  # type: ignore[union-attr]
-    assert "https://terugkeer.example/meldingen/42" in body
+    assert "https://terugkeer.example/portaal/meldingen/42" in body
     assert "Kenmerk:      42" in body
     assert "te laat" in body
     # no period reference, no rule facts, no person: only that there is a notice

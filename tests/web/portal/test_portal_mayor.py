@@ -193,3 +193,33 @@ def test_a_nul_in_a_form_or_the_address_and_a_body_too_large_are_pages(
     # the API still answers problem+json
     api = client.get("/api/v1/meldingen?ontvanger=%00")
     assert (api.status_code, api.headers["content-type"]) == (400, "application/problem+json")
+
+
+def test_the_link_in_a_notice_e_mail_opens_the_notice_in_the_portal(
+    engine: Engine, portal: Portal
+) -> None:
+    """The e-mail says only that there is a notice, with a link; the link must lead to it
+    (it led to /meldingen/N, a 404, where the portal serves /portaal/meldingen/N)."""
+    from urllib.parse import urlsplit
+
+    from terugkeer.notify.delivery.channels.email import compose
+    from tests.notify.delivery.test_channels import make_notice
+
+    own, _ = notices(engine)
+    message = compose(
+        make_notice(obligation_id=own, channel="email", address="oov@gemeente.example"),
+        "terugkeer@justid.example",
+        "https://terugkeer.example",
+    )
+    body = message.get_content()
+    link = re.search(r"https://terugkeer\.example(\S+)", body)
+    assert link is not None, body
+    path = urlsplit(link[1]).path
+    client = portal(Role.MAYOR_OFFICE)
+    page = client.get(path)
+    assert page.status_code == 200, path
+    assert "mayor.release" in page.text
+    # not signed in: the sign-in page, and back to the notice after it
+    signed_out = portal().get(path, follow_redirects=False)
+    assert signed_out.status_code == 303
+    assert "volgende=" in signed_out.headers["location"]

@@ -32,7 +32,10 @@ KEY_HEADER = "X-Terugkeer-Idempotency-Key"  # the delivery's key, as the webhook
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-__all__ = ["EmailChannel", "SmtpSettings", "compose"]
+__all__ = ["NOTICE_PAGE", "EmailChannel", "SmtpSettings", "compose"]
+
+# The portal's page of a notice (web/portal/mayor.py, INBOX); a test follows the link there.
+NOTICE_PAGE = "/portaal/meldingen"
 
 
 def compose(notice: Notice, sender: str, portal_url: str) -> EmailMessage:
@@ -41,7 +44,7 @@ def compose(notice: Notice, sender: str, portal_url: str) -> EmailMessage:
         raise DeliveryError(False, "e-mail: the endpoint has no valid address")
     what = NOTICE_NL.get(notice.notice, notice.notice)
     subject = SUBJECT_NL.get(notice.subject, notice.subject)
-    link = f"{portal_url.rstrip('/')}/meldingen/{notice.obligation_id}"
+    link = f"{portal_url.rstrip('/')}{NOTICE_PAGE}/{notice.obligation_id}"
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = notice.address
