@@ -188,6 +188,7 @@ def started(engine: Engine, actor: Actor | None, job: str, details: dict[str, An
     who = actor or Actor.system("notify", f"delivery {job}")
     with engine.begin() as conn:
         who.job(conn, job, "start", details)
+    log.info("delivery job started", job=job, **details)  # it runs for weeks: its start is logged
 
 
 def run_worker_process(

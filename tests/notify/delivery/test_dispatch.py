@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from sqlalchemy import Engine, insert, select, update
 from typer.testing import CliRunner
 
 from terugkeer.cli import app
+from terugkeer.config import get_settings
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.notify.delivery.channels import Channel
 from terugkeer.notify.delivery.channels.portal import PortalChannel
@@ -530,10 +532,15 @@ def test_worker_once_and_dispatch_once_from_the_command_line(cli_db: Engine) -> 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["delivered"] == 3
     feed(cli_db, msg("escape", "e2", 20))
+    tee = Path(get_settings().log_tee or "")  # the test run's copy of every log line
+    start = tee.stat().st_size
     result = runner.invoke(app, ["worker", "--once"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["delivered"] >= 1
     assert obligation(cli_db, "mayor.escape").status == "delivered"
+    with tee.open(encoding="utf-8") as fh:  # one process runs for weeks too: its start is logged
+        fh.seek(start)
+        assert re.search(r"delivery job started.*job=worker.*processes=1", fh.read())
 
 
 def test_several_processes_need_postgresql(cli_db: Engine) -> None:
