@@ -223,3 +223,16 @@ def test_the_link_in_a_notice_e_mail_opens_the_notice_in_the_portal(
     signed_out = portal().get(path, follow_redirects=False)
     assert signed_out.status_code == 303
     assert "volgende=" in signed_out.headers["location"]
+
+
+def test_a_page_beyond_the_last_says_so_and_links_back(engine: Engine, portal: Portal) -> None:
+    """Not "Er zijn geen meldingen." when there are some, on earlier pages."""
+    notices(engine)
+    client = portal(Role.MAYOR_OFFICE)
+    beyond = client.get("/portaal/meldingen", params={"pagina": 5})
+    assert beyond.status_code == 200
+    assert "Deze pagina is er niet: de lijst heeft 1 pagina." in beyond.text
+    assert 'href="/portaal/meldingen?pagina=1"' in beyond.text
+    assert "Er zijn geen meldingen." not in beyond.text
+    first = client.get("/portaal/meldingen")
+    assert "Deze pagina is er niet" not in first.text

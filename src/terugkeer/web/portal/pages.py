@@ -154,6 +154,14 @@ def url_with(request: Request, **changes: Any) -> str:
 # messages shown once after an action (a redirect with ?bericht=<key>); only known keys
 MESSAGES: dict[str, str] = {"uitgelogd": "U bent uitgelogd."}
 i18n.register({"U bent uitgelogd.": "You have signed out."})
+i18n.register(
+    {
+        "Deze pagina is er niet: de lijst heeft": "This page does not exist: the list has",
+        "pagina's.": "pages.",
+        "pagina.": "page.",
+        "Naar de laatste pagina": "To the last page",
+    }
+)
 
 
 def messages(entries: Mapping[str, str]) -> None:
@@ -253,6 +261,11 @@ class Pager:
     @property
     def has_next(self) -> bool:
         return self.number < self.pages
+
+    @property
+    def past_end(self) -> bool:
+        """A page beyond the last (a link kept while the list shrank, a typed number)."""
+        return self.total > 0 and self.number > self.pages
 
     def with_total(self, total: int) -> Pager:
         return Pager(self.number, self.size, total)
