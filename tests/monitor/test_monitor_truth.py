@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
@@ -128,6 +129,25 @@ def test_report_and_extract(store: tuple[Engine, Path], tmp_path: Path) -> None:
         for col in ("op_orde", "niet_op_orde", "onbekend", "personen", "recidivisten"):
             if col in table:
                 assert (table[col].dropna() >= 10).all()
+    # the curves' intervals give no count away: inverted as an attacker would (the
+    # Greenwood variance from the log(-log) interval, and each step's drop), every step
+    # between two published points holds at least k events
+    curves = pd.read_csv(tmp_path / "report" / "km_curves.csv")
+    steps = 0
+    for _, c in curves.groupby(["indeling", "group"]):
+        assert c["days"].is_monotonic_increasing
+        s = 1.0 - c["cumulative"].to_numpy()
+        lower_s = 1.0 - c["upper"].to_numpy()
+        sigma = (np.log(-np.log(lower_s)) - np.log(-np.log(s))) / 1.959964
+        greenwood = (sigma * np.log(s)) ** 2  # the sum of d / (n (n - d)) up to each point
+        s, greenwood = np.r_[1.0, s], np.r_[0.0, greenwood]  # from the start: nobody yet
+        q = 1.0 - s[1:] / s[:-1]
+        drops = q > 0  # a point where the curve does not drop holds no event
+        n = q[drops] / ((1.0 - q[drops]) * np.diff(greenwood)[drops])
+        events = q[drops] * n
+        assert (events >= 10 - 0.5).all(), events.min()
+        steps += len(events)
+    assert steps > 0
     actor = Actor.cli("onderzoeker", "test extract")
     result = write_extract(
         engine, tmp_path / "x.csv", actor=actor, cutoff=CUTOFF, keys="k1:0123456789abcdef0123"

@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 from sqlalchemy import Engine
 
@@ -93,15 +94,16 @@ def _curves(
     data: MonitorData, cols: pd.DataFrame, k: int, lag: int
 ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
     """Kaplan-Meier curves of general recidivism by release year and by conditions at release,
-    drawn only while at least ``k`` are at risk, for groups of at least ``k``; and the numbers
-    at risk at a few points, rounded to tens (shown only where at least ``k``)."""
+    drawn only while at least ``k`` are at risk, for groups of at least ``k``, each published
+    step holding at least ``k`` events (:func:`steps_of_k_events`); and the numbers at risk at
+    a few points, rounded to tens (shown only where at least ``k``)."""
     fu = followup(data, CRITERION["general"], lag)
     out, risk = {}, {}
     for dim in ("year", "conditions_release", "in_order_release"):
         groups = cols.loc[fu.index, dim]
         curves = curve_table(fu, groups)
         sizes = curves.groupby("group")["at_risk"].transform("max")
-        out[dim] = curves[(curves["at_risk"] >= k) & (sizes >= k)]
+        out[dim] = steps_of_k_events(curves[(curves["at_risk"] >= k) & (sizes >= k)], k)
         time = fu["time"].to_numpy(float)
         table = {}
         for group in sorted(set(out[dim]["group"])):
@@ -112,6 +114,24 @@ def _curves(
             table, orient="index", columns=list(AT_RISK_POINTS), dtype=object
         )
     return out, risk
+
+
+def steps_of_k_events(curves: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Of each group's curve (rows in time order), only the points by which at least ``k``
+    events have happened since the point before. A curve drawn at every event time gives its
+    counts away: from the interval's (Greenwood) variance and the drop of each step, the
+    numbers at risk and the events of that day follow exactly, single reconvictions included.
+    Between two published points now lie at least ``k`` events, and what the points give
+    back is their sum."""
+    keep = np.zeros(len(curves), dtype=bool)
+    events = curves["events"].to_numpy()
+    for rows in curves.groupby("group", sort=False).indices.values():
+        since = 0
+        for i in rows:
+            since += int(events[i])
+            if since >= k:
+                keep[i], since = True, 0
+    return curves[keep]
 
 
 def _pct(value: Any) -> str:
