@@ -10,6 +10,7 @@ import pytest
 
 from terugkeer.mkba import analysis, discount, effect, params, reference, scenario
 from terugkeer.mkba.discount import F64
+from terugkeer.mkba.errors import MkbaError
 from terugkeer.mkba.model import ITEMS, PERSPECTIVES, SIGNS, SOCIETY, simulate
 
 
@@ -267,3 +268,25 @@ def test_a_jji_scenario_uses_the_juvenile_parameters() -> None:
     i = ITEMS.index("detention")
     assert b.items[0, i] == pytest.approx(2 * a.items[0, i])
     assert day > prep.params["prison_day_adult"].value
+
+
+@pytest.mark.parametrize(
+    ("value", "ci95"), [(2.5, None), (1.2, [1.1, 3.0])]  # the value, or its interval's top
+)
+def test_a_relative_risk_that_takes_the_chance_past_1_is_refused(
+    value: float, ci95: list[float] | None
+) -> None:
+    """It was clipped into a hazard ratio of 43 and a benefit-cost ratio of -26."""
+    eff: dict[str, object] = {"measure": "relative_risk", "value": value, "source": "test"}
+    if ci95:
+        eff |= {"distribution": "lognormal", "ci95": ci95}
+    data = {
+        "name": "rr-test",
+        "title": "RR",
+        "effect": eff,
+        "costs": {"value": 2000.0, "unit": "EUR/deelnemer", "price_year": 2016, "source": "t"},
+    }
+    with pytest.raises(MkbaError, match="must stay below 1"):
+        analysis.prepare(scenario.parse(data))
+    data["effect"] = {"measure": "relative_risk", "value": 0.9, "source": "test"}
+    assert analysis.prepare(scenario.parse(data)).params["effect"].value == 0.9

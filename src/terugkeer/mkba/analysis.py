@@ -98,7 +98,23 @@ def prepare(
     shares = sum(chosen[f"share_{c}"].value for c in CATEGORIES)
     if abs(shares - 1) > 1e-6:
         raise MkbaError(f"the offence shares add up to {shares:.4f}, not 1")
+    _check_relative_risk(setup.effect_measure, chosen["effect"], chosen["reconviction_2y"].value)
     return prep
+
+
+def _check_relative_risk(measure: str, eff: params.Param, p0: float) -> None:
+    """A relative risk multiplies the two-year chance ``p0``: one that takes it to 1 or
+    beyond (the value or its interval's upper bound) describes no possible programme, and
+    the model would clip it into a meaningless hazard ratio."""
+    if measure != "relative_risk":
+        return
+    top = max(eff.value, eff.high or eff.value)
+    if top * p0 >= 1:
+        raise MkbaError(
+            f"scenario: a relative risk of {top:g} on a two-year reconviction chance of"
+            f" {p0:.3f} gives a chance of {top * p0:.2f}; it must stay below 1"
+            f" (below {1 / p0:.2f})"
+        )
 
 
 def _use_monitor(prep: Prepared, found: Any) -> None:
