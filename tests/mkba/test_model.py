@@ -271,7 +271,8 @@ def test_a_jji_scenario_uses_the_juvenile_parameters() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "ci95"), [(2.5, None), (1.2, [1.1, 3.0])]  # the value, or its interval's top
+    ("value", "ci95"),
+    [(2.5, None), (1.2, [1.1, 3.0])],  # the value, or its interval's top
 )
 def test_a_relative_risk_that_takes_the_chance_past_1_is_refused(
     value: float, ci95: list[float] | None
