@@ -6,7 +6,6 @@ real CLI on each store, each test ending with `terugkeer audit verify`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -45,13 +44,12 @@ GM = "GM0363"
 
 
 @pytest.fixture
-def cli_db(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setenv("TERUGKEER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+def cli_db(cli_db: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The shared command-line store (tests/conftest.py), with no actor in the environment."""
     for name in ("TERUGKEER_ACTOR", "TERUGKEER_USER"):
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
-    yield engine
-    get_settings.cache_clear()
+    return cli_db
 
 
 def mark(engine: Engine) -> int:

@@ -4,7 +4,6 @@ line, exit 2) and with one (a file with the key id and an audit row)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,11 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def cli_db(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setenv("TERUGKEER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+def cli_db(cli_db: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The shared command-line store (tests/conftest.py), with no extract keys configured."""
     monkeypatch.delenv("TERUGKEER_MONITOR_EXTRACT_KEYS", raising=False)
     get_settings.cache_clear()
-    yield engine
-    get_settings.cache_clear()
+    return cli_db
 
 
 def feed(engine: Engine, tmp_path: Path) -> None:

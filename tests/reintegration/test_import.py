@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from terugkeer.cli import app
-from terugkeer.config import get_settings
 from terugkeer.detention.ingest import ingest_text
 from terugkeer.detention.tables import detention_periods
 from terugkeer.reintegration import values
@@ -334,11 +332,9 @@ def test_xlsx(periods: Engine, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli_db(periods: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setenv("TERUGKEER_DATABASE_URL", periods.url.render_as_string(hide_password=False))
-    get_settings.cache_clear()
-    yield periods
-    get_settings.cache_clear()
+def cli_db(periods: Engine, cli_db: Engine) -> Engine:
+    """The shared command-line store (tests/conftest.py), holding the two periods' cases."""
+    return cli_db
 
 
 def test_cli(cli_db: Engine, tmp_path: Path) -> None:
