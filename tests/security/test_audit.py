@@ -20,7 +20,9 @@ from terugkeer.notify.worker import CHECKS, run_checks
 from terugkeer.security import audit
 from terugkeer.security.crypto import FieldCipher, generate_key, parse_keys
 from terugkeer.security.roles import Principal, Role
+from terugkeer.web.portal.auditor import chain_text
 from tests.plans import assert_served_by, statements
+from tests.web.portal.test_portal_auditor import assert_dutch
 
 STORES = pytest.mark.parametrize("empty_database_url", ["sqlite", "postgresql"], indirect=True)
 
@@ -61,6 +63,7 @@ def test_the_chain_verifies_and_finds_a_change(fresh: Engine) -> None:
     broken = audit.verify(fresh)
     assert (broken.ok, broken.first_bad_id) == (False, 3)
     assert "changed" in (broken.problem or "")
+    assert_dutch(chain_text(broken.problem, "nl"))
 
 
 @STORES
@@ -111,6 +114,7 @@ def checkpointed(engine: Engine, path: Path, n: int = 6) -> None:
 def broken(engine: Engine, path: Path) -> str:
     report = audit.verify(engine, checkpoint_file=path)
     assert not report.ok
+    assert_dutch(chain_text(report.problem, "nl"))  # the auditor's page says it in Dutch
     return report.problem or ""
 
 
@@ -170,6 +174,7 @@ def test_rewriting_with_recomputed_hashes_is_found(fresh: Engine, tmp_path: Path
     report = audit.verify(fresh, checkpoint_file=path)
     assert (report.ok, report.first_bad_id) == (False, 3)
     assert "key mark" in (report.problem or "")
+    assert_dutch(chain_text(report.problem, "nl"))
     # without the marks (made to look like entries from before marks): the checkpoint differs
     recompute(fresh, strip_marks=True)
     assert "differs from the checkpoint" in broken(fresh, path)
@@ -248,7 +253,9 @@ def test_a_forged_or_unverifiable_checkpoint_fails_and_a_new_key_takes_over(
     audit.write_checkpoint(fresh, path=path, cipher=k1)
     # the entries are marked with the development key, retired here: the checkpoint pins them
     assert audit.verify(fresh, k1, path).ok
-    assert "not configured" in (audit.verify(fresh, k2, path).problem or "")
+    retired = audit.verify(fresh, k2, path).problem
+    assert "not configured" in (retired or "")
+    assert_dutch(chain_text(retired, "nl"))
     audit.write_checkpoint(fresh, path=path, cipher=k2)
     assert audit.verify(fresh, k2, path).ok
     # a checkpoint written by someone without the key
@@ -256,7 +263,9 @@ def test_a_forged_or_unverifiable_checkpoint_fails_and_a_new_key_takes_over(
     line["entries"], line["last_id"] = 0, 0
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(line) + "\n")
-    assert "wrong signature" in (audit.verify(fresh, k2, path).problem or "")
+    forged = audit.verify(fresh, k2, path).problem
+    assert "wrong signature" in (forged or "")
+    assert_dutch(chain_text(forged, "nl"))
 
 
 @STORES

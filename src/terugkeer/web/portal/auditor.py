@@ -229,6 +229,28 @@ _CHAIN_DUTCH = [
         "gemerkt met een sleutel die niet meer is ingesteld, na het controlepunt",
     ),
     (
+        r"audit checkpoint file \[(.+)\] cannot be read: (.+)",
+        r"het bestand met controlepunten [\1] is niet te lezen: \2",
+    ),
+    (
+        r"audit checkpoint file \[(.+)\] line (\d+) is not JSON",
+        r"regel \2 van het bestand met controlepunten [\1] is geen JSON",
+    ),
+    (
+        r"audit checkpoint file \[(.+)\]: the last checkpoint is malformed",
+        r"het laatste controlepunt in [\1] is onvolledig of beschadigd",
+    ),
+    (
+        r"the last audit checkpoint in \[(.+)\] is signed with key \[(.*)\], which is not"
+        r" configured",
+        r"het laatste controlepunt in [\1] is ondertekend met sleutel [\2], die niet is"
+        r" ingesteld",
+    ),
+    (
+        r"the last audit checkpoint in \[(.+)\] has a wrong signature",
+        r"het laatste controlepunt in [\1] heeft een verkeerde handtekening",
+    ),
+    (
         r"no checkpoint: a removed tail or an emptied log cannot be told from a short one",
         "er is geen controlepunt: een weggehaald laatste deel of een leeggemaakt logboek is niet"
         " te onderscheiden van een kort logboek",
