@@ -30,7 +30,10 @@ def inert(value: str) -> str:
 
 
 # a space, dot, dash or no-break space between two digits: how a BSN is written in groups
-GROUP_SEPARATOR = re.compile(r"(?<=\d)[ .\-\u00a0](?=\d)")
+SEPARATOR = r"[ .\-\u00a0]"
+GROUP_SEPARATOR = re.compile(rf"(?<=\d){SEPARATOR}(?=\d)")
+# a whole line that is 9 digits, in groups or not (the fast reader's suspicion of a BSN)
+NINE_DIGITS_LINE = rf"[0-9](?:{SEPARATOR}?[0-9]){{8}}$"
 
 
 def bsn_digits(text: str) -> str:

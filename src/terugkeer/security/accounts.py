@@ -97,16 +97,16 @@ class NewUser:
     totp_uri: str | None  # to enrol the second factor; shown once
 
 
+DOTS = (".", "..")
+NAME_RULE = "1 to 100 printable characters, no slash (/), and not . or .."
+
+
 def valid_name(name: str) -> bool:
     """A user's or an API token's name: 1 to 100 printable characters, no slash, not ``.`` or
     ``..``. The name is part of web addresses (``/portaal/accounts/NAME``,
     ``/api/v1/tokens/NAME``): with a slash or as a dot segment it would lead elsewhere, and
     the account or token could not be managed there."""
     return 0 < len(name) <= 100 and name.isprintable() and "/" not in name and name not in DOTS
-
-
-DOTS = (".", "..")
-NAME_RULE = "1 to 100 printable characters, no slash (/), and not . or .."
 
 
 def add_user(

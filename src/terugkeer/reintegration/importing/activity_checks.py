@@ -20,6 +20,7 @@ from terugkeer.reintegration.safety import (
     BSN_AS_REFERENCE,
     BSN_IN_TEXT,
     FORMULA_REASON,
+    NINE_DIGITS_LINE,
     formula_like,
     looks_like_bsn,
 )
@@ -32,7 +33,7 @@ from terugkeer.reintegration.service import (
 _CACHE_LIMIT = 50_000  # distinct values a column's cache holds before it starts again
 _CENTS_COLUMN = re.compile(r"(?:[0-9]+,[0-9][0-9]\n)*")
 # a formula, or a BSN (also in groups: 999 993 653)? The row-by-row check decides
-_SUSPECT_REF = re.compile(r"^(?:[=+\-@\t\r]|[0-9](?:[ .\-\u00a0]?[0-9]){8}$)", re.MULTILINE)
+_SUSPECT_REF = re.compile(rf"^(?:[=+\-@\t\r]|{NINE_DIGITS_LINE})", re.MULTILINE)
 
 # A checked row: case id, type, condition, provider, start (date, as bound), end (date, as
 # bound), hours, cost, funder, programme, reference. Dates are bound as ISO text on SQLite and
